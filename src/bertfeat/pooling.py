@@ -1,0 +1,94 @@
+"""Pooling: from token vectors to one vector per text, and from stored vectors to features.
+
+Two halves, one vocabulary:
+
+* :func:`pool_stats` runs inside the encoder. For one layer's hidden states and the
+  attention mask it returns the *family* of statistics every pooling is built from:
+  the ``[CLS]`` (first token) vector, the masked mean and the masked max. Padding never
+  enters any of them.
+* :func:`combine_poolings` runs on stored statistics (no torch): it builds the pooling a
+  user asked for (``cls``, ``mean``, ``max``, ``mean_max``, ``first_last``) for each
+  selected layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "POOLINGS",
+    "STATS",
+    "pool_stats",
+    "pooling_width",
+    "build_pooling",
+]
+
+#: statistics stored per layer, in this order along the stats axis
+STATS = ("cls", "mean", "max")
+#: user-facing pooling names
+POOLINGS = ("cls", "mean", "max", "mean_max", "first_last", "pooler")
+#: the layer whose mean is averaged with the selected layer's mean for "first_last"
+FIRST_LAYER = 1
+
+
+def pool_stats(hidden, mask):
+    """Masked ``[CLS]``, mean and max of one layer's hidden states.
+
+    Parameters
+    ----------
+    hidden : torch.Tensor of shape (batch, tokens, dim)
+        One layer's hidden states (any float dtype; pooled in float32).
+    mask : torch.Tensor of shape (batch, tokens)
+        Attention mask, 1 for real tokens and 0 for padding.
+
+    Returns
+    -------
+    torch.Tensor of shape (batch, 3, dim), float32
+        ``[:, 0]`` the first token, ``[:, 1]`` the mean over real tokens, ``[:, 2]`` the
+        max over real tokens.
+    """
+    import torch
+
+    hidden = hidden.float()
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    counts = m.sum(dim=1).clamp(min=1.0)
+    mean = (hidden * m).sum(dim=1) / counts
+    neg = torch.finfo(hidden.dtype).min
+    mx = hidden.masked_fill(m == 0, neg).amax(dim=1)
+    return torch.stack((hidden[:, 0], mean, mx), dim=1)
+
+
+def pooling_width(pooling: str, hidden_size: int) -> int:
+    """Number of features one layer contributes for ``pooling``."""
+    return 2 * hidden_size if pooling == "mean_max" else hidden_size
+
+
+def build_pooling(stats: np.ndarray, pooling: str, first: np.ndarray | None = None) -> np.ndarray:
+    """Build the requested pooling from stored statistics of one layer.
+
+    Parameters
+    ----------
+    stats : ndarray of shape (n, 3, dim)
+        ``cls``, ``mean``, ``max`` statistics (see :data:`STATS`).
+    pooling : str
+        One of ``cls``, ``mean``, ``max``, ``mean_max``, ``first_last``.
+    first : ndarray of shape (n, 3, dim), optional
+        Statistics of the first transformer layer, required for ``first_last``.
+
+    Returns
+    -------
+    ndarray of shape (n, width), float32
+    """
+    if pooling == "cls":
+        return stats[:, 0]
+    if pooling == "mean":
+        return stats[:, 1]
+    if pooling == "max":
+        return stats[:, 2]
+    if pooling == "mean_max":
+        return np.concatenate((stats[:, 1], stats[:, 2]), axis=1)
+    if pooling == "first_last":
+        if first is None:
+            raise ValueError("pooling='first_last' needs the first layer's statistics")
+        return (first[:, 1] + stats[:, 1]) * np.float32(0.5)
+    raise ValueError(f"unknown pooling {pooling!r}")

@@ -1,0 +1,489 @@
+"""The feature store: pooled vectors of every computed layer, keyed by (fingerprint, text).
+
+Layout (all rows live in one diskcache ``Cache``; every key is a ``str``, every value is
+``bytes``, ``str`` or ``int`` -- nothing is ever pickled or unpickled):
+
+``{fp}/t/{text digest}``
+    Index row of one text: which block holds its vectors, at which row, how deep.
+``{fp}/b/{block id}/{layer}``
+    One encoder batch's statistics for one layer: float32 array (n, 3, hidden) behind a
+    small header (see :func:`encode_array`). Layer ``P`` holds the pooler output (n, hidden).
+``{fp}/model``
+    A JSON description of the model settings behind the fingerprint.
+``stats/{fp}/{hits|misses|encoded}``
+    Counters.
+
+Blocks keep writes cheap (one row per layer per batch instead of per text) and reads
+cheap (one small index row per text, then a few large block reads).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import uuid
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FeatureStore",
+    "default_cache_dir",
+    "encode_array",
+    "decode_array",
+    "text_digest",
+    "DEFAULT_SIZE_LIMIT",
+]
+
+#: default size limit of a store: 8 GiB, then the least recently stored rows go first
+DEFAULT_SIZE_LIMIT = 8 * 2**30
+_MAGIC = b"BFS1"
+_DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f2")}
+_DTYPE_CODES = {v: k for k, v in _DTYPES.items()}
+_INDEX = struct.Struct("<16sIHB")  # block id, row, depth, flags (1 pooler, 2 truncated)
+_READ_CHUNK = 2048
+
+
+class CorruptValue(ValueError):
+    """A stored value whose header or size does not match what was expected."""
+
+
+def default_cache_dir() -> Path:
+    """Per-user store directory; ``BERTFEAT_CACHE_DIR`` overrides it.
+
+    Returns
+    -------
+    Path
+        ``$BERTFEAT_CACHE_DIR``, else ``$XDG_CACHE_HOME/bertfeat``, else
+        ``~/.cache/bertfeat`` (``%LOCALAPPDATA%\\bertfeat`` on Windows).
+    """
+    env = os.environ.get("BERTFEAT_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "bertfeat"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "bertfeat"
+
+
+def text_digest(text: str) -> str:
+    """128-bit BLAKE2b digest of a text (lone surrogates included), as hex."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def encode_array(array: np.ndarray) -> bytes:
+    """Raw bytes of an array behind a header: magic, dtype code, ndim, shape."""
+    array = np.ascontiguousarray(array)
+    code = _DTYPE_CODES[array.dtype.newbyteorder("<")]
+    header = _MAGIC + struct.pack("<BB", code, array.ndim) + struct.pack(
+        f"<{array.ndim}I", *array.shape)
+    return header + array.astype(_DTYPES[code], copy=False).tobytes()
+
+
+def decode_array(blob: Any, trailing: tuple[int, ...]) -> np.ndarray:
+    """Inverse of :func:`encode_array`, checking the header against the expected shape.
+
+    Parameters
+    ----------
+    blob : bytes
+        Stored value.
+    trailing : tuple of int
+        Expected shape after the first axis.
+
+    Raises
+    ------
+    CorruptValue
+        If anything about the value is off.
+    """
+    if not isinstance(blob, (bytes, bytearray, memoryview)) or len(blob) < 6:
+        raise CorruptValue("value is not a bertfeat array")
+    blob = bytes(blob)
+    if blob[:4] != _MAGIC:
+        raise CorruptValue("bad magic")
+    code, ndim = struct.unpack_from("<BB", blob, 4)
+    if code not in _DTYPES or ndim != len(trailing) + 1:
+        raise CorruptValue("bad dtype or ndim")
+    shape = struct.unpack_from(f"<{ndim}I", blob, 6)
+    if tuple(shape[1:]) != tuple(trailing):
+        raise CorruptValue(f"shape {shape} does not end in {trailing}")
+    offset = 6 + 4 * ndim
+    dtype = _DTYPES[code]
+    if len(blob) - offset != int(np.prod(shape)) * dtype.itemsize:
+        raise CorruptValue("size does not match the header")
+    return np.frombuffer(blob, dtype=dtype, offset=offset).reshape(shape)
+
+
+def _safe_disk_class():
+    """A diskcache ``Disk`` that refuses to pickle or unpickle anything."""
+    import diskcache
+
+    class SafeDisk(diskcache.Disk):
+        """diskcache ``Disk`` for untrusted stores: no pickle in either direction."""
+
+        def put(self, key):
+            if type(key) is not str:
+                raise TypeError("bertfeat store keys are str")
+            return super().put(key)
+
+        def get(self, key, raw):
+            if not raw:
+                return None  # a pickled key: never unpickled
+            return super().get(key, raw)
+
+        def store(self, value, read, key=diskcache.core.UNKNOWN):
+            if type(value) not in (bytes, str, int):
+                raise TypeError("bertfeat store values are bytes, str or int")
+            return super().store(value, read, key=key)
+
+        def fetch(self, mode, filename, value, read):
+            if mode == diskcache.core.MODE_PICKLE:
+                warnings.warn(
+                    "bertfeat store: ignored a pickled value (a bertfeat store never holds "
+                    "one; the store may have been tampered with)", RuntimeWarning,
+                    stacklevel=2)
+                return None
+            return super().fetch(mode, filename, value, read)
+
+    return SafeDisk
+
+
+@dataclass
+class Lookup:
+    """Result of :meth:`FeatureStore.read`.
+
+    Attributes
+    ----------
+    found : ndarray of bool, shape (n,)
+        Which texts were read from the store.
+    stats : dict of int -> ndarray (n, 3, hidden)
+        Per requested layer; rows of texts not found are zero.
+    pooler : ndarray (n, hidden) or None
+    truncated : ndarray of bool, shape (n,)
+        Found texts that were truncated when they were encoded.
+    """
+
+    found: np.ndarray
+    stats: dict[int, np.ndarray]
+    pooler: np.ndarray | None
+    truncated: np.ndarray
+
+
+class FeatureStore:
+    """On-disk store of pooled encoder outputs, shared safely by processes.
+
+    Parameters
+    ----------
+    directory : str or Path, optional
+        Where the store lives. Default: :func:`default_cache_dir`.
+    size_limit : int, default=8 GiB
+        Bytes on disk before the least recently stored entries are evicted.
+
+    Examples
+    --------
+    >>> from bertfeat import FeatureStore
+    >>> store = FeatureStore("/tmp/bertfeat-doc-store")
+    >>> store.stats()["entries"] >= 0
+    True
+    """
+
+    def __init__(self, directory: str | os.PathLike | None = None,
+                 size_limit: int = DEFAULT_SIZE_LIMIT) -> None:
+        self.directory = str(Path(directory).expanduser() if directory is not None
+                             else default_cache_dir())
+        self.size_limit = int(size_limit)
+        self._cache = None
+
+    # -- plumbing ----------------------------------------------------------------------
+    @property
+    def cache(self):
+        """The underlying ``diskcache.Cache`` (opened on first use)."""
+        if self._cache is None:
+            import diskcache
+
+            Path(self.directory).mkdir(parents=True, exist_ok=True)
+            self._cache = diskcache.Cache(
+                self.directory,
+                disk=_safe_disk_class(),
+                size_limit=self.size_limit,
+                disk_min_file_size=2**21,
+                eviction_policy="least-recently-stored",
+                statistics=False,
+                tag_index=True,
+            )
+        return self._cache
+
+    def close(self) -> None:
+        """Close the database connection (it reopens on next use)."""
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+
+    def __getstate__(self) -> dict:
+        return {"directory": self.directory, "size_limit": self.size_limit}
+
+    def __setstate__(self, state: dict) -> None:
+        self.directory = state["directory"]
+        self.size_limit = state["size_limit"]
+        self._cache = None
+
+    def __repr__(self) -> str:
+        return f"FeatureStore({self.directory!r}, size_limit={self.size_limit})"
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, FeatureStore) and other.directory == self.directory
+                and other.size_limit == self.size_limit)
+
+    def __hash__(self) -> int:
+        return hash((self.directory, self.size_limit))
+
+    # -- small metadata ----------------------------------------------------------------
+    def get_meta(self, key: str) -> Any:
+        """Read a small metadata value (str or int), or None."""
+        value = self.cache.get(f"meta/{key}")
+        return value if isinstance(value, (str, int)) else None
+
+    def set_meta(self, key: str, value: str | int) -> None:
+        """Write a small metadata value."""
+        self.cache.set(f"meta/{key}", value, tag="meta")
+
+    def register(self, fingerprint: str, description: dict) -> None:
+        """Remember what a fingerprint stands for (shown by :meth:`stats`)."""
+        key = f"{fingerprint}/model"
+        text = json.dumps(description, sort_keys=True)
+        if self.cache.get(key) != text:
+            self.cache.set(key, text, tag=fingerprint)
+
+    def _count(self, fingerprint: str, name: str, amount: int) -> None:
+        if amount:
+            self.cache.incr(f"stats/{fingerprint}/{name}", amount, default=0)
+
+    # -- vectors -----------------------------------------------------------------------
+    def read(self, fingerprint: str, digests: Sequence[str], layers: Iterable[int],
+             hidden_size: int, pooler: bool = False, count: bool = True) -> Lookup:
+        """Read the statistics of ``layers`` for each text digest.
+
+        A text is found when its index row exists, it was encoded at least as deep as
+        the deepest requested layer (and with the pooler when asked), and its blocks
+        decode cleanly. Anything else is a miss; a value that fails its header check is
+        reported with a warning and left to be rewritten.
+
+        Parameters
+        ----------
+        fingerprint : str
+            Model fingerprint.
+        digests : sequence of str
+            :func:`text_digest` of each text.
+        layers : iterable of int
+            Hidden-state indices wanted.
+        hidden_size : int
+            Expected width.
+        pooler : bool
+            Also read the pooler output.
+        count : bool
+            Add to the hit/miss counters.
+
+        Returns
+        -------
+        Lookup
+        """
+        layers = sorted(set(layers))
+        n = len(digests)
+        need_depth = max(layers) if layers else 0
+        found = np.zeros(n, dtype=bool)
+        out = {layer: np.zeros((n, 3, hidden_size), dtype=np.float32) for layer in layers}
+        pool_out = np.zeros((n, hidden_size), dtype=np.float32) if pooler else None
+        by_block: dict[bytes, list[tuple[int, int]]] = {}
+        truncated_rows: list[int] = []
+        corrupt = 0
+        for start in range(0, n, _READ_CHUNK):
+            stop = min(n, start + _READ_CHUNK)
+            keys = [f"{fingerprint}/t/{d}" for d in digests[start:stop]]
+            values = self._get_many(keys)
+            for i, value in enumerate(values, start):
+                if value is None:
+                    continue
+                if not isinstance(value, bytes) or len(value) != _INDEX.size:
+                    corrupt += 1
+                    continue
+                block, row, depth, flags = _INDEX.unpack(value)
+                if depth < need_depth or (pooler and not flags & 1):
+                    continue
+                by_block.setdefault(block, []).append((i, row))
+                if flags & 2:
+                    truncated_rows.append(i)
+        found_rows: list[int] = []
+        for block, members in by_block.items():
+            block_id = block.hex()
+            rows = np.fromiter((r for _, r in members), dtype=np.int64, count=len(members))
+            targets = np.fromiter((i for i, _ in members), dtype=np.int64, count=len(members))
+            wanted = [(layer, (3, hidden_size)) for layer in layers]
+            if pooler:
+                wanted.append(("P", (hidden_size,)))
+            blobs = self._get_many([f"{fingerprint}/b/{block_id}/{layer}" for layer, _ in wanted])
+            arrays = []
+            ok = True
+            for (layer, trailing), blob in zip(wanted, blobs):
+                if blob is None:  # evicted: a plain miss
+                    ok = False
+                    break
+                try:
+                    array = decode_array(blob, trailing)
+                except CorruptValue:
+                    corrupt += 1
+                    ok = False
+                    break
+                if rows.max() >= array.shape[0]:
+                    corrupt += 1
+                    ok = False
+                    break
+                arrays.append(array)
+            if not ok:
+                continue
+            for (layer, _), array in zip(wanted, arrays):
+                if layer == "P":
+                    pool_out[targets] = array[rows]
+                else:
+                    out[layer][targets] = array[rows]
+            found_rows.extend(targets.tolist())
+        found[found_rows] = True
+        truncated = np.zeros(n, dtype=bool)
+        truncated[truncated_rows] = True
+        truncated &= found
+        if corrupt:
+            warnings.warn(
+                f"bertfeat store {self.directory}: {corrupt} damaged value(s) ignored; the "
+                "affected texts are encoded again and rewritten.", RuntimeWarning,
+                stacklevel=3)
+        if count:
+            hits = int(found.sum())
+            self._count(fingerprint, "hits", hits)
+            self._count(fingerprint, "misses", n - hits)
+        return Lookup(found, out, pool_out, truncated)
+
+    def _get_many(self, keys: list[str]) -> list[Any]:
+        cache = self.cache
+        try:
+            with cache.transact():
+                return [cache.get(key) for key in keys]
+        except Exception:  # e.g. a read-only database cannot start a write transaction
+            return [cache.get(key) for key in keys]
+
+    def write(self, fingerprint: str, digests: Sequence[str], stats: np.ndarray,
+              pooler: np.ndarray | None = None,
+              truncated: np.ndarray | None = None) -> None:
+        """Store one batch: statistics of hidden states ``0..depth`` for each text.
+
+        Parameters
+        ----------
+        fingerprint : str
+            Model fingerprint.
+        digests : sequence of str
+            :func:`text_digest` of each text in the batch.
+        stats : ndarray of shape (b, depth + 1, 3, hidden), float32
+            Pooled statistics from the encoder.
+        pooler : ndarray of shape (b, hidden), optional
+            Pooler output.
+        truncated : ndarray of bool, shape (b,), optional
+            Which texts were truncated by the tokenizer.
+        """
+        if len(digests) == 0:
+            return
+        stats = np.asarray(stats, dtype=np.float32)
+        depth = stats.shape[1] - 1
+        block = uuid.uuid4().bytes
+        block_id = block.hex()
+        cache = self.cache
+        with cache.transact():
+            for layer in range(depth + 1):
+                cache.set(f"{fingerprint}/b/{block_id}/{layer}",
+                          encode_array(stats[:, layer]), tag=fingerprint)
+            if pooler is not None:
+                cache.set(f"{fingerprint}/b/{block_id}/P",
+                          encode_array(np.asarray(pooler, dtype=np.float32)), tag=fingerprint)
+            base = 1 if pooler is not None else 0
+            for row, digest in enumerate(digests):
+                flags = base | (2 if truncated is not None and truncated[row] else 0)
+                cache.set(f"{fingerprint}/t/{digest}", _INDEX.pack(block, row, depth, flags),
+                          tag=fingerprint)
+            self._count(fingerprint, "encoded", len(digests))
+
+    # -- housekeeping --------------------------------------------------------------------
+    def _models(self) -> dict[str, dict]:
+        models = {}
+        for key in self.cache.iterkeys():
+            if isinstance(key, str) and key.endswith("/model") and key.count("/") == 1:
+                fp = key.split("/", 1)[0]
+                try:
+                    models[fp] = json.loads(self.cache.get(key) or "{}")
+                except (TypeError, ValueError):
+                    models[fp] = {}
+        return models
+
+    def stats(self) -> dict:
+        """Usage of the store.
+
+        Returns
+        -------
+        dict
+            ``directory``, ``size_limit``, ``bytes`` (on disk), ``entries`` (texts
+            stored, all models) and ``models``: per fingerprint its description,
+            ``entries``, ``hits``, ``misses`` and ``encoded`` (texts sent through the
+            encoder).
+        """
+        cache = self.cache
+        entries: dict[str, int] = {}
+        for key in cache.iterkeys():
+            parts = key.split("/") if isinstance(key, str) else ()
+            if len(parts) == 3 and parts[1] == "t":
+                entries[parts[0]] = entries.get(parts[0], 0) + 1
+        models = self._models()
+        per_model = {}
+        for fp in sorted(set(models) | set(entries)):
+            per_model[fp] = {
+                "model": models.get(fp, {}),
+                "entries": entries.get(fp, 0),
+                **{name: int(cache.get(f"stats/{fp}/{name}") or 0)
+                   for name in ("hits", "misses", "encoded")},
+            }
+        return {
+            "directory": self.directory,
+            "size_limit": self.size_limit,
+            "bytes": int(cache.volume()),
+            "entries": sum(entries.values()),
+            "models": per_model,
+        }
+
+    def clear(self, model: str | None = None) -> int:
+        """Delete entries: all of them, or those of one model.
+
+        Parameters
+        ----------
+        model : str, optional
+            A fingerprint (or a prefix of one of at least 6 characters), or the model
+            spec the entries were made with (``"default"``, a hub id, a directory).
+
+        Returns
+        -------
+        int
+            Number of rows removed.
+        """
+        cache = self.cache
+        if model is None:
+            removed = len(cache)
+            cache.clear()
+            return removed
+        targets = [fp for fp, desc in self._models().items()
+                   if desc.get("model") == model or desc.get("path") == model
+                   or (len(model) >= 6 and fp.startswith(model))]
+        removed = 0
+        for fp in targets:
+            removed += cache.evict(fp)
+            for name in ("hits", "misses", "encoded"):
+                cache.delete(f"stats/{fp}/{name}")
+        return removed
