@@ -34,8 +34,12 @@ def make_tiny_model(directory: Path, *, model_type: str = "bert", layers: int = 
     directory.mkdir(parents=True, exist_ok=True)
     vocab_file = directory / "vocab.txt"
     vocab_file.write_text("\n".join(_vocab()) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True,
+    # transformers 5 takes the vocabulary as `vocab` and silently ignores `vocab_file`
+    # (every word would be [UNK]); transformers 4 reads `vocab_file`
+    tokenizer = BertTokenizerFast(vocab={tok: i for i, tok in enumerate(_vocab())},
+                                  vocab_file=str(vocab_file), do_lower_case=True,
                                   model_max_length=max_positions)
+    assert len(tokenizer.get_vocab()) == len(set(_vocab())), "tiny tokenizer lost its vocab"
     tokenizer.save_pretrained(str(directory))
     common = dict(vocab_size=len(_vocab()), max_position_embeddings=max_positions + 2,
                   pad_token_id=0)

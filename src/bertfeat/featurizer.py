@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from numbers import Integral
 from typing import Any
 
@@ -316,7 +317,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         if store is None:
             return None
         try:
-            store.cache  # opens (and creates) the database
+            _ = store.cache  # opens (and creates) the database
         except Exception as exc:  # unwritable or broken location: work without a store
             warnings.warn(
                 f"bertfeat: cannot use the feature store at {store.directory} "
@@ -352,6 +353,26 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         return self.feature_names_out_.copy()
 
     # ---------------------------------------------------------------------- transform
+    def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
+        """Fit, then transform the same texts.
+
+        A one-shot iterable (a generator) is read once, so ``fit`` does not exhaust it
+        before ``transform`` sees it.
+
+        Parameters
+        ----------
+        X : sequence of str, Series, 1-column DataFrame or iterable of str
+            Texts, one per row.
+        y : ignored
+
+        Returns
+        -------
+        ndarray of shape (n_texts, n_features_out_), float32
+        """
+        if isinstance(X, Iterator):
+            X = list(X)
+        return self.fit(X, y, **fit_params).transform(X)
+
     def transform(self, X: Any) -> np.ndarray:
         """Encode texts (reading the store first) and return their features.
 
@@ -368,7 +389,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "layers_")
         texts, _ = to_texts(X, self.on_bad_input)
         unique, inverse = dedup(texts)
-        stats, pooler = self._vectors(unique)
+        stats, pooler = self._vectors(unique, np.bincount(inverse, minlength=len(unique)))
         features = self._assemble(stats, pooler)[inverse]
         if self.normalize:
             norms = np.linalg.norm(features, axis=1, keepdims=True)
@@ -393,8 +414,13 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
             self._rt_store = self._usable_store(self._resolve_store())
         return self._rt_store
 
-    def _vectors(self, texts: list[str]) -> tuple[dict[int, np.ndarray], np.ndarray | None]:
-        """Per needed layer the (n, 3, hidden) statistics of each text, and the pooler."""
+    def _vectors(self, texts: list[str], counts: np.ndarray | None = None,
+                 ) -> tuple[dict[int, np.ndarray], np.ndarray | None]:
+        """Per needed layer the (n, 3, hidden) statistics of each text, and the pooler.
+
+        ``counts`` (occurrences of each unique text in the input) makes the truncation
+        warning count input rows, not distinct texts.
+        """
         needed = self._needed_layers()
         want_pooler = self.pooling == "pooler"
         n, hidden = len(texts), self.hidden_size_
@@ -403,27 +429,33 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
             digests = [text_digest(t) for t in texts]
             hit = store.read(self.fingerprint_, digests, needed, hidden, pooler=want_pooler)
             stats, pooler, found = hit.stats, hit.pooler, hit.found
-            n_truncated = int(hit.truncated.sum())
+            truncated = np.array(hit.truncated, dtype=bool)
         else:
             digests = []
             stats = {layer: np.zeros((n, 3, hidden), np.float32) for layer in needed}
             pooler = np.zeros((n, hidden), np.float32) if want_pooler else None
             found = np.zeros(n, dtype=bool)
-            n_truncated = 0
+            truncated = np.zeros(n, dtype=bool)
         missing = np.flatnonzero(~found)
         if len(missing):
-            n_truncated += self._encode_missing(texts, digests, missing, stats, pooler, store)
+            self._encode_missing(texts, digests, missing, stats, pooler, store, truncated)
+        rows = np.ones(n, dtype=np.int64) if counts is None else np.asarray(counts)
+        n_truncated = int(rows[truncated].sum())
         if n_truncated:
             warnings.warn(
-                f"BertFeaturizer: {n_truncated} of {n} texts are longer than "
+                f"BertFeaturizer: {n_truncated} of {int(rows.sum())} texts are longer than "
                 f"max_length={self.max_length_} tokens and were truncated to their first "
                 f"{self.max_length_} tokens.", UserWarning, stacklevel=3)
         return stats, pooler
 
-    def _encode_missing(self, texts, digests, missing, stats, pooler, store) -> int:
+    def _encode_missing(self, texts, digests, missing, stats, pooler, store,
+                        truncated_out=None) -> int:
         needed = self._needed_layers()
         want_pooler = self.pooling == "pooler"
         depth = self.n_layers_ if want_pooler else max(needed)
+        # transformers records hidden states with hooks on the layers: a model cut to zero
+        # layers returns none at all, so layers=0 (embedding output) keeps one layer
+        depth = max(depth, min(1, self.n_layers_))
         info = self._runtime_info()
         tokenizer, model = models.load_shared(
             info, depth=depth, device=self.device_, precision=self.precision_,
@@ -439,6 +471,8 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
                 stats[layer][rows] = batch_stats[:, layer]
             if want_pooler:
                 pooler[rows] = batch_pooler
+            if truncated_out is not None:
+                truncated_out[rows] = truncated
 
         show = self.show_progress
         if show == "auto":

@@ -70,6 +70,11 @@ def _column_values(X: Any) -> tuple[list[Any], Any]:
                 "1-column DataFrame)."
             )
         return X.tolist(), None
+    if module.startswith("scipy.sparse"):
+        raise TypeError(
+            f"BertFeaturizer expects texts, got a scipy sparse {type(X).__name__}: sparse "
+            "input is not supported (it holds numbers, not texts). Pass one text per row."
+        )
     if isinstance(X, (str, bytes)):
         raise TypeError(
             "BertFeaturizer expects a sequence of texts, got a single "
@@ -130,21 +135,35 @@ def to_texts(X: Any, on_bad_input: str = "raise") -> tuple[list[str], Any]:
                 texts.append("")
                 continue
             raise ValueError(
-                f"Row {i} is missing ({value!r}); every row must be a text. Drop or fill "
-                "missing rows first (e.g. series.fillna('')), or pass "
+                f"{_row(i, index)} is missing ({value!r}); every row must be a text. Drop "
+                "or fill missing rows first (e.g. series.fillna('')), or pass "
                 "on_bad_input='empty' to encode them as the empty string."
             )
         if isinstance(value, (bytes, bytearray, memoryview)):
             raise TypeError(
-                f"Row {i} is {type(value).__name__}, not str. Decode it first, e.g. "
+                f"{_row(i, index)} is {type(value).__name__}, not str. Decode it first, e.g. "
                 "value.decode('utf-8')."
             )
         raise TypeError(
-            f"Row {i} is of type {type(value).__name__} ({_short_repr(value)}), not str. "
+            f"{_row(i, index)} is of type {type(value).__name__} ({_short_repr(value)}), "
+            "not str. "
             "BertFeaturizer takes one text per row; convert the column to strings "
             "explicitly if that is what you mean."
         )
     return texts, index
+
+
+def _row(i: int, index: Any) -> str:
+    """``Row i``, plus the pandas index label when it is not the position itself."""
+    if index is not None:
+        try:
+            label = index[i]
+            label = label.item() if isinstance(label, np.generic) else label
+            if not (isinstance(label, (int, np.integer)) and label == i):
+                return f"Row {i} (index label {label!r})"
+        except Exception:  # exotic index: the position alone still names the row
+            pass
+    return f"Row {i}"
 
 
 def _short_repr(value: Any, limit: int = 40) -> str:
