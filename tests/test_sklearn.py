@@ -457,7 +457,7 @@ def test_set_output_pandas(tiny_model):
         (dict(layers=0, pooling="max"), 32, "L0_max_0", "L0_max_31"),
         (dict(layers=[0, -1]), 64, "L0_mean_0", "L3_mean_31"),
         (dict(layers="all", pooling="cls"), 128, "L0_cls_0", "L3_cls_31"),
-        (dict(pooling="mean_max"), 64, "L3_mean_max_0", "L3_mean_max_63"),
+        (dict(pooling="mean_max"), 64, "L3_mean_0", "L3_max_31"),
         (dict(pooling="first_last", layers=-1), 32, "L3_first_last_0", "L3_first_last_31"),
         (dict(layers=[1, -1], layer_combine="mean"), 32, "Lmean1+3_mean_0", "Lmean1+3_mean_31"),
         (dict(layers=[0, 1, 2], layer_combine="sum", pooling="max"), 32,

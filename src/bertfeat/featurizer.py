@@ -329,11 +329,16 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
     def _feature_names(self) -> np.ndarray:
         width = pooling_width(self.pooling, self.hidden_size_)
         pooling = self.pooling
+        if pooling == "mean_max":  # say which half is which
+            parts = [f"mean_{j}" for j in range(width // 2)] + [
+                f"max_{j}" for j in range(width // 2)]
+        else:
+            parts = [f"{pooling}_{j}" for j in range(width)]
         if len(self.layers_) == 1 or self.layer_combine == "concat":
-            names = [f"L{layer}_{pooling}_{j}" for layer in self.layers_ for j in range(width)]
+            names = [f"L{layer}_{part}" for layer in self.layers_ for part in parts]
         else:
             tag = f"L{self.layer_combine}{'+'.join(map(str, self.layers_))}"
-            names = [f"{tag}_{pooling}_{j}" for j in range(width)]
+            names = [f"{tag}_{part}" for part in parts]
         return np.asarray(names, dtype=object)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
@@ -347,7 +352,8 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         -------
         ndarray of str
             ``L{layer}_{pooling}_{j}``; for ``layer_combine`` mean/sum over several
-            layers ``L{combine}{l1+l2+...}_{pooling}_{j}``.
+            layers ``L{combine}{l1+l2+...}_{pooling}_{j}``. ``mean_max`` columns are named
+            ``..._mean_{j}`` then ``..._max_{j}``.
         """
         check_is_fitted(self, "feature_names_out_")
         return self.feature_names_out_.copy()

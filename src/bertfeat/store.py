@@ -328,7 +328,7 @@ class FeatureStore:
             blobs = self._get_many([f"{fingerprint}/b/{block_id}/{layer}" for layer, _ in wanted])
             arrays = []
             ok = True
-            for (layer, trailing), blob in zip(wanted, blobs):
+            for (_, trailing), blob in zip(wanted, blobs):
                 if blob is None:  # evicted: a plain miss
                     ok = False
                     break
