@@ -26,6 +26,8 @@ __all__ = [
     "resolve_model",
     "fingerprint",
     "load",
+    "load_count",
+    "check_custom_code",
     "resolve_device",
     "resolve_precision",
     "STORE_FORMAT",
@@ -268,7 +270,7 @@ def file_digest(path: Path, persistent: Any = None) -> str:
     with _digest_lock:
         if key in _digest_cache:
             return _digest_cache[key]
-    meta_key = "digest:%s:%d:%d" % key
+    meta_key = f"digest:{key[0]}:{key[1]}:{key[2]}"
     digest = persistent.get_meta(meta_key) if persistent is not None else None
     if not isinstance(digest, str):
         hasher = hashlib.sha256()
@@ -291,6 +293,42 @@ def _weight_files(path: Path) -> list[Path]:
     for pattern in _WEIGHT_PATTERNS[1:]:
         files.extend(sorted(path.glob(pattern)))
     return sorted(set(files))
+
+
+def check_custom_code(info: ModelInfo, trust_remote_code: bool = False) -> None:
+    """Refuse, before anything loads, a model that only works by running its own code.
+
+    A model whose ``model_type`` transformers does not know can only be built from the
+    Python files shipped with it (its config's ``auto_map``). Unless the user opts in,
+    bertfeat runs none of it. Known types load with transformers' own classes, whatever
+    ``auto_map`` says.
+
+    Parameters
+    ----------
+    info : ModelInfo
+        The resolved model.
+    trust_remote_code : bool
+        The user's opt-in.
+
+    Raises
+    ------
+    ValueError
+        When the model needs its own code and ``trust_remote_code`` is False.
+    """
+    if trust_remote_code:
+        return
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    if info.model_type in CONFIG_MAPPING_NAMES:
+        return
+    auto_map = info.config.get("auto_map")
+    shipped = f" (its auto_map names {sorted(auto_map)})" if isinstance(auto_map, dict) else ""
+    raise ValueError(
+        f"model={info.spec!r} is of type {info.model_type!r}, which transformers does not "
+        f"know{shipped}: it can only be built by running the Python code shipped with it. "
+        "bertfeat runs no model code unless you pass trust_remote_code=True; do that only "
+        "for a source you trust."
+    )
 
 
 def fingerprint(info: ModelInfo, *, max_length: int, precision: str, long_text: str = "truncate",
@@ -334,6 +372,7 @@ def fingerprint(info: ModelInfo, *, max_length: int, precision: str, long_text: 
         "max_length": int(max_length),
         "truncation": "right",
         "special_tokens": True,
+        "special_tokens_in_text": "split",
         "precision": precision,
         "long_text": long_text,
         "extra": extra or {},
@@ -474,10 +513,16 @@ def _load(info: ModelInfo, *, depth: int, device: str, precision: str,
     import torch
     from transformers import AutoModel, AutoTokenizer
 
+    # split_special_tokens: a user's text is text; "[SEP]" or "<mask>" inside it is
+    # tokenised as characters, never turned into a control token
     tokenizer = AutoTokenizer.from_pretrained(str(info.path), use_fast=True,
-                                              trust_remote_code=trust_remote_code)
+                                              trust_remote_code=trust_remote_code,
+                                              split_special_tokens=True)
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError(f"model={info.spec!r} has no fast tokenizer; bertfeat needs one")
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and hasattr(backend, "encode_special_tokens"):
+        backend.encode_special_tokens = True  # older transformers ignore the kwarg above
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
              "int8": torch.float32}[precision]
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": dtype}
@@ -501,6 +546,8 @@ def _load(info: ModelInfo, *, depth: int, device: str, precision: str,
 
 _loaded: OrderedDict[tuple, tuple[Any, Any]] = OrderedDict()
 _loaded_lock = threading.Lock()
+_key_locks: dict[tuple, threading.Lock] = {}
+_load_count = 0
 #: loaded (tokenizer, model) pairs kept per process, so clones in a search share them
 MAX_LOADED = 2
 
@@ -510,20 +557,41 @@ def load_shared(info: ModelInfo, *, depth: int, device: str, precision: str,
     """:func:`load`, memoised per process for the ``MAX_LOADED`` most recent settings.
 
     Clones of a featurizer (every fold and grid point of a search) then share one model
-    in memory instead of loading it again.
+    in memory instead of loading it again. Threads asking for the same settings at the
+    same time wait for one load (a multi-threaded Dask worker loads once).
     """
+    global _load_count
     key = (str(info.path), info.revision, depth, device, precision, trust_remote_code)
     with _loaded_lock:
         if key in _loaded:
             _loaded.move_to_end(key)
             return _loaded[key]
-    pair = load(info, depth=depth, device=device, precision=precision,
-                trust_remote_code=trust_remote_code)
-    with _loaded_lock:
-        _loaded[key] = pair
-        while len(_loaded) > MAX_LOADED:
-            _loaded.popitem(last=False)
+        key_lock = _key_locks.setdefault(key, threading.Lock())
+    with key_lock:
+        with _loaded_lock:
+            if key in _loaded:  # another thread loaded it while we waited
+                _loaded.move_to_end(key)
+                return _loaded[key]
+        pair = load(info, depth=depth, device=device, precision=precision,
+                    trust_remote_code=trust_remote_code)
+        with _loaded_lock:
+            _loaded[key] = pair
+            _load_count += 1
+            while len(_loaded) > MAX_LOADED:
+                _loaded.popitem(last=False)
     return pair
+
+
+def load_count() -> int:
+    """How many times this process has loaded a model through :func:`load_shared`.
+
+    Returns
+    -------
+    int
+        Loads since the process started (cache hits are not counted). Used to check that
+        a Dask worker or joblib process loads its model once.
+    """
+    return _load_count
 
 
 def forget_loaded() -> None:
