@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import encoder, models
 from .inputs import BAD_INPUT_POLICIES, dedup, to_texts
 from .pooling import FIRST_LAYER, POOLINGS, build_pooling, pooling_width
-from .store import FeatureStore, text_digest
+from .store import FeatureStore, StoreError, text_digest
 
 __all__ = ["BertFeaturizer"]
 
@@ -259,6 +259,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         """
         self._validate_params()
         info = models.resolve_model(self.model, self.revision)
+        models.check_custom_code(info, self.trust_remote_code)
         layers = self._resolve_layers(info)
         if self.pooling == "pooler":
             if not info.has_pooler:
@@ -468,17 +469,26 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
             trust_remote_code=self.trust_remote_code)
         batch_texts = [texts[i] for i in missing]
 
+        writing = [store is not None]  # a failed write turns the store off for this call
+
         def on_batch(positions, batch_stats, batch_pooler, truncated):
             rows = missing[positions]
-            if store is not None:
-                store.write(self.fingerprint_, [digests[i] for i in rows], batch_stats,
-                            batch_pooler, truncated)
+            # keep the batch in memory first: a store failure must never lose it
             for layer in needed:
                 stats[layer][rows] = batch_stats[:, layer]
             if want_pooler:
                 pooler[rows] = batch_pooler
             if truncated_out is not None:
                 truncated_out[rows] = truncated
+            if writing[0]:
+                try:
+                    store.write(self.fingerprint_, [digests[i] for i in rows], batch_stats,
+                                batch_pooler, truncated)
+                except StoreError as exc:
+                    writing[0] = False
+                    warnings.warn(
+                        f"BertFeaturizer: {exc}. Results are unaffected; the rest of this "
+                        "call does not write to the store.", RuntimeWarning, stacklevel=2)
 
         show = self.show_progress
         if show == "auto":

@@ -10,7 +10,9 @@ Every error names the first offending row and says what to do about it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+import re
+import warnings
+from collections.abc import Iterable, Iterator, KeysView, Mapping, Set
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,9 @@ import numpy as np
 __all__ = ["to_texts", "dedup", "BAD_INPUT_POLICIES"]
 
 BAD_INPUT_POLICIES = ("raise", "empty")
+
+#: a UTF-16 surrogate code point on its own: not a character, cannot be UTF-8 encoded
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _is_missing(value: Any) -> bool:
@@ -80,10 +85,16 @@ def _column_values(X: Any) -> tuple[list[Any], Any]:
             "BertFeaturizer expects a sequence of texts, got a single "
             f"{type(X).__name__}. Wrap it in a list: [text]."
         )
-    if isinstance(X, dict):
+    if isinstance(X, Mapping):
         raise TypeError(
-            "BertFeaturizer expects a sequence of texts, got a dict. Pass its values "
-            "(list(d.values())) or a pandas Series."
+            f"BertFeaturizer expects a sequence of texts, got a {type(X).__name__}. Pass "
+            "its values (list(d.values())) or a pandas Series."
+        )
+    if isinstance(X, Set) and not isinstance(X, KeysView):  # dict keys keep order
+        raise TypeError(
+            f"BertFeaturizer expects a sequence of texts, got a {type(X).__name__}, which "
+            "has no order: its rows could not be matched to labels or outputs. Pass a "
+            "list (e.g. sorted(texts))."
         )
     if isinstance(X, (list, tuple)):
         return list(X), None
@@ -103,11 +114,18 @@ def to_texts(X: Any, on_bad_input: str = "raise") -> tuple[list[str], Any]:
     Parameters
     ----------
     X : list, tuple, numpy array, pandas Series, 1-column DataFrame, polars Series or iterable
-        One text per row.
+        One text per row. Sets and mappings are refused (no row order).
     on_bad_input : {"raise", "empty"}, default="raise"
         What to do with a missing row (None, NaN, ``pd.NA``): raise a ``ValueError``
         naming the row, or encode it as the empty string. Rows of a wrong type
         (numbers, bytes, lists ...) always raise ``TypeError``.
+
+    Notes
+    -----
+    A lone UTF-16 surrogate (``"\\ud800"``, e.g. from ``surrogateescape`` decoding or
+    a JSON escape) is not a character and no tokenizer accepts it: each one is
+    replaced by U+FFFD, the Unicode replacement character, with one ``UserWarning``
+    that counts the rows and names the first.
 
     Returns
     -------
@@ -126,9 +144,15 @@ def to_texts(X: Any, on_bad_input: str = "raise") -> tuple[list[str], Any]:
     """
     values, index = _column_values(X)
     texts: list[str] = []
+    surrogate_rows: list[int] = []
     for i, value in enumerate(values):
         if isinstance(value, str):
-            texts.append(str(value))  # np.str_ -> str
+            # np.str_ and other subclasses -> the plain characters (never a custom __str__)
+            text = value if type(value) is str else str.__str__(value)
+            if not text.isascii() and _LONE_SURROGATE.search(text):
+                surrogate_rows.append(i)
+                text = _LONE_SURROGATE.sub("\ufffd", text)
+            texts.append(text)
             continue
         if _is_missing(value):
             if on_bad_input == "empty":
@@ -150,6 +174,12 @@ def to_texts(X: Any, on_bad_input: str = "raise") -> tuple[list[str], Any]:
             "BertFeaturizer takes one text per row; convert the column to strings "
             "explicitly if that is what you mean."
         )
+    if surrogate_rows:
+        warnings.warn(
+            f"BertFeaturizer: {len(surrogate_rows)} text(s) hold lone UTF-16 surrogates "
+            f"(first: {_row(surrogate_rows[0], index)}), which are not characters; "
+            "each was replaced by U+FFFD. Decode such data with errors='replace' to "
+            "silence this.", UserWarning, stacklevel=3)
     return texts, index
 
 

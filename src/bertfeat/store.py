@@ -19,10 +19,13 @@ cheap (one small index row per text, then a few large block reads).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sqlite3
 import struct
+import time
 import uuid
 import warnings
 from collections.abc import Iterable, Sequence
@@ -34,6 +37,7 @@ import numpy as np
 
 __all__ = [
     "FeatureStore",
+    "StoreError",
     "default_cache_dir",
     "encode_array",
     "decode_array",
@@ -52,6 +56,60 @@ _READ_CHUNK = 2048
 
 class CorruptValue(ValueError):
     """A stored value whose header or size does not match what was expected."""
+
+
+class StoreError(RuntimeError):
+    """A store operation failed: disk full, read-only location, lock timeout, damage.
+
+    Raised by :meth:`FeatureStore.write` only; callers keep their results in memory
+    and carry on without the store.
+    """
+
+
+#: SQLite result codes that mean the database file itself is damaged
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "the store is unusable right now", not a bug."""
+    import diskcache
+
+    return (sqlite3.Error, OSError, diskcache.Timeout)
+
+
+def _is_corruption(exc: BaseException) -> bool:
+    """True when ``exc`` says the SQLite file is damaged (not locked, full or read-only)."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
+    if code is not None:
+        return code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    message = str(exc).lower()
+    return "malformed" in message or "not a database" in message
+
+
+@contextlib.contextmanager
+def _repair_lock(directory: Path):
+    """An exclusive lock on ``directory`` while a damaged database is moved aside."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: renaming an open file fails there
+        yield
+        return
+    with open(directory / ".repair.lock", "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
 
 
 def default_cache_dir() -> Path:
@@ -198,25 +256,84 @@ class FeatureStore:
                              else default_cache_dir())
         self.size_limit = int(size_limit)
         self._cache = None
+        self._db_identity: tuple[int, int] | None = None
 
     # -- plumbing ----------------------------------------------------------------------
     @property
     def cache(self):
-        """The underlying ``diskcache.Cache`` (opened on first use)."""
-        if self._cache is None:
-            import diskcache
+        """The underlying ``diskcache.Cache`` (opened on first use).
 
+        A database file that SQLite finds damaged ("file is not a database", "database
+        disk image is malformed") is moved aside to ``cache.db.corrupt-<time>-<pid>``
+        with a ``RuntimeWarning``, and an empty store takes its place.
+        """
+        if self._cache is None:
             Path(self.directory).mkdir(parents=True, exist_ok=True)
-            self._cache = diskcache.Cache(
-                self.directory,
-                disk=_safe_disk_class(),
-                size_limit=self.size_limit,
-                disk_min_file_size=2**21,
-                eviction_policy="least-recently-stored",
-                statistics=False,
-                tag_index=True,
-            )
+            try:
+                self._cache = self._open()
+            except sqlite3.DatabaseError as exc:
+                if not _is_corruption(exc):
+                    raise
+                self._recover(exc)
+                self._cache = self._open()
         return self._cache
+
+    def _open(self):
+        import diskcache
+
+        self._db_identity = _file_identity(Path(self.directory) / "cache.db")
+        cache = diskcache.Cache(
+            self.directory,
+            disk=_safe_disk_class(),
+            size_limit=self.size_limit,
+            disk_min_file_size=2**21,
+            eviction_policy="least-recently-stored",
+            statistics=False,
+            tag_index=True,
+        )
+        if self._db_identity is None:  # created just now
+            self._db_identity = _file_identity(Path(self.directory) / "cache.db")
+        return cache
+
+    def _recover(self, exc: BaseException) -> None:
+        """Move a damaged database aside (once, whichever process sees it first).
+
+        The check-and-rename runs under a lock, and only renames the very file this
+        store opened: a database another process has already replaced is left alone.
+        Vectors are recomputed as needed; nothing of the damaged file is read again.
+        """
+        damaged = self._db_identity
+        if self._cache is not None:
+            with contextlib.suppress(Exception):
+                self._cache.close()
+            self._cache = None
+        directory = Path(self.directory)
+        db = directory / "cache.db"
+        moved = None
+        try:
+            with _repair_lock(directory):
+                if damaged is not None and _file_identity(db) == damaged:
+                    stamp = time.strftime("%Y%m%d-%H%M%S")
+                    moved = db.with_name(f"cache.db.corrupt-{stamp}-{os.getpid()}")
+                    for suffix in ("", "-wal", "-shm"):
+                        source = Path(f"{db}{suffix}")
+                        if source.exists():
+                            os.replace(source, Path(f"{moved}{suffix}"))
+        except OSError as error:
+            raise StoreError(
+                f"bertfeat store {self.directory}: the database is damaged "
+                f"({type(exc).__name__}: {exc}) and could not be moved aside "
+                f"({type(error).__name__}: {error})") from exc
+        self._db_identity = None
+        if moved is not None:
+            what = f"moved it aside to {moved.name} and started an empty store"
+        else:
+            what = ("another process or store object has already moved it aside; "
+                    "using the new one")
+        warnings.warn(
+            f"bertfeat store {self.directory}: the database is damaged "
+            f"({type(exc).__name__}: {exc}); {what}. Affected texts are encoded again; "
+            "results are unaffected.", RuntimeWarning, stacklevel=4)
 
     def close(self) -> None:
         """Close the database connection (it reopens on next use)."""
@@ -231,6 +348,7 @@ class FeatureStore:
         self.directory = state["directory"]
         self.size_limit = state["size_limit"]
         self._cache = None
+        self._db_identity = None
 
     def __repr__(self) -> str:
         return f"FeatureStore({self.directory!r}, size_limit={self.size_limit})"
@@ -244,24 +362,30 @@ class FeatureStore:
 
     # -- small metadata ----------------------------------------------------------------
     def get_meta(self, key: str) -> Any:
-        """Read a small metadata value (str or int), or None."""
-        value = self.cache.get(f"meta/{key}")
+        """Read a small metadata value (str or int), or None (also when unreadable)."""
+        try:
+            value = self.cache.get(f"meta/{key}")
+        except _store_errors():
+            return None
         return value if isinstance(value, (str, int)) else None
 
     def set_meta(self, key: str, value: str | int) -> None:
-        """Write a small metadata value."""
-        self.cache.set(f"meta/{key}", value, tag="meta")
+        """Write a small metadata value; best effort (a full or read-only store skips it)."""
+        with contextlib.suppress(*_store_errors()):
+            self.cache.set(f"meta/{key}", value, tag="meta")
 
     def register(self, fingerprint: str, description: dict) -> None:
-        """Remember what a fingerprint stands for (shown by :meth:`stats`)."""
+        """Remember what a fingerprint stands for (shown by :meth:`stats`); best effort."""
         key = f"{fingerprint}/model"
         text = json.dumps(description, sort_keys=True)
-        if self.cache.get(key) != text:
-            self.cache.set(key, text, tag=fingerprint)
+        with contextlib.suppress(*_store_errors()):
+            if self.cache.get(key) != text:
+                self.cache.set(key, text, tag=fingerprint)
 
     def _count(self, fingerprint: str, name: str, amount: int) -> None:
-        if amount:
-            self.cache.incr(f"stats/{fingerprint}/{name}", amount, default=0)
+        if amount:  # counters are best effort: never fail a read over them
+            with contextlib.suppress(*_store_errors()):
+                self.cache.incr(f"stats/{fingerprint}/{name}", amount, default=0)
 
     # -- vectors -----------------------------------------------------------------------
     def read(self, fingerprint: str, digests: Sequence[str], layers: Iterable[int],
@@ -271,7 +395,9 @@ class FeatureStore:
         A text is found when its index row exists, it was encoded at least as deep as
         the deepest requested layer (and with the pooler when asked), and its blocks
         decode cleanly. Anything else is a miss; a value that fails its header check is
-        reported with a warning and left to be rewritten.
+        reported with a warning and left to be rewritten. A store that cannot be read
+        at all (damaged file, I/O error, lock timeout) gives all misses and a warning; a
+        damaged database file is moved aside (see :attr:`cache`).
 
         Parameters
         ----------
@@ -292,6 +418,31 @@ class FeatureStore:
         -------
         Lookup
         """
+        layers = list(layers)
+        try:
+            return self._read(fingerprint, digests, layers, hidden_size, pooler, count)
+        except _store_errors() as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+            if _is_corruption(exc):
+                try:
+                    self._recover(exc)
+                    problem = ""
+                except StoreError as error:
+                    problem = str(error)
+            if problem:
+                warnings.warn(
+                    f"bertfeat store {self.directory}: reading failed ({problem}); the "
+                    "texts are encoded as if they were not stored.", RuntimeWarning,
+                    stacklevel=2)
+            n = len(digests)
+            return Lookup(
+                np.zeros(n, dtype=bool),
+                {layer: np.zeros((n, 3, hidden_size), np.float32) for layer in set(layers)},
+                np.zeros((n, hidden_size), np.float32) if pooler else None,
+                np.zeros(n, dtype=bool))
+
+    def _read(self, fingerprint: str, digests: Sequence[str], layers: Iterable[int],
+              hidden_size: int, pooler: bool, count: bool) -> Lookup:
         layers = sorted(set(layers))
         n = len(digests)
         need_depth = max(layers) if layers else 0
@@ -359,7 +510,7 @@ class FeatureStore:
             warnings.warn(
                 f"bertfeat store {self.directory}: {corrupt} damaged value(s) ignored; the "
                 "affected texts are encoded again and rewritten.", RuntimeWarning,
-                stacklevel=3)
+                stacklevel=4)
         if count:
             hits = int(found.sum())
             self._count(fingerprint, "hits", hits)
@@ -391,9 +542,32 @@ class FeatureStore:
             Pooler output.
         truncated : ndarray of bool, shape (b,), optional
             Which texts were truncated by the tokenizer.
+
+        Raises
+        ------
+        StoreError
+            When the batch could not be stored (disk full, read-only store, lock
+            timeout, damage). The batch is one transaction: nothing of it is stored
+            then, and earlier batches are unaffected. A damaged database file is moved
+            aside and the write retried once on the fresh store first.
         """
         if len(digests) == 0:
             return
+        try:
+            try:
+                self._write(fingerprint, digests, stats, pooler, truncated)
+            except _store_errors() as exc:
+                if not _is_corruption(exc):
+                    raise
+                self._recover(exc)
+                self._write(fingerprint, digests, stats, pooler, truncated)
+        except _store_errors() as exc:
+            raise StoreError(
+                f"bertfeat store {self.directory}: writing failed "
+                f"({type(exc).__name__}: {exc})") from exc
+
+    def _write(self, fingerprint: str, digests: Sequence[str], stats: np.ndarray,
+               pooler: np.ndarray | None, truncated: np.ndarray | None) -> None:
         stats = np.asarray(stats, dtype=np.float32)
         depth = stats.shape[1] - 1
         block = uuid.uuid4().bytes
@@ -411,7 +585,8 @@ class FeatureStore:
                 flags = base | (2 if truncated is not None and truncated[row] else 0)
                 cache.set(f"{fingerprint}/t/{digest}", _INDEX.pack(block, row, depth, flags),
                           tag=fingerprint)
-            self._count(fingerprint, "encoded", len(digests))
+            # inside the transaction and not best effort: a failure here undoes the batch
+            cache.incr(f"stats/{fingerprint}/encoded", len(digests), default=0)
 
     # -- housekeeping --------------------------------------------------------------------
     def _models(self) -> dict[str, dict]:
