@@ -5,6 +5,7 @@
 
 from .featurizer import BertFeaturizer
 from .store import FeatureStore
+from .union import TextUnion
 
-__all__ = ["BertFeaturizer", "FeatureStore", "__version__"]
+__all__ = ["BertFeaturizer", "FeatureStore", "TextUnion", "__version__"]
 __version__ = "0.1.0"
