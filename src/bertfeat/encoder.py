@@ -2,6 +2,16 @@
 
 :func:`encode` streams per-batch results to a callback, so the caller can write each batch
 to the feature store as soon as it is done (a run killed half-way keeps its work).
+
+What keeps it fast (each measured in ``benchmarks/bench_encode.py``):
+
+* one batched call of the fast tokenizer; token ids are flattened into one array once and
+  each batch is padded by array indexing, not a Python loop;
+* texts sorted by token length and grouped under a padded-token budget, so a batch is
+  padded only to its own longest text and small texts share large batches;
+* the statistics of every returned layer are pooled without copying hidden states: rows of
+  a length-sorted batch differ by a few tokens, so the positions every row has are reduced
+  directly and only the short ragged tail is masked (see :func:`pool_layers`).
 """
 
 from __future__ import annotations
@@ -13,7 +23,8 @@ import numpy as np
 
 from .pooling import pool_stats
 
-__all__ = ["encode", "Tokenized", "tokenize", "make_batches"]
+__all__ = ["encode", "Tokenized", "tokenize", "tokenize_chunks", "make_batches",
+           "pool_layers"]
 
 BatchCallback = Callable[[np.ndarray, np.ndarray, "np.ndarray | None", np.ndarray], None]
 
@@ -38,6 +49,26 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> Tokenized:
         list(texts),
         truncation=True,
         max_length=max_length,
+        padding=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
+    encodings = getattr(enc, "encodings", None)
+    if encodings is not None and len(encodings) == len(texts):
+        # the fast tokenizer keeps the cut-off tokens on each encoding; asking for them
+        # only as a count avoids turning every overflow chunk into Python lists
+        truncated = np.fromiter((len(e.overflowing) > 0 for e in encodings), dtype=bool,
+                                count=len(texts))
+        return Tokenized(list(enc["input_ids"]), truncated)
+    return _tokenize_with_overflow(tokenizer, texts, max_length)  # pragma: no cover
+
+
+def _tokenize_with_overflow(tokenizer, texts: Sequence[str], max_length: int) -> Tokenized:
+    """Fallback for tokenizers whose output carries no ``encodings``."""
+    enc = tokenizer(
+        list(texts),
+        truncation=True,
+        max_length=max_length,
         return_overflowing_tokens=True,
         stride=0,
         padding=False,
@@ -46,7 +77,7 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> Tokenized:
     )
     ids = enc["input_ids"]
     mapping = enc.get("overflow_to_sample_mapping")
-    if mapping is None:  # pragma: no cover - every fast tokenizer returns it
+    if mapping is None:
         return Tokenized(list(ids), np.zeros(len(texts), dtype=bool))
     first: list[list[int] | None] = [None] * len(texts)
     chunks = np.bincount(np.asarray(mapping, dtype=np.int64), minlength=len(texts))
@@ -75,6 +106,151 @@ def make_batches(lengths: np.ndarray, batch_size: int, max_tokens: int) -> list[
     return batches
 
 
+def _flatten(input_ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All token ids in one int64 array, with each text's offset and length."""
+    lengths = np.fromiter(map(len, input_ids), dtype=np.int64, count=len(input_ids))
+    offsets = np.zeros(len(input_ids), dtype=np.int64)
+    if len(input_ids) > 1:
+        np.cumsum(lengths[:-1], out=offsets[1:])
+    flat = np.fromiter((i for ids in input_ids for i in ids), dtype=np.int64,
+                       count=int(lengths.sum()))
+    return flat, offsets, lengths
+
+
+def _pad_batch(flat: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
+               positions: np.ndarray, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids padded to the batch's longest text, and the attention mask."""
+    lens = lengths[positions]
+    width = int(lens.max())
+    cols = np.arange(width, dtype=np.int64)
+    mask = cols[None, :] < lens[:, None]
+    if len(flat):
+        index = np.minimum(offsets[positions][:, None] + cols[None, :], len(flat) - 1)
+        ids = np.where(mask, flat[index], pad_id)
+    else:  # only empty token lists
+        ids = np.full(mask.shape, pad_id, dtype=np.int64)
+    return ids, mask.astype(np.int64)
+
+
+def pool_layers(hidden_states: Sequence, mask, lengths: np.ndarray):
+    """:func:`~bertfeat.pooling.pool_stats` of every layer, without copying hidden states.
+
+    Parameters
+    ----------
+    hidden_states : sequence of torch.Tensor of shape (batch, tokens, dim)
+        One tensor per layer, any float dtype.
+    mask : torch.Tensor of shape (batch, tokens)
+        Attention mask, 1 for real tokens (a prefix of each row) and 0 for padding.
+    lengths : ndarray of shape (batch,)
+        Real tokens per row (the row sums of ``mask``).
+
+    Returns
+    -------
+    torch.Tensor of shape (batch, layers, 3, dim), float32
+        ``[CLS]``, masked mean and masked max of each layer, as :func:`pool_stats`.
+
+    Notes
+    -----
+    Every row has at least ``min(lengths)`` real tokens, so those positions are reduced
+    as they are (sum in float32, max in the model's dtype, which is exact); only the
+    ragged tail after them, short in a length-sorted batch, is masked. This reads each
+    hidden state about twice instead of building float32 copies and masked copies of it.
+    """
+    import torch
+
+    first = hidden_states[0]
+    batch, width, dim = first.shape
+    short = int(lengths.min()) if len(lengths) else 0
+    if short < 1:  # an empty row: the general path handles it
+        return torch.stack([pool_stats(h, mask) for h in hidden_states], dim=1)
+    out = torch.empty((batch, len(hidden_states), 3, dim), dtype=torch.float32,
+                      device=first.device)
+    counts = torch.as_tensor(lengths, dtype=torch.float32, device=first.device)[:, None]
+    drop = (mask[:, short:] == 0)[:, :, None] if short < width else None
+    for i, h in enumerate(hidden_states):
+        out[:, i, 0] = h[:, 0]
+        head = h[:, :short]
+        total = head.sum(dim=1, dtype=torch.float32)
+        peak = head.amax(dim=1)
+        if drop is not None:
+            tail = h[:, short:]
+            total += tail.masked_fill(drop, 0).sum(dim=1, dtype=torch.float32)
+            peak = torch.maximum(peak, tail.masked_fill(drop, float("-inf")).amax(dim=1))
+        out[:, i, 1] = total / counts
+        out[:, i, 2] = peak
+    return out
+
+
+def tokenize_chunks(tokenizer, texts: Sequence[str], max_length: int, stride: int,
+                    max_chunks: int) -> tuple[list[list[int]], np.ndarray, np.ndarray]:
+    """Split each text into windows of at most ``max_length`` tokens.
+
+    Consecutive windows of a text overlap by ``stride`` tokens, and each window carries the
+    model's special tokens. A text with more than ``max_chunks`` windows keeps its first
+    ``ceil(max_chunks / 2)`` and last ``floor(max_chunks / 2)`` windows (head + tail).
+
+    Returns
+    -------
+    chunks : list of list of int
+        Token ids of every kept window, texts in order.
+    owner : ndarray of int64
+        Index of the text each window belongs to.
+    capped : ndarray of bool
+        Texts that lost windows to ``max_chunks``.
+    """
+    if not texts:
+        return [], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length,
+                    return_overflowing_tokens=True, stride=stride, padding=False,
+                    return_attention_mask=False, return_token_type_ids=False)
+    mapping = np.asarray(enc["overflow_to_sample_mapping"], dtype=np.int64)
+    ids = enc["input_ids"]
+    counts = np.bincount(mapping, minlength=len(texts))
+    capped = counts > max_chunks
+    head = (max_chunks + 1) // 2
+    tail = max_chunks - head
+    starts = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    keep = np.ones(len(mapping), dtype=bool)
+    for doc in np.flatnonzero(capped):
+        keep[starts[doc] + head:starts[doc + 1] - tail] = False
+    kept = np.flatnonzero(keep)
+    return [ids[i] for i in kept], mapping[kept], capped
+
+
+def _forward_batches(model, tokenizer, input_ids: list[list[int]], *, depth: int,
+                     batch_size: int, max_tokens: int, device: str, want_pooler: bool):
+    """Run length-sorted, token-budgeted batches; yield (positions, stats, pooler)."""
+    import torch
+
+    flat, offsets, lengths = _flatten(input_ids)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    with_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ())
+    for positions in make_batches(lengths, batch_size, max_tokens):
+        ids, mask = _pad_batch(flat, offsets, lengths, positions, pad_id)
+        inputs = {
+            "input_ids": torch.from_numpy(ids).to(device),
+            "attention_mask": torch.from_numpy(mask).to(device),
+        }
+        if with_types:
+            inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
+        with torch.inference_mode():
+            out = model(**inputs, output_hidden_states=True, return_dict=True)
+            hidden = out.hidden_states
+            if len(hidden) != depth + 1:
+                raise RuntimeError(
+                    f"model returned {len(hidden)} hidden states, expected {depth + 1}"
+                )
+            stats = pool_layers(hidden, inputs["attention_mask"], lengths[positions])
+            pooler = None
+            if want_pooler:
+                pooled = getattr(out, "pooler_output", None)
+                if pooled is None:
+                    raise ValueError("this model has no pooler output")
+                pooler = pooled.float().cpu().numpy()
+        yield np.asarray(positions), stats.cpu().numpy(), pooler, lengths[positions]
+
+
 def encode(
     tokenizer,
     model,
@@ -88,6 +264,9 @@ def encode(
     want_pooler: bool,
     on_batch: BatchCallback,
     show_progress: bool = False,
+    long_text: str = "truncate",
+    chunk_stride: int = 0,
+    max_chunks: int = 8,
 ) -> int:
     """Encode texts and hand each finished batch to ``on_batch``.
 
@@ -100,9 +279,9 @@ def encode(
     depth : int
         Number of layers kept in ``model``; hidden states ``0..depth`` are pooled.
     max_length : int
-        Token limit (longer texts are truncated).
+        Token limit per forward sequence.
     batch_size : int
-        Most texts per forward pass.
+        Most sequences per forward pass.
     max_tokens : int
         Most padded tokens per forward pass.
     device : str
@@ -115,60 +294,88 @@ def encode(
         shape (b, hidden) or None and ``truncated`` a boolean mask of shape (b,).
     show_progress : bool
         Show a tqdm progress bar.
+    long_text : {"truncate", "chunk"}
+        ``truncate``: a text longer than ``max_length`` keeps its first tokens.
+        ``chunk``: it is split into windows (see :func:`tokenize_chunks`), every window is
+        encoded (windows of all texts share batches), and the window statistics are pooled
+        per text: ``cls`` and ``mean`` as token-weighted means over windows, ``max`` as
+        the maximum; the pooler output as a token-weighted mean. A text with one window
+        gets exactly its window's statistics.
+    chunk_stride : int
+        Tokens shared by consecutive windows (``chunk`` only).
+    max_chunks : int
+        Most windows per text (``chunk`` only; head + tail are kept).
 
     Returns
     -------
     int
-        Number of texts that were truncated.
+        Number of texts that were truncated (``truncate``) or lost windows to
+        ``max_chunks`` (``chunk``).
     """
-    import torch
-
-    tok = tokenize(tokenizer, texts, max_length)
-    lengths = np.fromiter((len(ids) for ids in tok.input_ids), dtype=np.int64,
-                          count=len(tok.input_ids))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    with_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ())
     progress = None
     if show_progress:
         from tqdm.auto import tqdm
 
         progress = tqdm(total=len(texts), unit="text", desc="bertfeat encode")
+    run = dict(depth=depth, batch_size=batch_size, max_tokens=max_tokens, device=device,
+               want_pooler=want_pooler)
     try:
-        for positions in make_batches(lengths, batch_size, max_tokens):
-            width = int(lengths[positions].max())
-            ids = np.full((len(positions), width), pad_id, dtype=np.int64)
-            mask = np.zeros((len(positions), width), dtype=np.int64)
-            for row, pos in enumerate(positions):
-                n = lengths[pos]
-                ids[row, :n] = tok.input_ids[pos]
-                mask[row, :n] = 1
-            inputs = {
-                "input_ids": torch.from_numpy(ids).to(device),
-                "attention_mask": torch.from_numpy(mask).to(device),
-            }
-            if with_types:
-                inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
-            with torch.inference_mode():
-                out = model(**inputs, output_hidden_states=True, return_dict=True)
-                hidden = out.hidden_states
-                if len(hidden) != depth + 1:
-                    raise RuntimeError(
-                        f"model returned {len(hidden)} hidden states, expected {depth + 1}"
-                    )
-                stats = torch.stack(
-                    [pool_stats(h, inputs["attention_mask"]) for h in hidden], dim=1
-                )
-                pooler = None
-                if want_pooler:
-                    pooled = getattr(out, "pooler_output", None)
-                    if pooled is None:
-                        raise ValueError("this model has no pooler output")
-                    pooler = pooled.float().cpu().numpy()
-            on_batch(np.asarray(positions), stats.cpu().numpy(), pooler,
-                     tok.truncated[positions])
+        if long_text == "chunk":
+            return _encode_chunked(tokenizer, model, texts, max_length=max_length,
+                                   chunk_stride=chunk_stride, max_chunks=max_chunks,
+                                   on_batch=on_batch, progress=progress, run=run)
+        tok = tokenize(tokenizer, texts, max_length)
+        for positions, stats, pooler, _ in _forward_batches(model, tokenizer, tok.input_ids,
+                                                            **run):
+            on_batch(positions, stats, pooler, tok.truncated[positions])
             if progress is not None:
                 progress.update(len(positions))
+        return int(tok.truncated.sum())
     finally:
         if progress is not None:
             progress.close()
-    return int(tok.truncated.sum())
+
+
+def _encode_chunked(tokenizer, model, texts, *, max_length, chunk_stride, max_chunks,
+                    on_batch, progress, run) -> int:
+    chunks, owner, capped = tokenize_chunks(tokenizer, texts, max_length, chunk_stride,
+                                            max_chunks)
+    remaining = np.bincount(owner, minlength=len(texts))
+    # running sums of the texts with several windows: weight, weighted cls/mean, max
+    partial: dict[int, list] = {}
+    for positions, stats, pooler, lengths in _forward_batches(model, tokenizer, chunks,
+                                                              **run):
+        done, done_stats, done_pooler = [], [], []
+        for row, chunk in enumerate(positions):
+            doc = int(owner[chunk])
+            remaining[doc] -= 1
+            if doc not in partial and remaining[doc] == 0:  # a single window: as is
+                done.append(doc)
+                done_stats.append(stats[row])
+                done_pooler.append(None if pooler is None else pooler[row])
+                continue
+            weight = np.float32(lengths[row])
+            acc = partial.get(doc)
+            if acc is None:
+                acc = [np.float32(0), np.zeros_like(stats[row]), None]
+                acc[1][:, 2] = -np.inf
+                partial[doc] = acc
+            acc[0] += weight
+            acc[1][:, :2] += weight * stats[row][:, :2]
+            acc[1][:, 2] = np.maximum(acc[1][:, 2], stats[row][:, 2])
+            if pooler is not None:
+                acc[2] = weight * pooler[row] if acc[2] is None else acc[2] + weight * pooler[row]
+            if remaining[doc] == 0:
+                total, summed, pooled = partial.pop(doc)
+                summed[:, :2] /= total
+                done.append(doc)
+                done_stats.append(summed)
+                done_pooler.append(None if pooled is None else pooled / total)
+        if done:
+            index = np.asarray(done, dtype=np.int64)
+            pooled = None if pooler is None else np.stack(done_pooler).astype(np.float32)
+            on_batch(index, np.stack(done_stats).astype(np.float32, copy=False), pooled,
+                     capped[index])
+            if progress is not None:
+                progress.update(len(done))
+    return int(capped.sum())

@@ -33,8 +33,13 @@ _COMBINES = ("concat", "mean", "sum")
 _PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 #: texts to encode before ``show_progress="auto"`` shows a bar
 _PROGRESS_MIN_TEXTS = 256
-#: padded tokens per forward pass when ``max_batch_tokens=None``
-DEFAULT_BATCH_TOKENS = 8192
+#: padded tokens per forward pass when ``max_batch_tokens=None``, on a CPU: measured in
+#: benchmarks/bench_encode.py, 4096 beats 8192 and more (activations fall out of the caches)
+#: and 2048 or less (per-call overhead)
+DEFAULT_BATCH_TOKENS = 4096
+#: the same on a GPU, where bigger batches keep the device busy (the earlier default, kept:
+#: not measured on a GPU yet)
+DEFAULT_BATCH_TOKENS_GPU = 8192
 
 
 class BertFeaturizer(TransformerMixin, BaseEstimator):
@@ -63,7 +68,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
     max_length : int, optional
         Token limit per text (special tokens included). Default: the model's limit.
         Longer texts are truncated, with one warning that counts them.
-    batch_size : int, default=32
+    batch_size : int, default=128
         Most texts per forward pass.
     device : str, default="auto"
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``
@@ -85,13 +90,27 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         Progress bar while encoding; ``"auto"`` shows it for long runs in a terminal.
     max_batch_tokens : int, optional
         Most padded tokens per forward pass (texts are sorted by length and batched
-        under this budget and ``batch_size``). Default: 8192.
+        under this budget and ``batch_size``). Default: 4096 on a CPU, 8192 on a GPU.
     on_bad_input : {"raise", "empty"}, default="raise"
         Missing rows (None, NaN, ``pd.NA``): raise a ``ValueError`` naming the row, or
         encode them as the empty string.
     trust_remote_code : bool, default=False
         Allow models that ship their own Python code. Off: only transformers' own
         architectures load.
+    long_text : {"truncate", "chunk"}, default="truncate"
+        Texts longer than ``max_length`` tokens: ``"truncate"`` keeps the first
+        ``max_length`` tokens (one warning counts such texts); ``"chunk"`` splits the text
+        into windows of ``max_length`` tokens overlapping by ``chunk_stride``, encodes every
+        window (windows of all texts share batches) and pools them per text: ``cls`` and
+        ``mean`` as token-weighted means of the windows' statistics, ``max`` as their
+        maximum. A text that fits in one window gets the same vector either way.
+    chunk_stride : int, optional
+        Tokens shared by consecutive windows with ``long_text="chunk"``. Default:
+        ``max_length // 8``.
+    max_chunks : int, default=8
+        Most windows per text with ``long_text="chunk"``; a longer text keeps its first
+        ``ceil(max_chunks / 2)`` and last ``floor(max_chunks / 2)`` windows (head + tail,
+        with one warning that counts such texts), so one huge text cannot stall a run.
 
     Attributes
     ----------
@@ -136,7 +155,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         pooling: str = "mean",
         layer_combine: str = "concat",
         max_length: int | None = None,
-        batch_size: int = 32,
+        batch_size: int = 128,
         device: str = "auto",
         precision: str = "auto",
         revision: str | None = None,
@@ -146,6 +165,9 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         max_batch_tokens: int | None = None,
         on_bad_input: str = "raise",
         trust_remote_code: bool = False,
+        long_text: str = "truncate",
+        chunk_stride: int | None = None,
+        max_chunks: int = 8,
     ) -> None:
         self.model = model
         self.layers = layers
@@ -162,6 +184,9 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         self.max_batch_tokens = max_batch_tokens
         self.on_bad_input = on_bad_input
         self.trust_remote_code = trust_remote_code
+        self.long_text = long_text
+        self.chunk_stride = chunk_stride
+        self.max_chunks = max_chunks
 
     # ------------------------------------------------------------------ sklearn plumbing
     def __sklearn_tags__(self):
@@ -190,9 +215,17 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         if self.on_bad_input not in BAD_INPUT_POLICIES:
             raise ValueError(
                 f"on_bad_input must be one of {BAD_INPUT_POLICIES}, got {self.on_bad_input!r}")
-        for name in ("batch_size", "max_batch_tokens", "max_length"):
+        if self.long_text not in ("truncate", "chunk"):
+            raise ValueError(
+                f"long_text must be 'truncate' or 'chunk', got {self.long_text!r}")
+        if self.chunk_stride is not None and (
+                not isinstance(self.chunk_stride, Integral) or isinstance(self.chunk_stride, bool)
+                or self.chunk_stride < 0):
+            raise ValueError(
+                f"chunk_stride must be a non-negative integer, got {self.chunk_stride!r}")
+        for name in ("batch_size", "max_batch_tokens", "max_length", "max_chunks"):
             value = getattr(self, name)
-            if value is None and name != "batch_size":
+            if value is None and name not in ("batch_size", "max_chunks"):
                 continue
             if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -295,14 +328,23 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         store = self._usable_store(store)
         self._rt_info = info
         self._rt_store = store
+        if self.long_text == "chunk":
+            stride = max_length // 8 if self.chunk_stride is None else int(self.chunk_stride)
+            # the tokenizer needs room for new tokens in every window
+            stride = min(stride, max(0, max_length - 4) // 2)
+            chunking = {"chunk_stride": stride, "max_chunks": int(self.max_chunks)}
+        else:
+            chunking = {}
+        self.chunk_stride_ = chunking.get("chunk_stride")
         self.fingerprint_ = models.fingerprint(
-            info, max_length=max_length, precision=precision, persistent=store)
+            info, max_length=max_length, precision=precision, long_text=self.long_text,
+            extra=chunking, persistent=store)
         if store is not None:
             store.register(self.fingerprint_, {
                 "model": info.spec, "path": str(info.path), "revision": info.revision,
                 "model_type": info.model_type, "n_layers": info.n_layers,
                 "hidden_size": info.hidden_size, "max_length": max_length,
-                "precision": precision,
+                "precision": precision, "long_text": self.long_text, **chunking,
             })
         self.layers_ = layers
         self.n_layers_ = info.n_layers
@@ -448,11 +490,19 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
             self._encode_missing(texts, digests, missing, stats, pooler, store, truncated)
         rows = np.ones(n, dtype=np.int64) if counts is None else np.asarray(counts)
         n_truncated = int(rows[truncated].sum())
-        if n_truncated:
+        if n_truncated and self.long_text == "chunk":
+            head = (self.max_chunks + 1) // 2
+            warnings.warn(
+                f"BertFeaturizer: {n_truncated} of {int(rows.sum())} texts need more than "
+                f"max_chunks={self.max_chunks} windows of {self.max_length_} tokens; only "
+                f"their first {head} and last {self.max_chunks - head} windows were encoded.",
+                UserWarning, stacklevel=3)
+        elif n_truncated:
             warnings.warn(
                 f"BertFeaturizer: {n_truncated} of {int(rows.sum())} texts are longer than "
                 f"max_length={self.max_length_} tokens and were truncated to their first "
-                f"{self.max_length_} tokens.", UserWarning, stacklevel=3)
+                f"{self.max_length_} tokens; long_text='chunk' encodes them whole.",
+                UserWarning, stacklevel=3)
         return stats, pooler
 
     def _encode_missing(self, texts, digests, missing, stats, pooler, store,
@@ -496,9 +546,11 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         return encoder.encode(
             tokenizer, model, batch_texts, depth=depth, max_length=self.max_length_,
             batch_size=self.batch_size,
-            max_tokens=self.max_batch_tokens or DEFAULT_BATCH_TOKENS,
+            max_tokens=self.max_batch_tokens or (
+                DEFAULT_BATCH_TOKENS if self.device_ == "cpu" else DEFAULT_BATCH_TOKENS_GPU),
             device=self.device_, want_pooler=want_pooler, on_batch=on_batch,
-            show_progress=bool(show))
+            show_progress=bool(show), long_text=self.long_text,
+            chunk_stride=self.chunk_stride_ or 0, max_chunks=self.max_chunks)
 
     def _assemble(self, stats: dict[int, np.ndarray], pooler: np.ndarray | None) -> np.ndarray:
         if self.pooling == "pooler":
