@@ -19,9 +19,10 @@ $(VENV)/.bertfeat-installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(PY) examples/quickstart.py
+	$(VENV)/bin/bertfeat probe
 
-quickstart: demo
+quickstart: setup
+	$(PY) examples/quickstart.py
 
 test: setup
 	$(PY) -m ruff check src tests examples benchmarks
