@@ -64,7 +64,8 @@ def test_probe_writes_table_plot_and_code(csv_file, tiny_model, tmp_path, capsys
     assert {"family", "layer", "pooling", "head", "mean_score", "std_score",
             "fit_time"} <= set(table.columns)
     assert table["mean_score"].is_monotonic_decreasing
-    assert set(table["family"]) == {"bert", "random", "tfidf"}
+    assert set(table["family"]) == {"bert", "random", "tfidf", "union"}
+    assert "TF-IDF ⊕ best layer" in printed and "no text is longer than" in printed
     assert len(table[table.stage == "refine"]) == 2  # svm on the 2 best feature sets
     assert (out / "probe.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "probe.txt").read_text(encoding="utf-8").strip() in printed

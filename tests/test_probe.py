@@ -8,7 +8,10 @@
   Pipeline on raw texts, on the same folds;
 * the recommended Pipeline is fitted on all data, and its printed code rebuilds it;
 * regression targets take the regression heads and r2; ``cache=False`` leaves no store;
-* the plot is a PNG.
+* the plot is a PNG;
+* issue 8: TF-IDF ⊕ best-layer union candidates on the same folds, scored exactly like the
+  TextUnion Pipeline on raw texts; the recommendation never below TF-IDF; chunked pooling
+  tried only when texts are truncated (or a note says why not).
 """
 
 from __future__ import annotations
@@ -98,8 +101,9 @@ def test_tidy_table(result):
     assert res.baselines["tfidf"] == table.loc[table.family == "tfidf", "mean_score"].max()
     last = table[(table.layer == "L3") & (table.pooling == "mean") & (table.stage == "screen")]
     assert res.baselines["last_layer"] == last["mean_score"].item()
-    assert res.best["family"] in ("bert", "tfidf")
+    assert res.best["family"] in ("bert", "tfidf", "union")
     assert res.best["mean_score"] == table[table.family != "random"]["mean_score"].max()
+    assert res.best["mean_score"] >= res.baselines["tfidf"]
 
 
 def test_encoder_ran_once_per_unique_text(tiny_model, tmp_path, spy):
@@ -131,7 +135,8 @@ def test_scores_equal_pipeline_cross_validation(result):
                 res.table[res.table.layer == "L1-3 avg"].iloc[0]["candidate"]):
         row = res.table.set_index("candidate").loc[key]
         pipe = res.make_pipeline(key)
-        assert isinstance(pipe.steps[0][1], BertFeaturizer) or row["family"] == "tfidf"
+        assert isinstance(pipe.steps[0][1], BertFeaturizer) or row["family"] in ("tfidf",
+                                                                                 "union")
         scores = cross_val_score(pipe, texts, y, cv=folds)
         assert scores.mean() == pytest.approx(row["mean_score"], abs=1e-12)
         assert scores.std() == pytest.approx(row["std_score"], abs=1e-12)
@@ -290,3 +295,126 @@ def test_a_failing_head_is_left_out_with_a_warning(tiny_model, tmp_path):
                     heads={"logreg": "logreg", "broken": _BrokenHead()}, refine_top=2,
                     random_control=False, tfidf=False, cv=3, cache=tmp_path / "s")
     assert set(res.table["head"]) == {"logreg"} and len(res.table) == 4
+
+
+# ------------------------------------------------------------- issue 8: union and long texts
+def _rare_token_data(n: int = 80, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """Labels set by one rare word hidden in 14 others: TF-IDF sees it, a random encoder's
+    pooled vectors barely do."""
+    rng = np.random.default_rng(seed)
+    neutral = [w for w in WORDS if w not in ("bank", "prize")]
+    texts, labels = [], []
+    for i in range(n):
+        words = list(rng.choice(neutral, 14))
+        words[rng.integers(14)] = "bank" if i % 2 else "prize"
+        texts.append(" ".join(words))
+        labels.append("finance" if i % 2 else "contest")
+    return texts, np.asarray(labels)
+
+
+def test_union_candidates_on_the_same_folds(result):
+    from bertfeat import TextUnion
+    from bertfeat.probe import _CachedUnion, _UnionData
+    from bertfeat.union import default_tfidf
+
+    res, texts, y, store = result
+    table = res.table
+    union = table[table.family == "union"]
+    assert len(union) == 3 and set(union["head"]) == {"logreg C=1", "logreg C=10",
+                                                      "logreg C=100"}
+    assert set(union["stage"]) == {"union"}
+    # built on the best screened feature set
+    screen = table[table.stage == "screen"].iloc[0]
+    assert set(union["layer"]) == {screen["layer"]} and set(union["pooling"]) == \
+        {screen["pooling"]}
+    assert res.families["union"] == union["mean_score"].max()
+    folds = StratifiedKFold(5, shuffle=True, random_state=1)
+    for key in union["candidate"]:
+        pipe = res.make_pipeline(key)
+        assert isinstance(pipe.steps[0][1], TextUnion)
+        feat = pipe.steps[0][1].bert
+        assert feat.layers == screen["layer_index"] or feat.layers == \
+            res.make_pipeline(screen["candidate"]).steps[0][1].layers
+        # the probe's score is cross_val_score of the TextUnion Pipeline on raw texts,
+        # where TF-IDF and the scaler are fitted inside each training fold
+        scores = cross_val_score(pipe, texts, y, cv=folds)
+        row = table.set_index("candidate").loc[key]
+        assert scores.mean() == pytest.approx(row["mean_score"], abs=1e-9)
+        assert scores.std() == pytest.approx(row["std_score"], abs=1e-9)
+    # no leakage: the cached union's vocabulary is the training fold's alone
+    data = _UnionData(np.asarray(texts, dtype=object))
+    data.blocks["b"] = np.zeros((len(texts), 4), np.float32)
+    train = np.arange(0, len(texts), 2)
+    cached = _CachedUnion(data, "b").fit(train.reshape(-1, 1))
+    assert cached.tfidf_.vocabulary_ == default_tfidf().fit(
+        [texts[i] for i in train]).vocabulary_
+    assert cached.transform(np.arange(3).reshape(-1, 1)).shape == (3, cached.n_features_out_)
+
+
+def test_tfidf_wins_the_recommendation_is_never_worse(tiny_model, tmp_path):
+    texts, y = _rare_token_data()
+    res = probe(texts, y, model=tiny_model, heads=("logreg",), random_control=False,
+                cache=tmp_path / "s", random_state=0, featurizer_params={"precision": "fp32"})
+    table = res.table
+    best_bert = table[table.family == "bert"]["mean_score"].max()
+    tfidf = res.baselines["tfidf"]
+    assert tfidf > best_bert + 0.1  # the construction: TF-IDF beats every BERT layer
+    assert res.best["family"] in ("tfidf", "union")
+    assert res.best["mean_score"] >= tfidf
+    assert res.best["mean_score"] == table[table.family.isin(["bert", "tfidf", "union"])][
+        "mean_score"].max()
+    summary = res.summary()
+    assert "TF-IDF ⊕ best layer" in summary and "no text is longer than" in summary
+    assert res.encoding["truncated"] == 0 and res.families["chunked"] is None
+    # the refitted recommendation predicts like a fresh fit of its pipeline
+    np.testing.assert_array_equal(res.best_estimator.predict(texts),
+                                  res.make_pipeline().fit(texts, y).predict(texts))
+
+
+def test_union_best_code_builds_and_runs(tiny_model, tmp_path):
+    from bertfeat import TextUnion
+
+    texts, y = _rare_token_data(60, seed=1)
+    res = probe(texts, y, model=tiny_model, layers=[2], combos=False, poolings=("mean",),
+                heads=("logreg",), random_control=False, tfidf=False, union=True, cv=3,
+                cache=tmp_path / "s", featurizer_params={"precision": "fp32"})
+    assert set(res.table["family"]) == {"bert", "union"}
+    assert res.best["family"] == "union"  # TF-IDF's rare word is in the union
+    code = res.best_code
+    assert "from bertfeat import BertFeaturizer" in code and \
+        "from bertfeat import TextUnion" in code
+    assert "TextUnion(bert=BertFeaturizer(" in code
+    namespace: dict = {}
+    exec(code, namespace)  # noqa: S102 - code the probe printed
+    pipe = namespace["pipe"]
+    assert isinstance(pipe.steps[0][1], TextUnion)
+    predictions = pipe.fit(texts, y).predict(texts)
+    np.testing.assert_array_equal(predictions, res.best_estimator.predict(texts))
+    assert (predictions == y).mean() > 0.9
+
+
+def test_long_texts_chunked_or_said_why_not(tiny_model, tmp_path):
+    from bertfeat.probe import chunking_available
+
+    texts, y = _rare_token_data(40, seed=2)
+    texts = [t + " " + t for t in texts]  # 28 words: longer than max_length=16
+    res = probe(texts, y, model=tiny_model, poolings=("mean",), heads=("logreg",),
+                random_control=False, cv=3, cache=tmp_path / "s",
+                featurizer_params={"precision": "fp32", "max_length": 16})
+    assert res.encoding["truncated"] == 40
+    note = res.encoding["chunk"]
+    assert note.startswith("40 distinct texts are longer than max_length=16 tokens")
+    assert note in res.summary()
+    chunked = res.table[res.table.stage == "chunk"]
+    if not chunking_available():
+        assert "no long_text='chunk' mode" in note and chunked.empty
+        return
+    # the 2 best screened feature sets again, from one chunked encoder pass
+    assert len(chunked) == 2 and chunked["layer"].str.endswith(" chunked").all()
+    assert res.encoding["chunk_encoded"] == 40
+    folds = StratifiedKFold(3, shuffle=True, random_state=0)
+    key = chunked.iloc[0]["candidate"]
+    pipe = res.make_pipeline(key)
+    assert pipe.steps[0][1].long_text == "chunk"
+    scores = cross_val_score(pipe, texts, y, cv=folds)
+    assert scores.mean() == pytest.approx(chunked.iloc[0]["mean_score"], abs=1e-9)

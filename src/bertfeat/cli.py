@@ -184,6 +184,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         texts, y, model=args.model, layers=args.layers, poolings=args.poolings,
         heads=args.heads, cv=args.cv, scoring=args.scoring,
         random_control=not args.no_random_control, cache=cache, tfidf=not args.no_tfidf,
+        union=not (args.no_tfidf or args.no_union), chunk=not args.no_chunk,
         refine_top=args.refine_top, task=args.task, random_state=args.seed,
         n_jobs=args.n_jobs, refit=True, featurizer_params=_featurizer_params(args),
         verbose=not args.quiet)
@@ -204,10 +205,13 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         + f"; {len(result.table)} candidates on the same {result.n_splits} folds; "
           f"{seconds:.1f} s in all")
     t = result.timings
-    heads = t.get("screen", 0) + t.get("refine", 0) + t.get("baselines", 0)
+    heads = (t.get("screen", 0) + t.get("refine", 0) + t.get("baselines", 0)
+             + t.get("union", 0) + t.get("chunk", 0) - t.get("chunk_encode", 0))
     lines.append(f"time: encoding {t.get('encode', 0):.1f} s"
                  + (f" + random-weights control {t['random_encode']:.1f} s"
                     if "random_encode" in t else "")
+                 + (f" + chunked long texts {t['chunk_encode']:.1f} s"
+                    if "chunk_encode" in t else "")
                  + f", cross-validating heads {heads:.1f} s, refit {t.get('refit', 0):.1f} s")
     lines.append("")
     lines.append("Build the best pipeline (unfitted) with:")
@@ -365,9 +369,10 @@ def _parser() -> argparse.ArgumentParser:
         "probe", parents=[common, model_opts],
         help="find the best layer, pooling and head for a labelled dataset",
         description="Encode every text once, then cross-validate every layer x pooling "
-                    "(x head for the best ones) against a random-weights control and "
-                    "TF-IDF, on the same folds. Without DATA it runs on a subset of a "
-                    "dataset shipped with bertfeat.")
+                    "(x head for the best ones) against a random-weights control, "
+                    "TF-IDF and TF-IDF ⊕ the best layer (and chunked pooling when texts "
+                    "are longer than max_length), on the same folds. Without DATA it "
+                    "runs on a subset of a dataset shipped with bertfeat.")
     p.add_argument("data", nargs="?", metavar="DATA",
                    help="CSV/TSV/Parquet file with a text and a label column")
     p.add_argument("--text-col", default="text")
@@ -396,7 +401,12 @@ def _parser() -> argparse.ArgumentParser:
                                                       "regression"])
     p.add_argument("--no-random-control", action="store_true",
                    help="skip the random-weights control (saves one encoder pass)")
-    p.add_argument("--no-tfidf", action="store_true", help="skip the TF-IDF baseline")
+    p.add_argument("--no-tfidf", action="store_true",
+                   help="skip the TF-IDF baseline (and the TF-IDF ⊕ BERT union)")
+    p.add_argument("--no-union", action="store_true",
+                   help="skip the TF-IDF ⊕ best-layer union candidates")
+    p.add_argument("--no-chunk", action="store_true",
+                   help="do not try chunked pooling when texts exceed --max-length")
     p.add_argument("--n-jobs", type=int, default=None, help="processes per CV")
     p.add_argument("--seed", type=int, default=0, help="folds, subset and init seed")
     p.add_argument("--top", type=int, default=15, help="table rows to print")

@@ -9,7 +9,18 @@ cross-validation on one fixed set of folds:
 * **random** -- the same architecture with random weights (a fixed seed), through the same
   layers and poolings: how much of a score is knowledge transfer and how much is the head
   fitting surface features (the control of the probing literature);
-* **tfidf** -- TF-IDF word n-grams + a linear model, the baseline every probe must beat.
+* **tfidf** -- TF-IDF word n-grams + a linear model, the baseline every probe must beat;
+* **union** -- TF-IDF ⊕ the best screened BERT feature set (:class:`~bertfeat.TextUnion`)
+  + a linear model: on long, topical documents TF-IDF often carries what frozen encoder
+  features miss, and the union lets one head use both. Its TF-IDF vocabulary and BERT
+  scaler are fitted inside each training fold (no leakage), from the cached BERT block;
+* **chunked** (``bert`` rows of stage ``chunk``) -- when some texts exceed ``max_length``
+  and the featurizer has a ``long_text="chunk"`` mode, the best feature sets again with
+  every text encoded as token windows pooled per document (one more encoder pass), next
+  to their truncated versions.
+
+The recommendation is the best of the ``bert`` (truncated or chunked), ``tfidf`` and
+``union`` rows, so it never scores below the TF-IDF baseline the probe reports.
 
 Every feature set is built from the store without running the encoder again (the
 featurizer reads the statistics of any layer and pooling back), and a Pipeline
@@ -52,7 +63,8 @@ from . import models
 from .featurizer import BertFeaturizer
 from .inputs import to_texts
 from .pooling import pooling_width
-from .store import DEFAULT_SIZE_LIMIT, FeatureStore
+from .store import DEFAULT_SIZE_LIMIT, FeatureStore, text_digest
+from .union import TextUnion, default_tfidf
 
 __all__ = ["probe", "ProbeResult", "describe", "pipeline_code", "random_init_model", "HEADS",
            "SWEEP_POOLINGS"]
@@ -66,9 +78,11 @@ HEADS = {
 }
 _LINEAR_ALIASES = {"logreg", "ridge", "linear"}
 #: families a recommendation may come from (the random-weights model is a control only)
-_RECOMMENDABLE = ("bert", "tfidf")
-#: regularisation strengths tried for the TF-IDF baseline
+_RECOMMENDABLE = ("bert", "tfidf", "union")
+#: regularisation strengths tried for the TF-IDF baseline and the TF-IDF ⊕ BERT union
 _TFIDF_C = (1.0, 10.0, 100.0)
+#: featurizer parameters of the chunked long-text mode (absent: the mode is not available)
+_CHUNK_PARAMS = ("long_text", "chunk_stride", "max_chunks")
 #: metrics in [0, 1] whose differences read as percentage points
 _PROPORTION_METRICS = ("accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc",
                        "jaccard", "average_precision")
@@ -155,6 +169,7 @@ class _Candidate:
     stage: str
     layer_index: int | None = None
     n_features: int | None = None
+    dense: np.ndarray | None = None  # the cached BERT block of a union candidate
 
     @property
     def key(self) -> str:
@@ -264,6 +279,124 @@ def _tfidf_candidates(texts: np.ndarray, task: str) -> list[_Candidate]:
     return out
 
 
+class _UnionData:
+    """Texts, cached BERT blocks and per-fold TF-IDF fits shared by the union candidates.
+
+    ``clone`` deep-copies estimator parameters; this object returns itself from
+    ``__deepcopy__`` so every clone of a union candidate shares the fits. A TF-IDF fit is
+    keyed by its parameters and the exact training rows, so a fold only ever sees a
+    vocabulary fitted on its own training rows, and the candidates of one probe (several
+    heads, several BERT blocks) fit each fold's vocabulary once.
+    """
+
+    def __init__(self, texts: np.ndarray) -> None:
+        self.texts = texts
+        self.blocks: dict[str, np.ndarray] = {}
+        self._fits: dict[tuple, tuple[Any, Any]] = {}
+        self._transforms: dict[tuple, Any] = {}
+
+    def __deepcopy__(self, memo: dict) -> _UnionData:
+        return self
+
+    @staticmethod
+    def _key(tfidf: BaseEstimator, rows: np.ndarray) -> tuple[str, str]:
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        return repr(sorted(tfidf.get_params().items())), hashlib.sha1(rows.tobytes()).hexdigest()
+
+    def fit(self, tfidf: BaseEstimator, rows: np.ndarray) -> tuple[tuple, Any, Any]:
+        """``(key, fitted vectorizer, matrix of the rows)`` for the training ``rows``."""
+        key = self._key(tfidf, rows)
+        if key not in self._fits:
+            vec = clone(tfidf)
+            self._fits[key] = (vec, vec.fit_transform(list(self.texts[rows])))
+        vec, matrix = self._fits[key]
+        return key, vec, matrix
+
+    def transform(self, key: tuple, vec: Any, rows: np.ndarray) -> Any:
+        """The rows' TF-IDF under the vocabulary fitted as ``key``."""
+        tkey = (key, self._key(vec, rows)[1])
+        if tkey not in self._transforms:
+            self._transforms[tkey] = vec.transform(list(self.texts[rows]))
+        return self._transforms[tkey]
+
+
+class _CachedUnion(TextUnion):
+    """:class:`~bertfeat.TextUnion` on row indices, reading a cached BERT block.
+
+    ``X`` is a column of row numbers into ``data.texts``; the output is exactly what
+    ``TextUnion(bert=<featurizer of that block>)`` gives on those texts, so cross-validating
+    a Pipeline of this and a head scores the same as the TextUnion Pipeline on raw texts.
+    """
+
+    def __init__(self, data: _UnionData | None = None, block: str = "", bert: Any = None,
+                 tfidf: Any = None, bert_weight: float = 1.0, tfidf_weight: float = 1.0,
+                 scale_bert: bool = True) -> None:
+        super().__init__(bert=bert, tfidf=tfidf, bert_weight=bert_weight,
+                         tfidf_weight=tfidf_weight, scale_bert=scale_bert)
+        self.data = data
+        self.block = block
+
+    def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> Any:
+        from sklearn.preprocessing import StandardScaler
+
+        self._check()
+        rows = np.asarray(X).ravel().astype(np.int64)
+        tfidf = self.tfidf if self.tfidf is not None else default_tfidf()
+        self.fit_key_, self.tfidf_, lexical = self.data.fit(tfidf, rows)
+        dense = self.data.blocks[self.block][rows]
+        self.scaler_ = StandardScaler().fit(dense) if self.scale_bert else None
+        self.n_features_out_ = lexical.shape[1] + dense.shape[1]
+        return self._join(lexical, dense)
+
+    def transform(self, X: Any) -> Any:
+        rows = np.asarray(X).ravel().astype(np.int64)
+        lexical = self.data.transform(self.fit_key_, self.tfidf_, rows)
+        return self._join(lexical, self.data.blocks[self.block][rows])
+
+
+def _union_candidates(fs: _FeatureSet, data: _UnionData, task: str,
+                      pipeline_params: dict) -> list[_Candidate]:
+    """TF-IDF ⊕ one BERT feature set, + LogisticRegression (C grid) or RidgeCV."""
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+
+    block = f"{fs.family}:{fs.layer}:{fs.pooling}"
+    data.blocks[block] = fs.X
+    params = {**fs.featurizer_params, **pipeline_params}
+    rows = np.arange(len(data.texts)).reshape(-1, 1)
+    if task == "classification":
+        heads = [(f"logreg C={C:g}", lambda C=C: LogisticRegression(C=C, max_iter=1000))
+                 for C in _TFIDF_C]
+    else:
+        heads = [("ridge", lambda: RidgeCV(alphas=_RIDGE_ALPHAS))]
+    out = []
+    for name, head in heads:
+        def build(head=head) -> Pipeline:
+            return make_pipeline(TextUnion(bert=BertFeaturizer(**params)), head())
+
+        estimator = make_pipeline(_CachedUnion(data, block), head())
+        out.append(_Candidate("union", fs.layer, fs.pooling, name, rows, estimator, build,
+                              "union", fs.layer_index, None, dense=fs.X))
+    return out
+
+
+def chunking_available() -> bool:
+    """Whether :class:`~bertfeat.BertFeaturizer` has the ``long_text="chunk"`` mode.
+
+    Returns
+    -------
+    bool
+    """
+    return "long_text" in BertFeaturizer().get_params()
+
+
+def _truncated_count(store: FeatureStore, base: BertFeaturizer, texts: list[str]) -> int:
+    """Distinct texts that the (truncating) encoder pass had to cut to ``max_length``."""
+    unique = list(dict.fromkeys(texts))
+    hit = store.read(base.fingerprint_, [text_digest(t) for t in unique], [0],
+                     base.hidden_size_)
+    return int(np.asarray(hit.truncated, dtype=bool).sum())
+
+
 # --------------------------------------------------------------------- random weights
 def random_init_model(model: str = "default", *, seed: int = 0, directory: str | os.PathLike,
                       revision: str | None = None, trust_remote_code: bool = False) -> str:
@@ -341,6 +474,8 @@ def describe(row: Any) -> str:
     """
     if row["family"] == "tfidf":
         return f"TF-IDF + {row['head']}"
+    if row["family"] == "union":
+        return f"TF-IDF ⊕ {row['layer']} · {row['pooling']} pooling · {row['head']}"
     prefix = "random weights " if row["family"] == "random" else ""
     return f"{prefix}{row['layer']} · {row['pooling']} pooling · {row['head']}"
 
@@ -352,13 +487,16 @@ class ProbeResult:
     ----------
     table : pandas.DataFrame
         One row per candidate, best first, with columns ``rank``, ``family`` (``bert``,
-        ``tfidf`` or ``random``), ``layer`` (``L4``, ``L3-6 concat`` ...),
+        ``tfidf``, ``union`` or ``random``), ``layer`` (``L4``, ``L3-6 concat`` ...;
+        ``L4 chunked`` for the chunked long-text mode),
         ``layer_index`` (hidden state for single layers, else NA), ``pooling``, ``head``,
         ``mean_score``, ``std_score`` (across folds), ``fit_time`` and ``score_time``
-        (seconds per fold), ``n_features``, ``stage`` (``screen``, ``refine`` or
-        ``baseline``) and ``candidate`` (a unique key).
+        (seconds per fold), ``n_features``, ``stage`` (``screen``, ``refine``,
+        ``chunk``, ``union``, ``control`` or ``baseline``) and ``candidate`` (a unique
+        key).
     best : pandas.Series
-        The best row among the ``bert`` and ``tfidf`` candidates.
+        The best row among the ``bert``, ``tfidf`` and ``union`` candidates: never below
+        the TF-IDF baseline when that ran.
     best_estimator : Pipeline or None
         The best configuration **fitted on all the data** (when ``refit=True``), a
         Pipeline on raw texts ready for ``predict``.
@@ -367,10 +505,15 @@ class ProbeResult:
     baselines : dict
         ``last_layer`` (last layer, mean pooling, screening head), ``tfidf`` (best TF-IDF
         row), ``random`` (best random-weights row); a value is None when not run.
+    families : dict
+        Best score per kind of candidate: ``bert`` (truncated texts), ``chunked``,
+        ``tfidf``, ``union``, ``random``; None when not run.
     encoding : dict
         ``texts``, ``unique_texts``, ``encoded`` (texts the encoder ran on, from the
         store's ``encoded`` counter: 0 when every text was already stored, never more than
-        ``unique_texts``), ``random_encoded``, ``fingerprint``, ``seconds``.
+        ``unique_texts``), ``random_encoded``, ``fingerprint``, ``seconds``;
+        ``truncated`` (distinct texts longer than ``max_length``), ``chunk`` (whether and
+        why the chunked candidates ran), ``chunk_encoded``, ``chunk_seconds``.
     task : str
         ``classification`` or ``regression``.
     scoring : str
@@ -408,6 +551,14 @@ class ProbeResult:
                 & (table["pooling"] == "mean") & (table["stage"] == "screen")),
             "tfidf": self._score_of(table["family"] == "tfidf"),
             "random": self._score_of(table["family"] == "random"),
+        }
+        chunked = table["stage"] == "chunk"
+        self.families = {
+            "bert": self._score_of((table["family"] == "bert") & ~chunked),
+            "chunked": self._score_of(chunked),
+            "tfidf": self.baselines["tfidf"],
+            "union": self._score_of(table["family"] == "union"),
+            "random": self.baselines["random"],
         }
 
     def _score_of(self, mask: pd.Series) -> float | None:
@@ -479,6 +630,12 @@ class ProbeResult:
         lines.append(f"last layer (L{self.n_layers}, mean, {self._screen_head()}): "
                      f"{fmt(b['last_layer'])}   TF-IDF + linear: {fmt(b['tfidf'])}   "
                      f"random-weights control (best): {fmt(b['random'])}")
+        fam = self.families
+        lines.append(f"best BERT (truncated): {fmt(fam['bert'])}   chunked long texts: "
+                     f"{fmt(fam['chunked'])}   TF-IDF ⊕ best layer: {fmt(fam['union'])}")
+        note = self.encoding.get("chunk")
+        if note:
+            lines.append(f"long texts: {note}")
         proportion = metric.startswith(_PROPORTION_METRICS)
         gains = []
         for name, label in (("last_layer", "last layer"), ("tfidf", "TF-IDF"),
@@ -628,6 +785,8 @@ def _value_code(value: Any, imports: set[str]) -> str:
             return repr(value.directory)
         imports.add("from bertfeat import FeatureStore")
         return f"FeatureStore({value.directory!r}, size_limit={value.size_limit})"
+    if isinstance(value, os.PathLike):  # a PosixPath repr would not run as printed
+        return repr(os.fspath(value))
     if isinstance(value, np.ndarray):
         return repr(value.tolist())
     if isinstance(value, (np.floating, np.integer)):
@@ -756,6 +915,63 @@ def _encode_all_layers(texts: list[str], model: str, poolings: Sequence[str],
     return out, base, _encoded_count(store, base.fingerprint_) - before
 
 
+def _chunk_sets(texts: list[str], model: str, params: dict, store: FeatureStore,
+                base: BertFeaturizer, best: list[_FeatureSet], encoding: dict, chunk: bool,
+                say: Callable[[str], None]) -> list[_FeatureSet]:
+    """The ``best`` feature sets again from a chunked encoder pass, when that can matter.
+
+    Records in ``encoding`` how many texts the truncating pass cut (``truncated``) and
+    why chunked candidates did or did not run (``chunk``).
+    """
+    truncated = _truncated_count(store, base, texts)
+    encoding["truncated"] = truncated
+    limit = base.max_length_
+    mode = params.get("long_text", "truncate")
+    if mode != "truncate":
+        encoding["chunk"] = (f"every text encoded with long_text={mode!r}; no truncated "
+                             "version to compare")
+        return []
+    if truncated == 0:
+        encoding["chunk"] = (f"no text is longer than max_length={limit} tokens; chunked "
+                             "pooling not tried (it would equal truncation)")
+        return []
+    head = f"{truncated:,} distinct texts are longer than max_length={limit} tokens"
+    if not chunk:
+        encoding["chunk"] = f"{head}; chunked pooling not tried (chunk=False)"
+        return []
+    if not chunking_available():
+        encoding["chunk"] = (f"{head}; chunked pooling not tried (this BertFeaturizer has "
+                             "no long_text='chunk' mode)")
+        return []
+    if not best:
+        encoding["chunk"] = f"{head}; no feature set to try in chunks"
+        return []
+    t0 = time.perf_counter()
+    cparams = {**params, "long_text": "chunk"}
+    poolings = list(dict.fromkeys(fs.pooling for fs in best))
+    say(f"{head}: encoding every text in chunks (long_text='chunk') for "
+        + ", ".join(f"{fs.layer} {fs.pooling}" for fs in best))
+    c_layers, cbase, c_encoded = _encode_all_layers(texts, model, poolings, store, cparams)
+    singles = sorted({fs.layer_index for fs in best if fs.layer_index is not None})
+    combos = [(fs.featurizer_params["layers"], fs.featurizer_params["layer_combine"])
+              for fs in best if fs.layer_index is None]
+    wanted = {(fs.layer, fs.pooling) for fs in best}
+    out = []
+    for fs in _feature_sets("bert", c_layers, cbase.hidden_size_, singles,
+                            [(list(c), m) for c, m in
+                             dict.fromkeys((tuple(c), m) for c, m in combos)],
+                            {"model": model, **cparams}):
+        if (fs.layer, fs.pooling) in wanted:
+            fs.layer = f"{fs.layer} chunked"
+            out.append(fs)
+    encoding["chunk_encoded"] = c_encoded
+    encoding["chunk_seconds"] = time.perf_counter() - t0
+    encoding["chunk"] = (f"{head}: the {len(out)} best feature set(s) also scored with "
+                         f"long_text='chunk' ({c_encoded:,} texts encoded in chunks, "
+                         f"{encoding['chunk_seconds']:.1f} s)")
+    return out
+
+
 def _cv_score(candidate: _Candidate, y: np.ndarray, splits: list, scoring: Any,
               n_jobs: int | None) -> dict:
     from threadpoolctl import threadpool_limits
@@ -803,7 +1019,11 @@ def probe(
     *,
     combos: Any = True,
     tfidf: bool = True,
+    union: bool | None = None,
+    chunk: bool = True,
     refine_top: int = 3,
+    union_top: int = 1,
+    chunk_top: int = 2,
     task: str = "auto",
     random_state: int = 0,
     control_seed: int = 0,
@@ -818,7 +1038,11 @@ def probe(
     candidate is scored by cross-validation on the **same folds**: single layers and
     combinations of the last four (concat, mean) x ``poolings`` with the first head;
     the other heads on the ``refine_top`` best of those; the same layers of a
-    randomly initialised copy of the model (control); and TF-IDF + a linear model.
+    randomly initialised copy of the model (control); TF-IDF + a linear model; TF-IDF ⊕
+    the best BERT feature set (:class:`~bertfeat.TextUnion`) + a linear model; and, when
+    some texts are longer than ``max_length``, the best feature sets encoded in chunks
+    (``long_text="chunk"``) next to their truncated versions. The recommendation is the
+    best ``bert``, ``tfidf`` or ``union`` candidate.
 
     Parameters
     ----------
@@ -853,8 +1077,24 @@ def probe(
     tfidf : bool, default=True
         Score the TF-IDF (word 1-2 grams, sublinear tf) + LogisticRegression baseline
         (C in 1, 10, 100; RidgeCV for regression).
+    union : bool, optional
+        Score TF-IDF ⊕ BERT unions: ``TextUnion(bert=<feature set>)`` +
+        LogisticRegression (C in 1, 10, 100; RidgeCV for regression) on the ``union_top``
+        best feature sets (screening head, truncated or chunked). The TF-IDF vocabulary
+        and the BERT scaler are fitted on each training fold only; the BERT block comes
+        from the encoder pass already made. Default: the value of ``tfidf``.
+    chunk : bool, default=True
+        When some texts were truncated to ``max_length`` and
+        :class:`~bertfeat.BertFeaturizer` has the ``long_text="chunk"`` mode, encode the
+        texts once more in chunks and score the ``chunk_top`` best feature sets (screening
+        head) on chunk-pooled vectors. Skipped, with a note in ``result.encoding["chunk"]``,
+        when no text is truncated (chunking would change nothing) or the mode is missing.
     refine_top : int, default=3
         Feature sets (by the screening score) that the other heads are tried on.
+    union_top : int, default=1
+        Feature sets the TF-IDF ⊕ BERT union is built on.
+    chunk_top : int, default=2
+        Feature sets tried in chunked form.
     task : {"auto", "classification", "regression"}, default="auto"
         ``auto`` reads it from ``y`` (floats that are not whole numbers: regression).
     random_state : int, default=0
@@ -910,8 +1150,12 @@ def probe(
         raise ValueError(f"poolings must be among {SWEEP_POOLINGS}, got {poolings!r}"
                          + (" ('pooler' exists for the last layer only: use "
                             "BertFeaturizer(pooling='pooler'))" if "pooler" in bad else ""))
-    if not isinstance(refine_top, (int, np.integer)) or refine_top < 0:
-        raise ValueError(f"refine_top must be a non-negative int, got {refine_top!r}")
+    for name, value in (("refine_top", refine_top), ("union_top", union_top),
+                        ("chunk_top", chunk_top)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    if union is None:
+        union = tfidf
     head_map = _resolve_heads(heads, task, random_state)
     params = dict(featurizer_params or {})
     for reserved in ("model", "layers", "pooling", "layer_combine", "cache"):
@@ -939,6 +1183,7 @@ def probe(
         timings["encode"] = time.perf_counter() - t0
         encoding = {"texts": len(texts), "unique_texts": unique, "encoded": encoded,
                     "fingerprint": base.fingerprint_, "random_encoded": None,
+                    "truncated": None, "chunk": None, "chunk_encoded": None,
                     "seconds": timings["encode"]}
         say(f"encoder ran on {encoded} texts ({timings['encode']:.1f} s); "
             f"{len(sets)} feature sets from the store")
@@ -1003,6 +1248,30 @@ def probe(
                     run(_bert_candidate(fs, name, head, "refine", pipe_params))
         timings["refine"] = time.perf_counter() - t0
 
+        # -- long texts: chunked vs truncated on the best feature sets ----------------------
+        t0 = time.perf_counter()
+        ranked_sets = [fs for _, fs in sorted(screen_rows, key=lambda rf: -rf[0]["mean_score"])]
+        chunk_rows = []
+        for fs in _chunk_sets(texts, model, params, store, base, ranked_sets[:chunk_top],
+                              encoding, chunk, say):
+            row = run(_bert_candidate(fs, screen_name, screen_head, "chunk", pipe_params))
+            if row is not None:
+                chunk_rows.append((row, fs))
+        if "chunk_seconds" in encoding:
+            timings["chunk_encode"] = encoding["chunk_seconds"]
+        timings["chunk"] = time.perf_counter() - t0
+
+        # -- TF-IDF ⊕ the best feature set(s) ------------------------------------------------
+        t0 = time.perf_counter()
+        if union and union_top:
+            best_sets = sorted(screen_rows + chunk_rows, key=lambda rf: -rf[0]["mean_score"])
+            data = _UnionData(np.asarray(texts, dtype=object))
+            for _, fs in best_sets[:union_top]:
+                say(f"scoring TF-IDF ⊕ {fs.layer} {fs.pooling} (vocabulary fitted per fold)")
+                for cand in _union_candidates(fs, data, task, pipe_params):
+                    run(cand)
+        timings["union"] = time.perf_counter() - t0
+
         # -- controls and baselines --------------------------------------------------------
         t0 = time.perf_counter()
         if random_sets:
@@ -1057,6 +1326,14 @@ def _fit_best(candidate: _Candidate, texts: list[str], y: np.ndarray) -> Pipelin
         warnings.simplefilter("ignore", ConvergenceWarning)
         if candidate.family == "tfidf":
             return pipe.fit(np.asarray(texts, dtype=object), y)
+        if candidate.family == "union":  # both blocks from what the probe holds
+            union = pipe.steps[0][1]
+            union.bert_ = clone(union.bert).fit(texts)
+            Xt = union._fit_blocks(texts, candidate.dense)
+            for _, step in pipe.steps[1:-1]:
+                Xt = step.fit_transform(Xt, y)
+            pipe.steps[-1][1].fit(Xt, y)
+            return pipe
         # the featurizer is per-text and stateless: fit it (no encoding), and fit the
         # head steps on the features the probe already holds
         pipe.steps[0][1].fit(texts)

@@ -115,9 +115,17 @@ class TextUnion(TransformerMixin, BaseEstimator):
         self._check()
         texts, _ = to_texts(X, getattr(self.bert, "on_bad_input", "raise"))
         self.bert_ = clone(self.bert) if self.bert is not None else BertFeaturizer()
+        return self._fit_blocks(texts, self.bert_.fit_transform(texts))
+
+    def _fit_blocks(self, texts: list[str], dense: np.ndarray) -> sp.csr_matrix:
+        """Fit the TF-IDF block and the BERT scaler given the BERT block of ``texts``.
+
+        ``bert_`` must be fitted already; :func:`bertfeat.probe.probe` calls this with the
+        vectors it holds, so fitting the recommended union does not read the store again.
+        """
+        self._check()
         self.tfidf_ = clone(self.tfidf) if self.tfidf is not None else default_tfidf()
         lexical = self.tfidf_.fit_transform(texts)
-        dense = self.bert_.fit_transform(texts)
         if self.scale_bert:
             self.scaler_ = StandardScaler().fit(dense)
         else:
