@@ -110,7 +110,7 @@ TEXTS, LABELS = _dataset()
 
 DEFAULTS = dict(
     model="default", layers=-1, pooling="mean", layer_combine="concat", max_length=None,
-    batch_size=32, device="auto", precision="auto", revision=None, cache="auto",
+    batch_size=128, device="auto", precision="auto", revision=None, cache="auto",
     normalize=False, show_progress="auto",
 )
 

