@@ -279,8 +279,13 @@ def _fail_last_partition(part, directory: str, n_done: int):
     return part
 
 
-def _executing(dask_worker) -> int:
-    return dask_worker.state.executing_count
+def _busy(dask_worker) -> int:
+    """Tasks a worker still holds: running, queued, or cancelled but not yet finished."""
+    return len(dask_worker.state.tasks) + dask_worker.state.executing_count
+
+
+def _scheduler_tasks(dask_scheduler) -> int:
+    return len(dask_scheduler.tasks)
 
 
 def test_parquet_export_resumes_and_skips_finished_partitions(client, tiny_model, tmp_path):
@@ -294,8 +299,11 @@ def test_parquet_export_resumes_and_skips_finished_partitions(client, tiny_model
     crashing = ddf.map_partitions(_fail_last_partition, str(out), 4, meta=ddf._meta)
     with pytest.raises(RuntimeError, match="simulated crash"):
         to_parquet(featurizer, crashing, out, column="text", keep=["id"])
-    deadline = time.monotonic() + 60  # let tasks already running finish
-    while any(client.run(_executing).values()) and time.monotonic() < deadline:
+    # let run 1 wind down completely: a task still queued on a worker when the error came
+    # back may start late and write its partition while run 2 is under way
+    deadline = time.monotonic() + 60
+    while (client.run_on_scheduler(_scheduler_tasks) or any(client.run(_busy).values())) \
+            and time.monotonic() < deadline:
         time.sleep(0.1)
     finished = sorted(int(p.name[5:10]) for p in out.glob("part-*.parquet"))
     assert finished and 7 not in finished
