@@ -7,9 +7,12 @@ Run from the repository root (after `make setup`):
 
 Every way of encoding runs in this process on the same texts with the same ``max_length``
 (256 tokens: what sentence-transformers uses for all-MiniLM-L6-v2), is warmed up on a few
-texts, then timed ``--runs`` times; the median is reported. The vector compared is the mean
-over real tokens of the last layer. Peak RSS per way comes from a fresh subprocess that loads
-and encodes once (``--rss-subset`` texts). The matmul roofline is measured here too.
+texts, then timed ``--runs`` times, the ways interleaved (run 1 of every way, then run 2...)
+so that a drifting machine speed treats them alike; the median is reported. The process
+keeps the tokenizers library's default parallelism, as a user's would. The vector compared
+is the mean over real tokens of the last layer. Peak RSS per way comes from a fresh
+subprocess that loads and encodes once (``--rss-subset`` texts). The matmul roofline is
+measured here too.
 
 Nothing is estimated except the model's FLOPs, which are counted from its config and each
 text's real token count (linear layers plus attention scores and mixing).
@@ -42,7 +45,6 @@ SECTION = "## Encoding speed"
 END_MARK = "<!-- end of bench_encode.py output; notes below are kept on re-runs -->"
 
 warnings.filterwarnings("ignore")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 # ----------------------------------------------------------------------------- data
@@ -248,15 +250,25 @@ SLOW = ("per-text loop (fp32)", "HF pipeline (fp32)")
 REF = "BertFeaturizer fp32"
 
 
-def time_way(run, texts: list[str], runs: int) -> tuple[float, np.ndarray, float]:
-    run(texts[:64])  # warm-up: weights paged in, kernels picked
-    times, out = [], None
-    load = loadavg()
+def time_ways(ways: dict, texts: dict, runs: int) -> dict:
+    """Time every way ``runs`` times, interleaved: run 1 of each way, then run 2 of each...
+
+    Interleaving keeps the ratios fair on a machine whose speed drifts (shared hosts,
+    turbo, other jobs): every way sees the same conditions. Returns, per way, the median
+    time, the last output and the load average at its first timed run.
+    """
+    for name, run in ways.items():
+        run(texts[name][:256])  # warm-up: weights paged in, kernels picked, memory mapped
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    outs, loads = {}, {}
     for _ in range(runs):
-        t0 = time.perf_counter()
-        out = run(texts)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), np.asarray(out, dtype=np.float32), load
+        for name, run in ways.items():
+            loads.setdefault(name, loadavg())
+            t0 = time.perf_counter()
+            outs[name] = run(texts[name])
+            times[name].append(time.perf_counter() - t0)
+    return {name: (statistics.median(times[name]), np.asarray(outs[name], dtype=np.float32),
+                   loads[name]) for name in ways}
 
 
 def rss_of_way(name: str, path: str, dataset: str, n: int) -> float:
@@ -309,18 +321,23 @@ def bench_set(label: str, path: str, config: dict, texts: list[str], ways: list[
           f"(mean {all_lengths.mean():.1f}, max {all_lengths.max()}), "
           f"{model_flops(config, all_lengths) / all_lengths.sum() / 1e6:.1f} MFLOP/token",
           flush=True)
-    rows, vectors = [], {}
+    rows, vectors, runners, subsets, precisions = [], {}, {}, {}, {}
     for name in ways:
         factory, precision = WAYS[name]
         n = min(n_slow, len(texts)) if name in SLOW else len(texts)
+        runners[name] = factory(path)
+        subsets[name] = texts[:n]
+        precisions[name] = getattr(runners[name], "precision", precision)
+    timed = time_ways(runners, subsets, runs)
+    del runners
+    for name in ways:
+        seconds, out, load = timed[name]
+        n = len(subsets[name])
         lengths = all_lengths[:n]
         flops = model_flops(config, lengths)
-        run = factory(path)
-        precision = getattr(run, "precision", precision)
+        precision = precisions[name]
         roof_key = precision if precision in roof else "fp32"
-        seconds, out, load = time_way(run, texts[:n], runs)
         vectors[name] = out
-        del run
         rss = rss_of_way(name, path, dataset, rss_n) if rss_n else float("nan")
         rows.append(dict(set=label, way=name, precision=precision, seconds=seconds,
                          tokens_s=lengths.sum() / seconds, gflops=flops / seconds / 1e9,
@@ -340,10 +357,9 @@ def bench_set(label: str, path: str, config: dict, texts: list[str], ways: list[
 
 def bench_layers(path: str, n_layers: int, texts: list[str], runs: int) -> list[dict]:
     """Time of BertFeaturizer(layers=k, precision="auto") relative to the full model."""
-    times = {}
-    for k in range(1, n_layers + 1):
-        run = way_bertfeat(path, "auto", layers=k)
-        times[k], _, _ = time_way(run, texts, runs)
+    runners = {k: way_bertfeat(path, "auto", layers=k) for k in range(1, n_layers + 1)}
+    timed = time_ways(runners, dict.fromkeys(runners, texts), runs)
+    times = {k: timed[k][0] for k in runners}
     full = times[n_layers]
     return [dict(k=k, seconds=t, ratio=t / full, ideal=k / n_layers) for k, t in times.items()]
 
@@ -469,7 +485,8 @@ def main(argv: list[str] | None = None) -> None:
     section = "\n".join([
         SECTION, "",
         f"Produced by `{command}` on {started} (median of {runs} timed runs after a "
-        f"warm-up; every way in one process on the same texts, `max_length={MAX_LENGTH}` "
+        f"warm-up, the ways interleaved run by run; every way in one process on the same "
+        f"texts, `max_length={MAX_LENGTH}` "
         "for all: sentence-transformers' limit for this model).", "",
         f"Machine: {info['cpu']} ({info['flags']}), {info['cores']} cores, "
         f"{info['torch_threads']} torch threads, {info['mem_gb']} GB; Python "

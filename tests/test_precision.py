@@ -214,15 +214,19 @@ def test_flatten_and_pad_match_a_plain_loop():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("lengths", [[7, 7, 7], [9, 8, 3, 1], [5, 0, 2]])
+@pytest.mark.parametrize("lengths", [[7, 7, 7], [9, 8, 3, 1], [3, 9, 1, 8], [5, 0, 2]])
 def test_pool_layers_equals_pool_stats(dtype, lengths):
     torch.manual_seed(0)
     lengths = np.array(lengths)
     width = int(lengths.max())
     hidden = tuple(torch.randn(len(lengths), width, 16).to(dtype) for _ in range(3))
     mask = torch.from_numpy((np.arange(width)[None] < lengths[:, None]).astype(np.int64))
-    got = encoder.pool_layers(hidden, mask, lengths)
     want = torch.stack([pool_stats(h, mask) for h in hidden], dim=1)
+    real_tokens = [h[mask.bool()].clone() for h in hidden]
+    got = encoder.pool_layers(hidden, mask, lengths)
+    # padded positions may be overwritten in place, real tokens never
+    for h, before in zip(hidden, real_tokens):
+        torch.testing.assert_close(h[mask.bool()], before, rtol=0, atol=0)
     assert got.dtype == torch.float32 and got.shape == want.shape
     real = lengths > 0  # an empty row has no max; both give the float32 minimum or -inf
     torch.testing.assert_close(got[real], want[real], rtol=1e-6, atol=1e-6)

@@ -9,14 +9,21 @@ What keeps it fast (each measured in ``benchmarks/bench_encode.py``):
   each batch is padded by array indexing, not a Python loop;
 * texts sorted by token length and grouped under a padded-token budget, so a batch is
   padded only to its own longest text and small texts share large batches;
-* the statistics of every returned layer are pooled without copying hidden states: rows of
-  a length-sorted batch differ by a few tokens, so the positions every row has are reduced
-  directly and only the short ragged tail is masked (see :func:`pool_layers`).
+* the statistics of every returned layer are pooled without copying hidden states: a
+  length-sorted batch has few padded positions, which are overwritten in place before
+  each reduction instead of masking whole tensors (see :func:`pool_layers`).
 """
 
 from __future__ import annotations
 
+import itertools
+import os
+import threading
+import weakref
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,29 +45,90 @@ class Tokenized:
 
 
 def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> Tokenized:
-    """Tokenise all texts in one batched call of the fast tokenizer.
+    """Tokenise all texts with the fast tokenizer, on every core.
 
     Texts longer than ``max_length`` tokens keep their first ``max_length`` tokens
-    (special tokens included); a boolean mask tells which texts were cut.
+    (special tokens included); a boolean mask tells which texts were cut. The result is
+    the same as ``tokenizer(texts, truncation=True, max_length=max_length)``.
     """
     if not texts:
         return Tokenized([], np.zeros(0, dtype=bool))
-    enc = tokenizer(
-        list(texts),
-        truncation=True,
-        max_length=max_length,
-        padding=False,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-    )
-    encodings = getattr(enc, "encodings", None)
-    if encodings is not None and len(encodings) == len(texts):
-        # the fast tokenizer keeps the cut-off tokens on each encoding; asking for them
-        # only as a count avoids turning every overflow chunk into Python lists
-        truncated = np.fromiter((len(e.overflowing) > 0 for e in encodings), dtype=bool,
-                                count=len(texts))
-        return Tokenized(list(enc["input_ids"]), truncated)
-    return _tokenize_with_overflow(tokenizer, texts, max_length)  # pragma: no cover
+    backend = _backend(tokenizer, max_length, stride=0)
+    if backend is not None:
+        encodings = _encode_batch(backend, texts)
+    else:  # pragma: no cover - every supported model has a fast tokenizer
+        enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False,
+                        return_attention_mask=False, return_token_type_ids=False)
+        encodings = getattr(enc, "encodings", None)
+        if encodings is None or len(encodings) != len(texts):
+            return _tokenize_with_overflow(tokenizer, texts, max_length)
+    # the fast tokenizer keeps the cut-off tokens on each encoding; asking for them only
+    # as a count avoids turning every overflow chunk into Python lists
+    truncated = np.fromiter((len(e.overflowing) > 0 for e in encodings), dtype=bool,
+                            count=len(texts))
+    return Tokenized([e.ids for e in encodings], truncated)
+
+
+#: private copies of fast tokenizers' Rust backends, set up to truncate (see _backend)
+_BACKENDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_BACKENDS_LOCK = threading.Lock()
+#: texts below which tokenising in one thread is cheaper than starting more
+_TEXTS_PER_THREAD = 256
+
+
+def _backend(tokenizer, max_length: int, stride: int):
+    """A private copy of the tokenizer's Rust backend that truncates like the tokenizer.
+
+    The copy is configured once (truncation to ``max_length`` with ``stride``, no padding)
+    and only read afterwards, so several threads can encode with it at once; the loaded
+    tokenizer itself is never reconfigured. ``None`` for a tokenizer without a backend.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or not hasattr(backend, "encode_batch"):
+        return None
+    side = getattr(tokenizer, "truncation_side", "right")
+    split = bool(getattr(tokenizer, "split_special_tokens", False))
+    key = (max_length, stride, side, split)
+    with _BACKENDS_LOCK:
+        copies = _BACKENDS.setdefault(tokenizer, {})
+        copy = copies.get(key)
+        if copy is None:
+            from tokenizers import Tokenizer
+
+            copy = Tokenizer.from_str(backend.to_str())
+            copy.no_padding()
+            copy.enable_truncation(max_length, stride=stride, strategy="longest_first",
+                                   direction=side)
+            copy.encode_special_tokens = split
+            copies[key] = copy
+    return copy
+
+
+def _tokenizer_threads() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
+def _encode_batch(backend, texts: Sequence[str]) -> list:
+    """``backend.encode_batch`` split over threads (the Rust call releases the GIL).
+
+    The tokenizers library parallelises a batch itself unless ``TOKENIZERS_PARALLELISM``
+    is off (set by users and by the library after a fork); threads make the work parallel
+    either way, and results are the same as one call.
+    """
+    texts = list(texts)
+    n = len(texts)
+    workers = min(_tokenizer_threads(), n // _TEXTS_PER_THREAD)
+    if workers < 2:
+        return backend.encode_batch(texts)
+    cuts = [n * i // workers for i in range(workers + 1)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        parts = list(pool.map(backend.encode_batch,
+                              [texts[a:b] for a, b in zip(cuts, cuts[1:])]))
+    return [e for part in parts for e in part]
 
 
 def _tokenize_with_overflow(tokenizer, texts: Sequence[str], max_length: int) -> Tokenized:
@@ -138,7 +206,8 @@ def pool_layers(hidden_states: Sequence, mask, lengths: np.ndarray):
     Parameters
     ----------
     hidden_states : sequence of torch.Tensor of shape (batch, tokens, dim)
-        One tensor per layer, any float dtype.
+        One tensor per layer, any float dtype. Their padded positions are overwritten in
+        place (see Notes): pass tensors nothing else reads afterwards.
     mask : torch.Tensor of shape (batch, tokens)
         Attention mask, 1 for real tokens (a prefix of each row) and 0 for padding.
     lengths : ndarray of shape (batch,)
@@ -151,33 +220,28 @@ def pool_layers(hidden_states: Sequence, mask, lengths: np.ndarray):
 
     Notes
     -----
-    Every row has at least ``min(lengths)`` real tokens, so those positions are reduced
-    as they are (sum in float32, max in the model's dtype, which is exact); only the
-    ragged tail after them, short in a length-sorted batch, is masked. This reads each
-    hidden state about twice instead of building float32 copies and masked copies of it.
+    A length-sorted batch has few padded positions. They are set to 0 (in place, by
+    index) before a float32 sum over all positions and to ``-inf`` before the max, so each
+    hidden state is read twice and never copied or masked as a whole.
     """
     import torch
 
     first = hidden_states[0]
     batch, width, dim = first.shape
-    short = int(lengths.min()) if len(lengths) else 0
-    if short < 1:  # an empty row: the general path handles it
+    if batch == 0 or int(lengths.min()) < 1:  # an empty row: the general path handles it
         return torch.stack([pool_stats(h, mask) for h in hidden_states], dim=1)
     out = torch.empty((batch, len(hidden_states), 3, dim), dtype=torch.float32,
                       device=first.device)
     counts = torch.as_tensor(lengths, dtype=torch.float32, device=first.device)[:, None]
-    drop = (mask[:, short:] == 0)[:, :, None] if short < width else None
+    pad = (mask == 0).nonzero(as_tuple=True) if int(lengths.min()) < width else None
     for i, h in enumerate(hidden_states):
         out[:, i, 0] = h[:, 0]
-        head = h[:, :short]
-        total = head.sum(dim=1, dtype=torch.float32)
-        peak = head.amax(dim=1)
-        if drop is not None:
-            tail = h[:, short:]
-            total += tail.masked_fill(drop, 0).sum(dim=1, dtype=torch.float32)
-            peak = torch.maximum(peak, tail.masked_fill(drop, float("-inf")).amax(dim=1))
-        out[:, i, 1] = total / counts
-        out[:, i, 2] = peak
+        if pad is not None:
+            h.index_put_(pad, h.new_zeros(()))
+        torch.div(h.sum(dim=1, dtype=torch.float32), counts, out=out[:, i, 1])
+        if pad is not None:
+            h.index_put_(pad, h.new_full((), float("-inf")))
+        out[:, i, 2] = h.amax(dim=1)
     return out
 
 
@@ -200,15 +264,32 @@ def tokenize_chunks(tokenizer, texts: Sequence[str], max_length: int, stride: in
     """
     if not texts:
         return [], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    head = (max_chunks + 1) // 2
+    tail = max_chunks - head
+    backend = _backend(tokenizer, max_length, stride=stride)
+    if backend is not None:
+        chunks, owners = [], []
+        counts = np.zeros(len(texts), dtype=np.int64)
+        for doc, e in enumerate(_encode_batch(backend, texts)):
+            windows = [e, *e.overflowing]
+            counts[doc] = len(windows)
+            if len(windows) > max_chunks:
+                windows = windows[:head] + windows[len(windows) - tail:]
+            chunks.extend(w.ids for w in windows)
+            owners.extend([doc] * len(windows))
+        return chunks, np.asarray(owners, dtype=np.int64), counts > max_chunks
+    return _chunks_with_overflow(tokenizer, texts, max_length, stride, head, tail)
+
+
+def _chunks_with_overflow(tokenizer, texts, max_length, stride, head, tail):  # pragma: no cover
+    """Fallback of :func:`tokenize_chunks` for a tokenizer without a Rust backend."""
     enc = tokenizer(list(texts), truncation=True, max_length=max_length,
                     return_overflowing_tokens=True, stride=stride, padding=False,
                     return_attention_mask=False, return_token_type_ids=False)
     mapping = np.asarray(enc["overflow_to_sample_mapping"], dtype=np.int64)
     ids = enc["input_ids"]
     counts = np.bincount(mapping, minlength=len(texts))
-    capped = counts > max_chunks
-    head = (max_chunks + 1) // 2
-    tail = max_chunks - head
+    capped = counts > head + tail
     starts = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(counts, out=starts[1:])
     keep = np.ones(len(mapping), dtype=bool)
@@ -220,13 +301,18 @@ def tokenize_chunks(tokenizer, texts: Sequence[str], max_length: int, stride: in
 
 def _forward_batches(model, tokenizer, input_ids: list[list[int]], *, depth: int,
                      batch_size: int, max_tokens: int, device: str, want_pooler: bool):
-    """Run length-sorted, token-budgeted batches; yield (positions, stats, pooler)."""
+    """Run length-sorted, token-budgeted batches; yield (positions, stats, pooler, lengths).
+
+    Batches come out in order. On a CPU with several threads, :func:`cpu_streams` batches
+    run at once, each on its share of the threads (see :func:`_in_parallel`).
+    """
     import torch
 
     flat, offsets, lengths = _flatten(input_ids)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     with_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ())
-    for positions in make_batches(lengths, batch_size, max_tokens):
+
+    def run(positions: np.ndarray):
         ids, mask = _pad_batch(flat, offsets, lengths, positions, pad_id)
         inputs = {
             "input_ids": torch.from_numpy(ids).to(device),
@@ -248,7 +334,64 @@ def _forward_batches(model, tokenizer, input_ids: list[list[int]], *, depth: int
                 if pooled is None:
                     raise ValueError("this model has no pooler output")
                 pooler = pooled.float().cpu().numpy()
-        yield np.asarray(positions), stats.cpu().numpy(), pooler, lengths[positions]
+        return np.asarray(positions), stats.cpu().numpy(), pooler, lengths[positions]
+
+    batches = make_batches(lengths, batch_size, max_tokens)
+    streams, threads = cpu_streams() if device == "cpu" else (1, 0)
+    if streams < 2 or len(batches) < _MIN_BATCHES_PER_STREAM * streams:
+        yield from map(run, batches)
+    else:
+        yield from _in_parallel(run, batches, streams, threads)
+
+
+#: below this many batches per stream, the last round (some streams idle while others
+#: finish) costs more than parallel batches gain, and one batch at a time is faster
+_MIN_BATCHES_PER_STREAM = 4
+
+
+def cpu_streams() -> tuple[int, int]:
+    """How many batches run at once on the CPU, and with how many torch threads each.
+
+    Two batches, each on half of ``torch.get_num_threads()``, when there are at least two
+    threads; one otherwise. Measured on 2 cores with bf16 weights (all-MiniLM-L6-v2 and a
+    BERT-base shape): two one-thread batches encode about a tenth faster than one
+    two-thread batch, because the small operations of a BERT layer (attention per head,
+    LayerNorm, GELU) parallelise worse inside one batch than across two; fp32 and int8
+    run at parity. Used only for inputs of at least ``4 * streams`` batches: with fewer,
+    the last batch would leave a stream idle for too large a share of the run.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    return (2, threads // 2) if threads >= 2 else (1, threads)
+
+
+def _in_parallel(run: Callable, items: Sequence, streams: int, threads: int):
+    """Yield ``run(item)`` for every item, in order, computing ``streams`` items at once.
+
+    Each worker thread sets its own torch thread count (a per-thread setting: the caller's
+    is untouched). At most ``2 * streams`` results are pending, so a slow consumer bounds
+    memory. An exception in ``run`` is raised here; when the consumer stops early (an
+    error, an interrupt, ``close()``), queued items are cancelled and running ones finish.
+    """
+    import torch
+
+    pool = ThreadPoolExecutor(max_workers=streams, thread_name_prefix="bertfeat-encode",
+                              initializer=torch.set_num_threads, initargs=(threads,))
+    pending: deque = deque()
+    todo = iter(items)
+    try:
+        for item in itertools.islice(todo, 2 * streams):
+            pending.append(pool.submit(run, item))
+        while pending:
+            result = pending.popleft().result()
+            for item in itertools.islice(todo, 1):
+                pending.append(pool.submit(run, item))
+            yield result
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
 
 
 def encode(
@@ -325,11 +468,12 @@ def encode(
                                    chunk_stride=chunk_stride, max_chunks=max_chunks,
                                    on_batch=on_batch, progress=progress, run=run)
         tok = tokenize(tokenizer, texts, max_length)
-        for positions, stats, pooler, _ in _forward_batches(model, tokenizer, tok.input_ids,
-                                                            **run):
-            on_batch(positions, stats, pooler, tok.truncated[positions])
-            if progress is not None:
-                progress.update(len(positions))
+        # closing(): an error in on_batch stops the batches still running at once
+        with closing(_forward_batches(model, tokenizer, tok.input_ids, **run)) as batches:
+            for positions, stats, pooler, _ in batches:
+                on_batch(positions, stats, pooler, tok.truncated[positions])
+                if progress is not None:
+                    progress.update(len(positions))
         return int(tok.truncated.sum())
     finally:
         if progress is not None:
@@ -343,39 +487,46 @@ def _encode_chunked(tokenizer, model, texts, *, max_length, chunk_stride, max_ch
     remaining = np.bincount(owner, minlength=len(texts))
     # running sums of the texts with several windows: weight, weighted cls/mean, max
     partial: dict[int, list] = {}
-    for positions, stats, pooler, lengths in _forward_batches(model, tokenizer, chunks,
-                                                              **run):
-        done, done_stats, done_pooler = [], [], []
-        for row, chunk in enumerate(positions):
-            doc = int(owner[chunk])
-            remaining[doc] -= 1
-            if doc not in partial and remaining[doc] == 0:  # a single window: as is
-                done.append(doc)
-                done_stats.append(stats[row])
-                done_pooler.append(None if pooler is None else pooler[row])
-                continue
-            weight = np.float32(lengths[row])
-            acc = partial.get(doc)
-            if acc is None:
-                acc = [np.float32(0), np.zeros_like(stats[row]), None]
-                acc[1][:, 2] = -np.inf
-                partial[doc] = acc
-            acc[0] += weight
-            acc[1][:, :2] += weight * stats[row][:, :2]
-            acc[1][:, 2] = np.maximum(acc[1][:, 2], stats[row][:, 2])
-            if pooler is not None:
-                acc[2] = weight * pooler[row] if acc[2] is None else acc[2] + weight * pooler[row]
-            if remaining[doc] == 0:
-                total, summed, pooled = partial.pop(doc)
-                summed[:, :2] /= total
-                done.append(doc)
-                done_stats.append(summed)
-                done_pooler.append(None if pooled is None else pooled / total)
-        if done:
-            index = np.asarray(done, dtype=np.int64)
-            pooled = None if pooler is None else np.stack(done_pooler).astype(np.float32)
-            on_batch(index, np.stack(done_stats).astype(np.float32, copy=False), pooled,
-                     capped[index])
-            if progress is not None:
-                progress.update(len(done))
+    with closing(_forward_batches(model, tokenizer, chunks, **run)) as batches:
+        for positions, stats, pooler, lengths in batches:
+            _pool_windows(positions, stats, pooler, lengths, owner, remaining, partial,
+                          capped, on_batch, progress)
     return int(capped.sum())
+
+
+def _pool_windows(positions, stats, pooler, lengths, owner, remaining, partial, capped,
+                  on_batch, progress) -> None:
+    """Fold a batch of windows into their texts; hand finished texts to ``on_batch``."""
+    done, done_stats, done_pooler = [], [], []
+    for row, chunk in enumerate(positions):
+        doc = int(owner[chunk])
+        remaining[doc] -= 1
+        if doc not in partial and remaining[doc] == 0:  # a single window: as is
+            done.append(doc)
+            done_stats.append(stats[row])
+            done_pooler.append(None if pooler is None else pooler[row])
+            continue
+        weight = np.float32(lengths[row])
+        acc = partial.get(doc)
+        if acc is None:
+            acc = [np.float32(0), np.zeros_like(stats[row]), None]
+            acc[1][:, 2] = -np.inf
+            partial[doc] = acc
+        acc[0] += weight
+        acc[1][:, :2] += weight * stats[row][:, :2]
+        acc[1][:, 2] = np.maximum(acc[1][:, 2], stats[row][:, 2])
+        if pooler is not None:
+            acc[2] = weight * pooler[row] if acc[2] is None else acc[2] + weight * pooler[row]
+        if remaining[doc] == 0:
+            total, summed, pooled = partial.pop(doc)
+            summed[:, :2] /= total
+            done.append(doc)
+            done_stats.append(summed)
+            done_pooler.append(None if pooled is None else pooled / total)
+    if done:
+        index = np.asarray(done, dtype=np.int64)
+        pooled = None if pooler is None else np.stack(done_pooler).astype(np.float32)
+        on_batch(index, np.stack(done_stats).astype(np.float32, copy=False), pooled,
+                 capped[index])
+        if progress is not None:
+            progress.update(len(done))
