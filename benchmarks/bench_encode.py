@@ -459,8 +459,9 @@ def main(argv: list[str] | None = None) -> None:
     long_texts = paragraphs(n_long)
     rows += bench_set(f"paragraphs ({len(long_texts)})", minilm, config, long_texts,
                       list(WAYS), runs, roof, 0, "paragraphs", n_slow)
-    layer_rows = bench_layers("default", config["num_hidden_layers"],
-                              sst2(n_sst if quick else 2000), runs)
+    # the same texts as the main table; more runs, since each is short and noise is relative
+    layer_runs = runs if quick else max(runs, 5)
+    layer_rows = bench_layers("default", config["num_hidden_layers"], sst_texts, layer_runs)
     print(layer_table(layer_rows), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         base = make_bert_base(Path(tmp) / "bert-base", Path(minilm))
@@ -510,7 +511,8 @@ def main(argv: list[str] | None = None) -> None:
         "",
         table(rows + base_rows), "",
         "Layer skipping: `BertFeaturizer(layers=k, precision=\"auto\")` on SST-2 "
-        f"({len(sst2(n_sst if quick else 2000))} texts); the encoder is cut above layer k.",
+        f"({len(sst_texts)} texts, median of {layer_runs} interleaved runs); the encoder is "
+        "cut above layer k.",
         "", layer_table(layer_rows), "",
     ])
     print("\n" + section)

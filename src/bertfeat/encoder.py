@@ -121,13 +121,15 @@ def _encode_batch(backend, texts: Sequence[str]) -> list:
     """
     texts = list(texts)
     n = len(texts)
+    # encode_batch_fast (tokenizers >= 0.21) skips the character offsets, which bertfeat
+    # never reads: about a sixth less work per text
+    encode_batch = getattr(backend, "encode_batch_fast", backend.encode_batch)
     workers = min(_tokenizer_threads(), n // _TEXTS_PER_THREAD)
     if workers < 2:
-        return backend.encode_batch(texts)
+        return encode_batch(texts)
     cuts = [n * i // workers for i in range(workers + 1)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(backend.encode_batch,
-                              [texts[a:b] for a, b in zip(cuts, cuts[1:])]))
+        parts = list(pool.map(encode_batch, [texts[a:b] for a, b in zip(cuts, cuts[1:])]))
     return [e for part in parts for e in part]
 
 
