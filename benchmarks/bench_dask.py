@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import cores, cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "sst2_train.csv"
@@ -50,24 +51,6 @@ def load_sst2(limit: int) -> list[str]:
     frame = pd.read_csv(SHARED if SHARED.exists() else LOCAL, keep_default_na=False)
     texts = list(dict.fromkeys(frame["text"].astype(str)))  # unique: no dedup shortcuts
     return texts[:limit]
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def _warm(model: str) -> int:

@@ -26,7 +26,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import re
 import resource
 import statistics
 import subprocess
@@ -37,6 +36,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _common import cores, cpu_flags, cpu_name, loadavg
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -71,20 +71,7 @@ def machine_info() -> dict:
     import torch
     import transformers
 
-    info = {"cpu": platform.processor() or "unknown", "flags": ""}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            text = fh.read()
-        name = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
-        flags = re.search(r"^flags\s*:\s*(.*)$", text, re.M)
-        if name:
-            info["cpu"] = name.group(1).strip()
-        if flags:
-            have = set(flags.group(1).split())
-            info["flags"] = ", ".join(f for f in ("amx_bf16", "amx_int8", "avx512_bf16",
-                                                  "avx512_vnni", "avx2") if f in have)
-    except OSError:
-        pass
+    info = {"cpu": cpu_name(), "flags": cpu_flags()}
     try:
         import sentence_transformers
 
@@ -94,7 +81,7 @@ def machine_info() -> dict:
     import bertfeat
 
     info.update(
-        cores=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        cores=cores(),
         torch_threads=torch.get_num_threads(),
         python=platform.python_version(),
         torch=torch.__version__,
@@ -104,13 +91,6 @@ def machine_info() -> dict:
         mem_gb=round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
     )
     return info
-
-
-def loadavg() -> float:
-    try:
-        return float(open("/proc/loadavg").read().split()[0])
-    except OSError:  # pragma: no cover
-        return float("nan")
 
 
 def matmul_roofline(quick: bool) -> dict:

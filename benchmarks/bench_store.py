@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "sst2_train.csv"
@@ -35,17 +36,6 @@ def load_sst2(limit: int | None) -> tuple[list[str], np.ndarray]:
     if limit:
         frame = frame.head(limit)
     return frame["text"].astype(str).tolist(), frame["label"].to_numpy()
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 class EncoderSpy:
