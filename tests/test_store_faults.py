@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bertfeat import BertFeaturizer, FeatureStore, encoder
+from bertfeat import BertFeaturizer, FeatureStore
 from bertfeat.store import StoreError, text_digest
 
 from .conftest import WORDS
@@ -49,20 +49,6 @@ def featurizer(model: str, cache, **kwargs) -> BertFeaturizer:
 @pytest.fixture(scope="module")
 def reference(tiny_model) -> np.ndarray:
     return featurizer(tiny_model, False).fit(TEXTS).transform(TEXTS)
-
-
-@pytest.fixture
-def encoded(monkeypatch) -> list[int]:
-    """Texts that reach the encoder, per call."""
-    calls: list[int] = []
-    real = encoder.encode
-
-    def spy(tokenizer, model, texts, **kwargs):
-        calls.append(len(texts))
-        return real(tokenizer, model, texts, **kwargs)
-
-    monkeypatch.setattr(encoder, "encode", spy)
-    return calls
 
 
 def populated(tiny_model: str, directory: Path, texts: list[str] = TEXTS) -> str:
@@ -132,12 +118,12 @@ def _scribble_pages(db: Path) -> None:
                          ids=["garbage", "truncated-half", "truncated-1000-bytes",
                               "scribbled-pages"])
 def test_damaged_database_is_moved_aside_and_rebuilt(tiny_model, tmp_path, reference,
-                                                     encoded, damage):
+                                                     encode_spy, damage):
     store_dir = populated(tiny_model, tmp_path / "store")
     db = Path(store_dir) / "cache.db"
     damage(db)
     damaged_bytes = db.read_bytes()
-    encoded.clear()
+    encode_spy.clear()
     out, messages = run(tiny_model, store_dir)
     np.testing.assert_allclose(out, reference, rtol=0, atol=ATOL)
     warned = store_warnings(messages)
@@ -145,31 +131,31 @@ def test_damaged_database_is_moved_aside_and_rebuilt(tiny_model, tmp_path, refer
     assert re.search(r"the database is damaged \(DatabaseError: .*\); moved it aside to "
                      r"cache\.db\.corrupt-\d{8}-\d{6}-\d+ and started an empty store",
                      warned[0]), warned
-    assert sum(encoded) == len(TEXTS)  # nothing was read from the damaged file
+    assert sum(encode_spy) == len(TEXTS)  # nothing was read from the damaged file
     (aside,) = Path(store_dir).glob("cache.db.corrupt-*[0-9]")
     assert aside.read_bytes() == damaged_bytes  # kept as it was, for inspection
     # the rebuilt store works: a second session reads everything back, silently
-    encoded.clear()
+    encode_spy.clear()
     again, messages = run(tiny_model, store_dir)
-    assert encoded == [] and messages == []
+    assert encode_spy == [] and messages == []
     assert np.array_equal(again, out)
 
 
-def test_empty_database_file_is_an_empty_store(tiny_model, tmp_path, reference, encoded):
+def test_empty_database_file_is_an_empty_store(tiny_model, tmp_path, reference, encode_spy):
     """A cache.db truncated to 0 bytes is, to SQLite, a valid empty database."""
     store_dir = populated(tiny_model, tmp_path / "store")
     with open(Path(store_dir) / "cache.db", "r+b") as fh:
         fh.truncate(0)
-    encoded.clear()
+    encode_spy.clear()
     out, messages = run(tiny_model, store_dir)
     np.testing.assert_allclose(out, reference, rtol=0, atol=ATOL)
-    assert sum(encoded) == len(TEXTS) and messages == []
-    encoded.clear()
+    assert sum(encode_spy) == len(TEXTS) and messages == []
+    encode_spy.clear()
     run(tiny_model, store_dir)
-    assert encoded == []
+    assert encode_spy == []
 
 
-def test_database_damaged_under_two_open_stores(tiny_model, tmp_path, reference, encoded):
+def test_database_damaged_under_two_open_stores(tiny_model, tmp_path, reference, encode_spy):
     """Two store objects (as two processes would) see the same file go bad while open:
     the first moves it aside, the second notices it was already replaced and moves
     nothing (it must not move the fresh store away)."""
@@ -180,7 +166,7 @@ def test_database_damaged_under_two_open_stores(tiny_model, tmp_path, reference,
     db = Path(store_dir) / "cache.db"
     with open(db, "r+b") as fh:  # in place: both open connections see it
         fh.write(os.urandom(db.stat().st_size))
-    encoded.clear()
+    encode_spy.clear()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out_a = a.transform(TEXTS)
@@ -191,7 +177,7 @@ def test_database_damaged_under_two_open_stores(tiny_model, tmp_path, reference,
     assert any("moved it aside" in m for m in messages), messages
     assert any("has already moved it aside" in m for m in messages), messages
     assert len(list(Path(store_dir).glob("cache.db.corrupt-*[0-9]"))) == 1
-    assert sum(encoded) == 2 * len(TEXTS)
+    assert sum(encode_spy) == 2 * len(TEXTS)
     # both objects now use the same fresh store, which holds every text
     assert first.stats()["entries"] == second.stats()["entries"] == len(TEXTS)
 
@@ -207,7 +193,7 @@ def _fingerprint_and_store(tiny_model, tmp_path, texts=TEXTS, **kwargs):
 
 
 @pytest.mark.parametrize("which", ["block", "index"])
-def test_truncated_value_is_a_miss_with_a_warning(tiny_model, tmp_path, reference, encoded,
+def test_truncated_value_is_a_miss_with_a_warning(tiny_model, tmp_path, reference, encode_spy,
                                                   which):
     # small batches: several blocks, so damaging some of them affects only some texts
     store, fitted = _fingerprint_and_store(tiny_model, tmp_path, batch_size=8)
@@ -219,18 +205,18 @@ def test_truncated_value_is_a_miss_with_a_warning(tiny_model, tmp_path, referenc
     for key in damaged:
         value = store.cache.get(key)
         store.cache.set(key, value[: len(value) - 7 if which == "block" else len(value) - 1])
-    encoded.clear()
+    encode_spy.clear()
     out, messages = run(tiny_model, store)
     np.testing.assert_allclose(out, reference, rtol=0, atol=ATOL)
     assert any("damaged value(s) ignored" in m for m in messages), messages
-    assert 0 < sum(encoded) < len(TEXTS)  # only the affected texts
-    encoded.clear()
+    assert 0 < sum(encode_spy) < len(TEXTS)  # only the affected texts
+    encode_spy.clear()
     again, messages = run(tiny_model, store)  # rewritten: clean hits now
-    assert encoded == [] and messages == []
+    assert encode_spy == [] and messages == []
     assert np.array_equal(again, out)
 
 
-def test_truncated_or_missing_value_file(tiny_model, tmp_path, encoded):
+def test_truncated_or_missing_value_file(tiny_model, tmp_path, encode_spy):
     """Blocks over 2 MiB live in files beside cache.db; a cut or lost file is caught."""
     texts = sentences(6000, seed=3)
     kwargs = dict(batch_size=6000, max_batch_tokens=10**6, layers=[0])
@@ -242,25 +228,25 @@ def test_truncated_or_missing_value_file(tiny_model, tmp_path, encoded):
     for file in files:
         with open(file, "r+b") as fh:
             fh.truncate(file.stat().st_size - 100)
-    encoded.clear()
+    encode_spy.clear()
     out, messages = run(tiny_model, store, texts, **kwargs)
     np.testing.assert_allclose(out, reference, rtol=0, atol=ATOL)
     assert any("damaged value(s) ignored" in m for m in messages), messages
-    assert sum(encoded) == len(texts)
+    assert sum(encode_spy) == len(texts)
     store.close()
     for file in Path(store.directory).rglob("*.val"):
         file.unlink()
-    encoded.clear()
+    encode_spy.clear()
     out, messages = run(tiny_model, store, texts, **kwargs)  # lost files: plain misses
     np.testing.assert_allclose(out, reference, rtol=0, atol=ATOL)
-    assert sum(encoded) == len(texts)
+    assert sum(encode_spy) == len(texts)
     assert not store_warnings(messages), messages
 
 
 # --------------------------------------------------------- read-only, unwritable places
 
 
-def test_read_only_database_works_without_caching(tiny_model, tmp_path, reference, encoded,
+def test_read_only_database_works_without_caching(tiny_model, tmp_path, reference, encode_spy,
                                                   monkeypatch):
     """Simulated at the SQLite level: every connection opens the file read-only
     (``mode=ro``), which is what SQLite does for a file or directory it may not write.
@@ -275,14 +261,14 @@ def test_read_only_database_works_without_caching(tiny_model, tmp_path, referenc
         return real_connect(f"file:{database}?mode=ro", *args, **kwargs)
 
     monkeypatch.setattr(sqlite3, "connect", read_only)
-    encoded.clear()
+    encode_spy.clear()
     out, messages = run(tiny_model, store_dir)
     np.testing.assert_allclose(out, reference, rtol=0, atol=ATOL)
     warned = store_warnings(messages)
     assert len(warned) == 1, messages
     assert re.search(r"cannot use the feature store at .*readonly database.*continuing "
                      r"without caching", warned[0]), warned
-    assert sum(encoded) == len(TEXTS)
+    assert sum(encode_spy) == len(TEXTS)
     monkeypatch.setattr(sqlite3, "connect", real_connect)
     assert sha(db) == before  # not a byte written
     assert not list(Path(store_dir).glob("cache.db.corrupt-*"))
@@ -308,7 +294,7 @@ def test_store_location_that_cannot_be_created(tiny_model, tmp_path, reference, 
 
 
 def _assert_clean_after_write_failure(tiny_model, store_dir, fitted, out, messages,
-                                      reference, writes, encoded):
+                                      reference, writes, encode_spy):
     np.testing.assert_allclose(out, reference, rtol=0, atol=ATOL)
     warned = store_warnings(messages)
     assert len(warned) == 1, messages  # one warning, not one per batch
@@ -319,9 +305,9 @@ def _assert_clean_after_write_failure(tiny_model, store_dir, fitted, out, messag
     found = stored_rows(store_dir, fitted.fingerprint_, TEXTS, reference, fitted.layers_[-1])
     assert found.sum() == sum(n for status, n in writes if status == "ok")
     # a later session encodes only what is missing
-    encoded.clear()
+    encode_spy.clear()
     again, _ = run(tiny_model, store_dir, batch_size=fitted.batch_size)
-    assert sum(encoded) == len(TEXTS) - found.sum()
+    assert sum(encode_spy) == len(TEXTS) - found.sum()
     np.testing.assert_allclose(again, reference, rtol=0, atol=ATOL)
 
 
@@ -342,7 +328,7 @@ def _count_writes(monkeypatch) -> list[tuple[str, int]]:
     return writes
 
 
-def test_disk_full_for_real_sqlite_limit(tiny_model, tmp_path, reference, encoded,
+def test_disk_full_for_real_sqlite_limit(tiny_model, tmp_path, reference, encode_spy,
                                          monkeypatch):
     """A real SQLITE_FULL: the connection's ``max_page_count`` caps the database a few
     pages above its size, so a batch's transaction runs out of room part-way."""
@@ -359,10 +345,10 @@ def test_disk_full_for_real_sqlite_limit(tiny_model, tmp_path, reference, encode
     assert writes[0][0] == "ok"  # the limit bit part-way, not at the first batch
     store.close()  # the page limit belongs to this connection: gone with it
     _assert_clean_after_write_failure(tiny_model, store.directory, fitted, out, messages,
-                                      reference, list(writes), encoded)
+                                      reference, list(writes), encode_spy)
 
 
-def test_disk_full_oserror_mid_batch(tiny_model, tmp_path, reference, encoded, monkeypatch):
+def test_disk_full_oserror_mid_batch(tiny_model, tmp_path, reference, encode_spy, monkeypatch):
     """``OSError(ENOSPC)`` raised while the third batch's values are being stored (as
     diskcache raises it when a value file cannot be written)."""
     import diskcache
@@ -395,11 +381,11 @@ def test_disk_full_oserror_mid_batch(tiny_model, tmp_path, reference, encoded, m
     store.close()
     monkeypatch.setattr(diskcache.Disk, "store", real_store)  # space again
     _assert_clean_after_write_failure(tiny_model, store.directory, fitted, out, messages,
-                                      reference, list(writes), encoded)
+                                      reference, list(writes), encode_spy)
 
 
 def test_lock_timeout_on_write_and_io_error_on_read(tiny_model, tmp_path, reference,
-                                                     encoded, monkeypatch):
+                                                     encode_spy, monkeypatch):
     import diskcache
 
     store_dir = populated(tiny_model, tmp_path / "store", TEXTS[:30])
@@ -410,10 +396,10 @@ def test_lock_timeout_on_write_and_io_error_on_read(tiny_model, tmp_path, refere
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(FeatureStore, "_get_many", broken_read)
-    encoded.clear()
+    encode_spy.clear()
     out, messages = run(tiny_model, store_dir)
     np.testing.assert_allclose(out, reference, rtol=0, atol=ATOL)
-    assert sum(encoded) == len(TEXTS)
+    assert sum(encode_spy) == len(TEXTS)
     assert any("reading failed (OperationalError: disk I/O error)" in m
                for m in messages), messages
     monkeypatch.setattr(FeatureStore, "_get_many", real_get_many)
@@ -424,10 +410,10 @@ def test_lock_timeout_on_write_and_io_error_on_read(tiny_model, tmp_path, refere
 
     store_dir = populated(tiny_model, tmp_path / "store2", TEXTS[:30])
     monkeypatch.setattr(diskcache.Cache, "transact", locked)
-    encoded.clear()
+    encode_spy.clear()
     out, messages = run(tiny_model, store_dir)
     np.testing.assert_allclose(out, reference, rtol=0, atol=ATOL)
-    assert sum(encoded) == 30  # the 30 stored texts were still read, the rest encoded
+    assert sum(encode_spy) == 30  # the 30 stored texts were still read, the rest encode_spy
     assert len(store_warnings(messages)) == 1 and "Timeout" in messages[0], messages
 
 
@@ -459,7 +445,7 @@ _HAMMER = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_four_processes_hammer_one_store(tiny_model, tmp_path, encoded):
+def test_four_processes_hammer_one_store(tiny_model, tmp_path, encode_spy):
     texts = sentences(400, seed=7)
     barrier = tmp_path / "barrier"
     barrier.mkdir()
@@ -482,9 +468,9 @@ def test_four_processes_hammer_one_store(tiny_model, tmp_path, encoded):
     store = FeatureStore(store_dir)
     union = len(set().union(*(np.load(o + ".order.npy").tolist() for o in outs)))
     assert store.stats()["entries"] == union
-    encoded.clear()
+    encode_spy.clear()
     again, messages = run(tiny_model, store_dir, texts, layers=[1, -1])
-    assert sum(encoded) == len(texts) - union and not store_warnings(messages)
+    assert sum(encode_spy) == len(texts) - union and not store_warnings(messages)
     np.testing.assert_allclose(again, reference, rtol=0, atol=ATOL)
 
 
@@ -519,7 +505,7 @@ _KILLED_IN_TRANSACTION = textwrap.dedent("""
 
 
 def test_kill_inside_a_write_transaction_leaves_no_half_batch(tiny_model, tmp_path,
-                                                                encoded):
+                                                                encode_spy):
     texts = sentences(200, seed=11)
     corpus = tmp_path / "texts.json"
     corpus.write_text(json.dumps(texts))
@@ -538,9 +524,9 @@ def test_kill_inside_a_write_transaction_leaves_no_half_batch(tiny_model, tmp_pa
     store = FeatureStore(store_dir)
     assert store.stats()["entries"] == committed  # the open transaction left nothing
     store.close()
-    encoded.clear()
+    encode_spy.clear()
     result, messages = run(tiny_model, str(store_dir), texts, batch_size=4)
-    assert sum(encoded) == len(texts) - committed
+    assert sum(encode_spy) == len(texts) - committed
     assert not store_warnings(messages), messages  # nothing damaged to report
     reference = featurizer(tiny_model, False).fit(texts).transform(texts)
     np.testing.assert_allclose(result, reference, rtol=0, atol=ATOL)
