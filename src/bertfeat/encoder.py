@@ -5,13 +5,15 @@ to the feature store as soon as it is done (a run killed half-way keeps its work
 
 What keeps it fast (each measured in ``benchmarks/bench_encode.py``):
 
-* one batched call of the fast tokenizer; token ids are flattened into one array once and
-  each batch is padded by array indexing, not a Python loop;
+* texts are tokenised once, by a private copy of the fast tokenizer's Rust backend called
+  from one thread per core (:func:`tokenize`); token ids are flattened into one array once
+  and each batch is padded by array indexing, not a Python loop;
 * texts sorted by token length and grouped under a padded-token budget, so a batch is
   padded only to its own longest text and small texts share large batches;
 * the statistics of every returned layer are pooled without copying hidden states: a
   length-sorted batch has few padded positions, which are overwritten in place before
-  each reduction instead of masking whole tensors (see :func:`pool_layers`).
+  each reduction instead of masking whole tensors (see :func:`pool_layers`);
+* on a CPU, two batches run at once, each on half of the threads (:func:`cpu_streams`).
 """
 
 from __future__ import annotations
