@@ -440,3 +440,20 @@ def test_surrogate_replacement_keeps_row_count_and_other_rows():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert to_texts(["😀 good"])[0] == ["😀 good"]  # proper characters: no warning
+
+
+def test_fit_transform_reads_and_warns_once(tiny_model):
+    texts = ["good \ud800 film", "ok"]
+    featurizer = BertFeaturizer(model=tiny_model, cache=False, precision="fp32")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        once = featurizer.fit_transform(texts)
+    surrogates = [w for w in caught if "surrogates" in str(w.message)]
+    assert len(surrogates) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        twice = BertFeaturizer(model=tiny_model, cache=False, precision="fp32").fit(
+            texts).transform(texts)
+    np.testing.assert_array_equal(once, twice)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        featurizer.fit_transform(texts, sample_weight=[1, 1])

@@ -291,6 +291,10 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         -------
         self : BertFeaturizer
         """
+        return self._fit(X)
+
+    def _fit(self, X: Any, texts: tuple[list[str], Any] | None = None) -> BertFeaturizer:
+        """:meth:`fit`; ``texts`` is ``to_texts(X)`` when the caller has it already."""
         self._validate_params()
         info = models.resolve_model(self.model, self.revision)
         models.check_custom_code(info, self.trust_remote_code)
@@ -316,7 +320,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         precision = models.resolve_precision(self.precision, device)
         max_length = int(self.max_length or info.max_length)
 
-        _, index = to_texts(X, self.on_bad_input)
+        _, index = texts if texts is not None else to_texts(X, self.on_bad_input)
         columns = getattr(X, "columns", None)
         if columns is not None and len(columns) == 1:
             self.feature_names_in_ = np.asarray([str(columns[0])], dtype=object)
@@ -406,8 +410,9 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
         """Fit, then transform the same texts.
 
-        A one-shot iterable (a generator) is read once, so ``fit`` does not exhaust it
-        before ``transform`` sees it.
+        The input is read and checked once: a one-shot iterable (a generator) is not
+        exhausted by ``fit`` before ``transform`` sees it, and a warning about the input
+        (lone surrogates, for example) is given once, not twice.
 
         Parameters
         ----------
@@ -419,9 +424,12 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         -------
         ndarray of shape (n_texts, n_features_out_), float32
         """
+        if fit_params:
+            raise TypeError(f"fit() got unexpected keyword arguments {sorted(fit_params)}")
         if isinstance(X, Iterator):
             X = list(X)
-        return self.fit(X, y, **fit_params).transform(X)
+        texts = to_texts(X, self.on_bad_input)
+        return self._fit(X, texts)._transform_texts(texts[0])
 
     def transform(self, X: Any) -> np.ndarray:
         """Encode texts (reading the store first) and return their features.
@@ -438,6 +446,9 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "layers_")
         texts, _ = to_texts(X, self.on_bad_input)
+        return self._transform_texts(texts)
+
+    def _transform_texts(self, texts: list[str]) -> np.ndarray:
         unique, inverse = dedup(texts)
         stats, pooler = self._vectors(unique, np.bincount(inverse, minlength=len(unique)))
         features = self._assemble(stats, pooler)[inverse]
