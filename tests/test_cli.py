@@ -232,3 +232,18 @@ def test_probe_numeric_target(tiny_model, tmp_path, capsys):
     assert "r2 (mean ± std)" in printed
     table = pd.read_csv(out / "probe.csv")
     assert set(table["head"]) == {"ridge"}
+
+
+@pytest.mark.parametrize("extra, want", [((), -1), (("--n-jobs", "1"), 1)])
+def test_probe_scores_folds_on_every_core_by_default(csv_file, tiny_model, tmp_path,
+                                                     monkeypatch, extra, want):
+    import bertfeat.probe
+
+    seen = []
+    real = bertfeat.probe.probe
+    monkeypatch.setattr(bertfeat.probe, "probe",
+                        lambda *a, **k: seen.append(k["n_jobs"]) or real(*a, **k))
+    out = tmp_path / "results"
+    assert main(_probe_args(csv_file, tiny_model, out, "--heads", "logreg", "--no-tfidf",
+                            "--no-random-control", "--refine-top", "0", *extra)) == 0
+    assert seen == [want]

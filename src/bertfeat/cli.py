@@ -407,7 +407,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="skip the TF-IDF ⊕ best-layer union candidates")
     p.add_argument("--no-chunk", action="store_true",
                    help="do not try chunked pooling when texts exceed --max-length")
-    p.add_argument("--n-jobs", type=int, default=None, help="processes per CV")
+    p.add_argument("--n-jobs", type=int, default=-1,
+                   help="processes scoring the folds of a candidate (default -1: all cores; "
+                   "1: none)")
     p.add_argument("--seed", type=int, default=0, help="folds, subset and init seed")
     p.add_argument("--top", type=int, default=15, help="table rows to print")
     p.add_argument("--no-save-model", action="store_true",
