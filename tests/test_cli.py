@@ -45,10 +45,12 @@ def csv_file(tmp_path):
     return path
 
 
-def _probe_args(csv_file, tiny_model, out, *extra):
+def _probe_args(csv_file, tiny_model, out, *extra, n_jobs: str | None = "1"):
+    """CLI arguments of a small probe; folds scored in this process unless n_jobs says."""
+    jobs = ["--n-jobs", n_jobs] if n_jobs is not None else []
     return ["probe", str(csv_file), "--text-col", "message", "--label-col", "kind",
             "--model", tiny_model, "--cv", "3", "--out", str(out), "--precision", "fp32",
-            "--quiet", *extra]
+            "--quiet", *jobs, *extra]
 
 
 def test_probe_writes_table_plot_and_code(csv_file, tiny_model, tmp_path, capsys):
@@ -119,7 +121,7 @@ def test_probe_demo_on_shipped_data(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["probe", "--limit", "160", "--cv", "2", "--heads", "logreg",
                  "--poolings", "mean", "--no-random-control", "--out", str(out),
-                 "--quiet", "--no-save-model"]) == 0
+                 "--quiet", "--no-save-model", "--n-jobs", "1"]) == 0
     printed = capsys.readouterr().out
     assert "shipped dataset 'banking77'" in printed
     assert "stratified subset of 160 of 10,003 rows" in printed
@@ -226,7 +228,7 @@ def test_probe_numeric_target(tiny_model, tmp_path, capsys):
     assert main(["probe", str(tmp_path / "reg.csv"), "--label-col", "score", "--model",
                  tiny_model, "--cv", "3", "--heads", "ridge", "--poolings", "mean",
                  "--no-random-control", "--limit", "30", "--out", str(out), "--quiet",
-                 "--no-save-model"]) == 0
+                 "--no-save-model", "--n-jobs", "1"]) == 0
     printed = capsys.readouterr().out
     assert "random subset of 30 of 40 rows" in printed and "numeric target" in printed
     assert "r2 (mean ± std)" in printed
@@ -234,16 +236,17 @@ def test_probe_numeric_target(tiny_model, tmp_path, capsys):
     assert set(table["head"]) == {"ridge"}
 
 
-@pytest.mark.parametrize("extra, want", [((), -1), (("--n-jobs", "1"), 1)])
+@pytest.mark.parametrize("n_jobs, want", [(None, -1), ("1", 1), ("2", 2)])
 def test_probe_scores_folds_on_every_core_by_default(csv_file, tiny_model, tmp_path,
-                                                     monkeypatch, extra, want):
+                                                     monkeypatch, n_jobs, want):
     import bertfeat.probe
 
     seen = []
     real = bertfeat.probe.probe
+    # record what the CLI asks for, then score in this process (no worker pool in tests)
     monkeypatch.setattr(bertfeat.probe, "probe",
-                        lambda *a, **k: seen.append(k["n_jobs"]) or real(*a, **k))
+                        lambda *a, **k: seen.append(k["n_jobs"]) or real(*a, **{**k, "n_jobs": 1}))
     out = tmp_path / "results"
     assert main(_probe_args(csv_file, tiny_model, out, "--heads", "logreg", "--no-tfidf",
-                            "--no-random-control", "--refine-top", "0", *extra)) == 0
+                            "--no-random-control", "--refine-top", "0", n_jobs=n_jobs)) == 0
     assert seen == [want]
