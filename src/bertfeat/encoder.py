@@ -380,6 +380,7 @@ def _in_parallel(run: Callable, items: Sequence, streams: int, threads: int):
     """
     import torch
 
+    caller_threads = torch.get_num_threads()
     pool = ThreadPoolExecutor(max_workers=streams, thread_name_prefix="bertfeat-encode",
                               initializer=torch.set_num_threads, initargs=(threads,))
     pending: deque = deque()
@@ -396,6 +397,10 @@ def _in_parallel(run: Callable, items: Sequence, streams: int, threads: int):
         for future in pending:
             future.cancel()
         pool.shutdown(wait=True)
+        # OpenMP keeps the thread count per thread; a torch built on another thread pool
+        # may share it, so the caller's is put back either way
+        if torch.get_num_threads() != caller_threads:
+            torch.set_num_threads(caller_threads)
 
 
 def encode(
