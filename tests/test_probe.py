@@ -24,7 +24,7 @@ import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
 
-from bertfeat import BertFeaturizer, FeatureStore, encoder
+from bertfeat import BertFeaturizer, FeatureStore
 from bertfeat.probe import pipeline_code, probe, random_init_model
 
 from .conftest import WORDS
@@ -45,20 +45,6 @@ def _data(n: int = 60, seed: int = 0) -> tuple[list[str], np.ndarray]:
         texts.append(" ".join(words))
         labels.append("pos" if i % 2 else "neg")
     return texts, np.asarray(labels)
-
-
-@pytest.fixture
-def spy(monkeypatch):
-    """Count the texts sent through the encoder, per model directory."""
-    calls: list[int] = []
-    real = encoder.encode
-
-    def counting(tokenizer, model, texts, **kwargs):
-        calls.append(len(texts))
-        return real(tokenizer, model, texts, **kwargs)
-
-    monkeypatch.setattr(encoder, "encode", counting)
-    return calls
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +92,7 @@ def test_tidy_table(result):
     assert res.best["mean_score"] >= res.baselines["tfidf"]
 
 
-def test_encoder_ran_once_per_unique_text(tiny_model, tmp_path, spy):
+def test_encoder_ran_once_per_unique_text(tiny_model, tmp_path, encode_spy):
     texts, y = _data(40)
     texts = texts + texts[:10]
     y = np.concatenate([y, y[:10]])
@@ -115,7 +101,7 @@ def test_encoder_ran_once_per_unique_text(tiny_model, tmp_path, spy):
                 random_state=1, control_seed=1, featurizer_params={"precision": "fp32"})
     assert res.encoding["texts"] == 50 and res.encoding["unique_texts"] == 40
     assert res.encoding["encoded"] == 40 and res.encoding["random_encoded"] == 40
-    assert sum(spy) == 80  # 40 unique texts x (the model + its random-weights copy)
+    assert sum(encode_spy) == 80  # 40 unique texts x (the model + its random-weights copy)
     counters = {fp: m["encoded"] for fp, m in store.stats()["models"].items()}
     assert counters[res.encoding["fingerprint"]] == 40
     assert sorted(counters.values()) == [40, 40]
@@ -124,7 +110,7 @@ def test_encoder_ran_once_per_unique_text(tiny_model, tmp_path, spy):
                   cache=store, random_state=2, control_seed=1,
                   featurizer_params={"precision": "fp32"})
     assert again.encoding["encoded"] == 0 and again.encoding["random_encoded"] == 0
-    assert sum(spy) == 80
+    assert sum(encode_spy) == 80
 
 
 def test_scores_equal_pipeline_cross_validation(result):
@@ -207,7 +193,7 @@ def test_regression_target(tiny_model, tmp_path):
     assert np.isfinite(res.best_estimator.predict(texts[:3])).all()
 
 
-def test_no_cache_uses_a_temporary_store(tiny_model, tmp_path, monkeypatch, spy):
+def test_no_cache_uses_a_temporary_store(tiny_model, tmp_path, monkeypatch, encode_spy):
     default_dir = tmp_path / "default-store"
     monkeypatch.setenv("BERTFEAT_CACHE_DIR", str(default_dir))
     texts, y = _data(30)
@@ -215,7 +201,7 @@ def test_no_cache_uses_a_temporary_store(tiny_model, tmp_path, monkeypatch, spy)
                 cv=3, cache=False, random_state=1, control_seed=1,
                 featurizer_params={"precision": "fp32"})
     assert not default_dir.exists()
-    assert sum(spy) == 60  # still once per text for each model
+    assert sum(encode_spy) == 60  # still once per text for each model
     assert res.make_pipeline().steps[0][1].cache is False or res.best["family"] == "tfidf"
     assert res.best_estimator.predict(texts[:2]).shape == (2,)
 
