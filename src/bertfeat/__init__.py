@@ -4,8 +4,10 @@
 """
 
 from .featurizer import BertFeaturizer
+from .finetune import BertClassifier, BertRegressor
 from .store import FeatureStore
 from .union import TextUnion
 
-__all__ = ["BertFeaturizer", "FeatureStore", "TextUnion", "__version__"]
+__all__ = ["BertClassifier", "BertFeaturizer", "BertRegressor", "FeatureStore", "TextUnion",
+           "__version__"]
 __version__ = "0.1.0"
