@@ -596,7 +596,8 @@ class _BertFineTuner(BaseEstimator):
         _, model, _ = self._runtime()
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(str(folder), safe_serialization=True)
+        with models.quiet_transformers():
+            model.save_pretrained(str(folder), safe_serialization=True)
         for name, data in self._rt_files.items():
             (folder / name).write_bytes(data)
         return folder

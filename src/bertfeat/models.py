@@ -34,6 +34,7 @@ __all__ = [
     "load_trainable",
     "transformer_layers",
     "tokenizer_files",
+    "quiet_transformers",
     "STORE_FORMAT",
 ]
 
@@ -499,6 +500,11 @@ def load(info: ModelInfo, *, depth: int, device: str, precision: str,
     with _quiet_transformers():
         return _load(info, depth=depth, device=device, precision=precision,
                      trust_remote_code=trust_remote_code)
+
+
+def quiet_transformers():
+    """A context manager that silences transformers' weight loading/saving progress bars."""
+    return _quiet_transformers()
 
 
 @contextlib.contextmanager
