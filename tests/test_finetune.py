@@ -276,6 +276,13 @@ def test_training_precision_is_chosen_by_cpu_features(monkeypatch):
         finetune.training_precision("int8", "cpu")
 
 
+def test_amx_is_read_from_the_cpu_flags(monkeypatch):
+    monkeypatch.setattr(models, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    assert finetune.cpu_has_amx() is False and models.cpu_has_fast_bf16() is True
+    monkeypatch.setattr(models, "cpu_flags", lambda: {"avx2", "amx_bf16", "amx_tile"})
+    assert finetune.cpu_has_amx() is True
+
+
 @needs_default_model
 def test_default_model_fine_tunes_a_few_steps(tmp_path):
     texts = ["a wonderful, moving film", "a dull and lifeless movie", "great fun",

@@ -12,22 +12,12 @@ from bertfeat.probe import probe
 from bertfeat.probe.families import FAMILIES
 from bertfeat.probe.families.finetune import summary_line
 
-from .test_finetune import _toy
+from .test_finetune import _one_thread, _toy  # noqa: F401 (an autouse fixture)
 
 #: fast fine-tuning for a tiny random encoder
 TINY = {"epochs": 3, "learning_rate": 1e-2, "batch_size": 8}
 LEAN = dict(layers=[-1], combos=False, poolings="mean", heads=("logreg",),
             random_control=False, tfidf=False, cv=2, random_state=0)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_finetune_row_is_scored_on_the_same_folds(tiny_model, tmp_path):

@@ -88,21 +88,7 @@ class _Head:
 
 def cpu_has_amx() -> bool:
     """True when the CPU has AMX tiles for bf16 (torch's capability or ``/proc/cpuinfo``)."""
-    try:
-        import torch
-
-        if "AMX" in torch.backends.cpu.get_cpu_capability().upper():
-            return True
-    except Exception:  # pragma: no cover - older torch
-        pass
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return "amx_bf16" in line.split(":", 1)[1].split()
-    except OSError:  # pragma: no cover - not Linux
-        pass
-    return False
+    return "amx_bf16" in models.cpu_flags()
 
 
 def training_precision(precision: str, device: str) -> str:

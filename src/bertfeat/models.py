@@ -446,25 +446,35 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU has AMX-BF16 or AVX512-BF16 (read from /proc/cpuinfo or torch)."""
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``; ``{"amx_bf16"}`` when torch reports AMX).
+
+    Returns
+    -------
+    set of str
+        Empty where the system does not say.
+    """
+    flags: set[str] = set()
     try:
         import torch
 
-        capability = torch.backends.cpu.get_cpu_capability()
-        if "AMX" in capability.upper():
-            return True
+        if "AMX" in torch.backends.cpu.get_cpu_capability().upper():
+            flags.add("amx_bf16")
     except Exception:  # pragma: no cover - older torch
         pass
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:
                 if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+                    return flags | set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return flags
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has AMX-BF16 or AVX512-BF16 (read from /proc/cpuinfo or torch)."""
+    return bool(cpu_flags() & {"amx_bf16", "avx512_bf16"})
 
 
 def resolve_precision(precision: str, device: str) -> str:
@@ -646,6 +656,7 @@ def load_trainable(info: ModelInfo, *, device: str, trust_remote_code: bool = Fa
     """
     import torch
 
+    trust_remote_code = opted_in(trust_remote_code)
     with _quiet_transformers():
         tokenizer = load_tokenizer(info, trust_remote_code=trust_remote_code)
         model = _load_model(info, depth=info.n_layers, dtype=torch.float32,
