@@ -119,7 +119,10 @@ def test_a_loaded_model_is_not_reused_for_changed_files(two_models, tmp_path):
     a, _, weights_b = two_models
     fitted = _featurizer(a, False).fit(TEXTS)
     fitted.transform(TEXTS)  # A is now loaded in memory
-    (a / "model.safetensors").write_bytes(weights_b)
+    # a new file (an overwrite in place would also change the memory-mapped loaded A)
+    staged = tmp_path / "staged.safetensors"
+    staged.write_bytes(weights_b)
+    os.replace(staged, a / "model.safetensors")
     expected = _featurizer(tmp_path / "B", False).fit(TEXTS).transform(TEXTS)
     np.testing.assert_allclose(_featurizer(a, False).fit(TEXTS).transform(TEXTS), expected,
                                atol=1e-5)
