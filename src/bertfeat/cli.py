@@ -9,7 +9,9 @@
     bertfeat cache clear [--model M]
 
 Every command takes ``--cache-dir DIR`` (default: ``$BERTFEAT_CACHE_DIR`` or the per-user
-cache directory).
+cache directory). ``probe`` and ``embed`` read DATA with :mod:`bertfeat.tables`: one row per
+record or a message saying why (``--quoting``, ``--on-bad-input``). Ctrl-C exits with status
+130; vectors encoded so far stay in the store.
 """
 
 from __future__ import annotations
