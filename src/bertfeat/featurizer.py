@@ -570,8 +570,17 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         batch_texts = [texts[i] for i in missing]
 
         writing = [store is not None]  # a failed write turns the store off for this call
+        # safetensors weights are memory-mapped: bytes written over the file while this
+        # call encodes would change the loaded model under it (checked per batch: a stat)
+        weights_at_start = models.weights_stat(info)
 
         def on_batch(positions, batch_stats, batch_pooler, truncated):
+            if models.weights_stat(info) != weights_at_start:
+                raise models.ModelChangedError(
+                    f"model={info.spec!r}: the weight files in {info.path} changed while "
+                    "texts were being encoded; the batches since cannot be trusted and were "
+                    "neither returned nor stored (those before were). Run again when "
+                    "whatever writes them has finished.")
             rows = missing[positions]
             # keep the batch in memory first: a store failure must never lose it
             for layer in needed:

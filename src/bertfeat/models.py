@@ -31,6 +31,7 @@ __all__ = [
     "ModelChangedError",
     "file_signature",
     "model_signature",
+    "weights_stat",
     "load",
     "load_count",
     "check_custom_code",
@@ -425,6 +426,31 @@ def file_digest(path: Path, persistent: Any = None) -> str:
         if persistent is not None:
             _digest_told.add(store_key)
     return digest
+
+
+def weights_stat(info: ModelInfo) -> tuple:
+    """``(inode, size, mtime_ns, ctime_ns)`` of each weight file: a check cheap per batch.
+
+    Parameters
+    ----------
+    info : ModelInfo
+        The resolved model.
+
+    Returns
+    -------
+    tuple
+        Empty entries for files that vanished (so a vanished file is a change too).
+    """
+    out = []
+    for file in _weight_files(info.path):
+        try:
+            stat = file.stat()
+        except OSError:
+            out.append((file.name,))
+            continue
+        out.append((file.name, stat.st_ino, stat.st_size, stat.st_mtime_ns,
+                    stat.st_ctime_ns))
+    return tuple(out)
 
 
 def model_signature(info: ModelInfo) -> tuple:
