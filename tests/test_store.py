@@ -253,44 +253,10 @@ def test_grid_search_with_loky_workers_shares_the_store(tiny_model, tmp_path):
     assert np.all(np.isfinite(scores))
 
 
-_WRITER = textwrap.dedent("""
-    import sys, json
-    import numpy as np
-    from bertfeat import BertFeaturizer
-    model, store, start, stop, out = sys.argv[1:6]
-    texts = json.load(open(sys.argv[6]))[int(start):int(stop)]
-    f = BertFeaturizer(model=model, cache=store, precision="fp32", layers=[0, -1],
-                       batch_size=4)
-    np.save(out, f.fit(texts).transform(texts))
-""")
-
-
 def run_python(code: str, *args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code, *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, **(env or {})})
-
-
-def test_two_processes_write_the_same_store_at_once(tiny_model, tmp_path, encode_spy):
-    texts = sentences(120)
-    corpus = tmp_path / "texts.json"
-    corpus.write_text(json.dumps(texts))
-    store = str(tmp_path / "store")
-    procs = [run_python(_WRITER, tiny_model, store, 0, 90, tmp_path / "a.npy", corpus),
-             run_python(_WRITER, tiny_model, store, 30, 120, tmp_path / "b.npy", corpus)]
-    for proc in procs:
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err.decode()[-2000:]
-    reference = featurizer(tiny_model, False, layers=[0, -1]).fit(texts).transform(texts)
-    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
-    np.testing.assert_allclose(a, reference[0:90], atol=1e-5)
-    np.testing.assert_allclose(b, reference[30:120], atol=1e-5)
-    # a new session reads everything back: no encoding at all
-    calls_before = sum(encode_spy)
-    again = featurizer(tiny_model, store, layers=[0, -1]).fit(texts).transform(texts)
-    assert sum(encode_spy) == calls_before
-    np.testing.assert_allclose(again, reference, atol=1e-5)
-    assert FeatureStore(store).stats()["entries"] == 120
 
 
 # --------------------------------------------------------------- no pickle, ever

@@ -453,9 +453,10 @@ class FeatureStore:
         request for any layer or pooling of the same model is a read, whatever order a
         search asks in. ``"needed"``: only as deep as the call needs (cheaper when only
         shallow layers are ever used; a deeper request later encodes again).
-    timeout : float, default=10
+    timeout : float, optional
         Seconds to wait for another process's write lock on the database before the
-        store is given up for the call (results are unaffected).
+        store is given up for the call (results are unaffected). Default:
+        :data:`LOCK_TIMEOUT` (10 s).
 
     Examples
     --------
@@ -467,7 +468,7 @@ class FeatureStore:
 
     def __init__(self, directory: str | os.PathLike | None = None,
                  size_limit: int | None = None, dtype: str = "float32",
-                 depth: str = "full", timeout: float = LOCK_TIMEOUT) -> None:
+                 depth: str = "full", timeout: float | None = None) -> None:
         self.directory = str(Path(directory).expanduser() if directory is not None
                              else default_cache_dir())
         self.size_limit = None if size_limit is None else int(size_limit)
@@ -477,7 +478,7 @@ class FeatureStore:
             raise ValueError(f"FeatureStore depth must be one of {STORE_DEPTHS}, got {depth!r}")
         self.dtype = dtype
         self.depth = depth
-        self.timeout = float(timeout)
+        self.timeout = None if timeout is None else float(timeout)
         self._cache = None
         self._db_identity: tuple[int, int] | None = None
         self._limit: int | None = None
@@ -509,10 +510,10 @@ class FeatureStore:
         db = Path(self.directory) / "cache.db"
         self._db_identity = _file_identity(db)
         if self._db_identity is not None:
-            _check_not_locked(db, self.timeout)
+            _check_not_locked(db, self._timeout())
         cache = diskcache.Cache(
             self.directory,
-            timeout=self.timeout,
+            timeout=self._timeout(),
             disk=_safe_disk_class(),
             size_limit=self.limit,
             disk_min_file_size=2**21,
@@ -528,6 +529,9 @@ class FeatureStore:
             cache.close()
             raise
         return cache
+
+    def _timeout(self) -> float:
+        return LOCK_TIMEOUT if self.timeout is None else self.timeout
 
     @property
     def limit(self) -> int:
@@ -600,7 +604,7 @@ class FeatureStore:
         self.size_limit = state["size_limit"]
         self.dtype = state.get("dtype", "float32")
         self.depth = state.get("depth", "full")
-        self.timeout = state.get("timeout", LOCK_TIMEOUT)
+        self.timeout = state.get("timeout")
         self._cache = None
         self._db_identity = None
         self._limit = None
@@ -611,7 +615,7 @@ class FeatureStore:
     def __repr__(self) -> str:
         extra = "".join(f", {name}={value!r}" for name, value, default in (
             ("dtype", self.dtype, "float32"), ("depth", self.depth, "full"),
-            ("timeout", self.timeout, LOCK_TIMEOUT)) if value != default)
+            ("timeout", self.timeout, None)) if value != default)
         return f"FeatureStore({self.directory!r}, size_limit={self.size_limit}{extra})"
 
     def __eq__(self, other: object) -> bool:
