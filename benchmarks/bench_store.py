@@ -98,6 +98,8 @@ def main() -> None:
                         help="--scale: texts stored for the warm-read rows")
     parser.add_argument("--read-texts", type=int, default=5000,
                         help="--scale: texts read per warm call")
+    parser.add_argument("--parts", nargs="+", default=["grid", "depth", "layouts", "warm"],
+                        help="--scale: which measurements to run")
     args = parser.parse_args()
     if args.scale:
         if args.quick:
@@ -229,7 +231,7 @@ def scale(args: argparse.Namespace) -> None:
     out = lines.append
     try:
         # 1. cold grid search, n_jobs 1 / 2 / -1: encodes per unique text from the counters
-        n = args.grid_texts
+        n = args.grid_texts if "grid" in args.parts else 0
         gx, gy = texts[:n], labels[:n]
         unique = len(set(gx))
         grid = {
@@ -242,7 +244,7 @@ def scale(args: argparse.Namespace) -> None:
         out("| n_jobs | wall time (s) | texts encoded | encodes per unique text | "
             "load before / after |")
         out("|---:|---:|---:|---:|---|")
-        for n_jobs in args.n_jobs:
+        for n_jobs in args.n_jobs if n else []:
             directory = workdir / f"grid-{n_jobs}"
             pipe = make_pipeline(BertFeaturizer(model=args.model, cache=str(directory)),
                                  LogisticRegression(max_iter=args.max_iter))
@@ -257,12 +259,12 @@ def scale(args: argparse.Namespace) -> None:
             print(lines[-1], file=sys.stderr, flush=True)
 
         # 2. what full depth costs: layers=1 encoded 1 layer deep vs every layer
-        n_depth = min(len(texts), args.depth_texts)
+        n_depth = min(len(texts), args.depth_texts) if "depth" in args.parts else 0
         out(f"\n## Full depth vs needed depth, cold, {n_depth} texts, layers=1\n")
         out("| store depth | wall time (s) | texts/s |")
         out("|---|---:|---:|")
         BertFeaturizer(model=args.model, cache=False).fit(["warm up"]).transform(["a"])
-        for depth in ("needed", "full"):
+        for depth in ("needed", "full") if n_depth else ():
             store = FeatureStore(workdir / f"depth-{depth}", depth=depth)
             f = BertFeaturizer(model=args.model, cache=store, layers=1).fit(texts[:n_depth])
             seconds, _ = timed(lambda f=f: f.transform(texts[:n_depth]))
@@ -270,48 +272,50 @@ def scale(args: argparse.Namespace) -> None:
             print(lines[-1], file=sys.stderr, flush=True)
 
         # 3. float16 fidelity on real vectors, and bytes per text of each layout
-        n_fid = min(len(texts), args.depth_texts)
-        out(f"\n## Storage layouts (bytes per text measured on disk; cosine on {n_fid} "
-            "SST-2 texts)\n")
-        out("| model shape | dtype | bytes per text on disk | estimate | texts per GiB | "
-            "cosine to float32 (min / mean) |")
-        out("|---|---|---:|---:|---:|---|")
-        f32 = FeatureStore(workdir / "fid-f32")
-        f16 = FeatureStore(workdir / "fid-f16", dtype="float16")
-        cos: dict[str, str] = {}
-        ref = {}
-        for pooling in ("cls", "mean", "max"):
-            a = BertFeaturizer(model=args.model, cache=f32, pooling=pooling,
-                               layers=[-1]).fit(texts[:n_fid]).transform(texts[:n_fid])
-            b = BertFeaturizer(model=args.model, cache=f16, pooling=pooling,
-                               layers=[-1]).fit(texts[:n_fid]).transform(texts[:n_fid])
-            ref[pooling] = _cosine(a, b)
-        worst = min(float(c.min()) for c in ref.values())
-        mean = float(np.mean([c.mean() for c in ref.values()]))
-        cos["float16"] = (f"{worst:.8f} / {mean:.8f} (1 - cosine at most {1 - worst:.1e}; "
-                          "cls, mean, max of the last layer)")
-        cos["float32"] = "1 (bit for bit)"
-        probe = BertFeaturizer(model=args.model, cache=False).fit(["a"])
-        shapes = [(f"{args.model} ({probe.n_layers_} layers x {probe.hidden_size_})",
-                   probe.n_layers_, probe.hidden_size_), ("12 layers x 768 (BERT-base)", 12, 768)]
-        for label, layers, hidden in shapes:
-            for dtype in ("float32", "float16"):
-                store = FeatureStore(workdir / f"bytes-{layers}-{dtype}", dtype=dtype)
-                rng = np.random.default_rng(0)
-                count = 2000
-                for start in range(0, count, 64):
-                    digests = [text_digest(f"t{i}") for i in range(start, start + 64)]
-                    stats = rng.standard_normal((64, layers + 1, 3, hidden)).astype(np.float32)
-                    store.write("fp", digests, store.storable(stats))
-                store.close()
-                on_disk = sum(p.stat().st_size for p in Path(store.directory).rglob("*")
-                              if p.is_file())
-                per_text = on_disk / count
-                estimate = store.bytes_per_text(layers, hidden)
-                out(f"| {label} | {dtype} | {per_text:,.0f} | {estimate:,} | "
-                    f"{2**30 / per_text:,.0f} | "
-                    f"{cos[dtype] if layers == probe.n_layers_ else ''} |")
-                print(lines[-1], file=sys.stderr, flush=True)
+        if "layouts" in args.parts:
+            n_fid = min(len(texts), args.depth_texts)
+            out(f"\n## Storage layouts (bytes per text measured on disk; cosine on {n_fid} "
+                "SST-2 texts)\n")
+            out("| model shape | dtype | bytes per text on disk | estimate | texts per GiB | "
+                "cosine to float32 (min / mean) |")
+            out("|---|---|---:|---:|---:|---|")
+            f32 = FeatureStore(workdir / "fid-f32")
+            f16 = FeatureStore(workdir / "fid-f16", dtype="float16")
+            cos: dict[str, str] = {}
+            ref = {}
+            for pooling in ("cls", "mean", "max"):
+                a = BertFeaturizer(model=args.model, cache=f32, pooling=pooling,
+                                   layers=[-1]).fit(texts[:n_fid]).transform(texts[:n_fid])
+                b = BertFeaturizer(model=args.model, cache=f16, pooling=pooling,
+                                   layers=[-1]).fit(texts[:n_fid]).transform(texts[:n_fid])
+                ref[pooling] = _cosine(a, b)
+            worst = min(float(c.min()) for c in ref.values())
+            mean = float(np.mean([c.mean() for c in ref.values()]))
+            cos["float16"] = (f"{worst:.8f} / {mean:.8f} (1 - cosine at most {1 - worst:.1e}; "
+                              "cls, mean, max of the last layer)")
+            cos["float32"] = "1 (bit for bit)"
+            probe = BertFeaturizer(model=args.model, cache=False).fit(["a"])
+            shapes = [(f"{args.model} ({probe.n_layers_} layers x {probe.hidden_size_})",
+                       probe.n_layers_, probe.hidden_size_),
+                      ("12 layers x 768 (BERT-base)", 12, 768)]
+            for label, layers, hidden in shapes:
+                for dtype in ("float32", "float16"):
+                    store = FeatureStore(workdir / f"bytes-{layers}-{dtype}", dtype=dtype)
+                    rng = np.random.default_rng(0)
+                    count = 2000
+                    for start in range(0, count, 64):
+                        digests = [text_digest(f"t{i}") for i in range(start, start + 64)]
+                        stats = rng.standard_normal((64, layers + 1, 3, hidden)).astype(np.float32)
+                        store.write("fp", digests, store.storable(stats))
+                    store.close()
+                    on_disk = sum(p.stat().st_size for p in Path(store.directory).rglob("*")
+                                  if p.is_file())
+                    per_text = on_disk / count
+                    estimate = store.bytes_per_text(layers, hidden)
+                    out(f"| {label} | {dtype} | {per_text:,.0f} | {estimate:,} | "
+                        f"{2**30 / per_text:,.0f} | "
+                        f"{cos[dtype] if layers == probe.n_layers_ else ''} |")
+                    print(lines[-1], file=sys.stderr, flush=True)
 
         # 4. warm transform with 10k and 100k texts stored (synthetic entries of the
         # default model's shape under its real fingerprint: this measures the store)
@@ -325,7 +329,7 @@ def scale(args: argparse.Namespace) -> None:
         base = BertFeaturizer(model=args.model, cache=store, layers=-1).fit(synthetic[:1])
         rng = np.random.default_rng(1)
         written = 0
-        for target in sorted(args.stored):
+        for target in sorted(args.stored) if "warm" in args.parts else []:
             for start in range(written, target, 1000):
                 chunk = synthetic[start:min(target, start + 1000)]
                 stats = rng.standard_normal(
