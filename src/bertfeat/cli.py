@@ -326,9 +326,20 @@ def _encoded(store: Any, fingerprint: str) -> int:
 
 
 # --------------------------------------------------------------------------------- cache
+def _store_call(store: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+    """``store.<method>(...)``, with any store failure as a one-line CLI error."""
+    from .store import StoreError, _store_errors
+
+    try:
+        return getattr(store, method)(*args, **kwargs)
+    except (StoreError, *_store_errors()) as exc:
+        raise CliError(f"cannot use the feature store at {store.directory}: "
+                       f"{type(exc).__name__}: {exc}") from exc
+
+
 def _cmd_cache_info(args: argparse.Namespace) -> int:
     store = _store(args)
-    stats = store.stats()
+    stats = _store_call(store, "stats")
     random_dir = Path(store.directory) / "random-init"
     stats["random_init"] = {"directory": str(random_dir),
                             "models": sorted(p.name for p in random_dir.iterdir()
@@ -370,7 +381,7 @@ def _cmd_cache_info(args: argparse.Namespace) -> int:
 
 def _cmd_cache_clear(args: argparse.Namespace) -> int:
     store = _store(args)
-    removed = store.clear(model=args.model)
+    removed = _store_call(store, "clear", model=args.model)
     if args.model is None:
         random_dir = Path(store.directory) / "random-init"
         if random_dir.is_dir():
