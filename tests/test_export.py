@@ -200,3 +200,12 @@ def test_bundled_model_export_agrees_on_sst2(shared_data, tmp_path):
     assert _cos(loaded.encode(texts), pipe[0].transform(texts)).min() >= 0.9999
     agree = (loaded.predict(texts) == pipe.predict(texts)).mean()
     assert agree >= 149 / 150, agree
+
+
+def test_int8_export_is_refused_on_a_cpu_without_vnni():
+    from bertfeat import runtime as rt
+
+    with pytest.raises(ValueError, match="no int8 dot-product"):
+        rt._check_int8_cpu(frozenset({"sse2", "avx2"}))
+    rt._check_int8_cpu(frozenset({"sse2", "avx2", "avx_vnni"}))  # accepted
+    rt._check_int8_cpu(frozenset({"asimd", "asimddp"}))  # not x86: nothing known wrong

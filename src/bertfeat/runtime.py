@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .encoder import _encode_batch, _flatten, _pad_batch, make_batches
+from .models import INT8_PATHS, cpu_flags
 
 __all__ = ["load", "ExportedPipeline"]
 
@@ -88,6 +89,8 @@ class ExportedPipeline:
             raise ValueError(f"{path}: not a bertfeat export of a format this runtime reads "
                              f"(format {self.manifest.get('format')!r}, reads {_FORMATS})")
         m = self.manifest
+        if m["precision"] == "int8":
+            _check_int8_cpu()
         self._tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(int(m["max_length"]))
@@ -229,6 +232,24 @@ class ExportedPipeline:
             joined = self._tfidf.join(texts[rows], dense[rows]).astype(dtype)
             parts.append(self._head.run([output], {"features": joined})[0])
         return np.concatenate(parts) if parts else parts
+
+
+def _check_int8_cpu(flags: frozenset[str] | None = None) -> None:
+    """Refuse an int8 export on an x86 CPU without int8 dot-product instructions.
+
+    There onnxruntime's int8 kernels multiply-add pairs of bytes into 16-bit sums
+    (``vpmaddubsw``), which can saturate with full 8-bit weights: vectors would be wrong
+    without an error. The fidelity printed at export was measured on a CPU with VNNI/AMX.
+    """
+    flags = cpu_flags() if flags is None else flags
+    if "sse2" not in flags:  # not x86 (or unreadable): nothing known to be wrong
+        return
+    if not any(flag in flags for flag, _ in INT8_PATHS):
+        raise ValueError(
+            "this export is int8, and this CPU has no int8 dot-product instructions (AMX, "
+            "AVX512-VNNI or AVX-VNNI): onnxruntime's int8 kernels here can saturate and "
+            "change the vectors silently. Export with precision='fp32' (bertfeat export "
+            "--precision fp32) for this machine.")
 
 
 def _as_texts(texts: Any) -> list[str]:
