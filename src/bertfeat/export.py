@@ -41,6 +41,8 @@ __all__ = ["export_pipeline", "ExportError", "ExportReport", "MANIFEST", "FORMAT
 #: the manifest's file name and format version (bump when the folder's meaning changes)
 MANIFEST = "manifest.json"
 FORMAT = 1
+#: every file an export writes
+_FILES = (MANIFEST, "encoder.onnx", "tokenizer.json", "head.onnx", "tfidf.json")
 #: ONNX opset of the encoder graph (scaled_dot_product_attention needs >= 14)
 OPSET = 17
 #: texts the exported graph is checked on when the caller gives none
@@ -491,6 +493,7 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
 
     from . import models
     from .encoder import _backend
+    from .featurizer import DEFAULT_BATCH_TOKENS
 
     info = models.resolve_model(feat.model, feat.revision)
     tokenizer, model = models.load(info, depth=max(settings["depth"], min(1, feat.n_layers_)),
@@ -504,6 +507,8 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
         raise ExportError(f"model {feat.model!r} has no fast tokenizer to export")
 
     outdir.mkdir(parents=True, exist_ok=True)
+    for name in _FILES:  # an earlier export's files (overwrite=True): none may linger
+        (outdir / name).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(dir=outdir) as tmp:
         fp32_path = Path(tmp) / "encoder.onnx"
         _export_onnx(graph, _example_inputs(pad_id), fp32_path)
@@ -522,7 +527,7 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
         "max_length": int(feat.max_length_), "pad_id": int(pad_id),
         "encode_special_tokens": bool(getattr(tokenizer, "split_special_tokens", False)),
         "batch_size": int(feat.batch_size),
-        "max_batch_tokens": int(feat.max_batch_tokens or 4096),
+        "max_batch_tokens": int(feat.max_batch_tokens or DEFAULT_BATCH_TOKENS),
         "n_features": int(feat.n_features_out_), "settings": settings,
         "feature_names": [str(n) for n in feat.get_feature_names_out()],
         "n_quantized_matmuls": n_quantized, "tfidf": None, "head": None,
