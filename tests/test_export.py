@@ -169,10 +169,13 @@ def test_steps_that_cannot_be_exported_are_named(tiny_model, tmp_path):
         export_pipeline(chunked, tmp_path / "z", precision="bf16")
 
 
-def test_runtime_rejects_bad_input(tiny_model, tmp_path):
-    export_pipeline(_feat(tiny_model).fit(TEXTS), tmp_path / "e", verbose=False,
-                    check_texts=["a"])
+def test_runtime_rejects_bad_input_and_streams_agree(tiny_model, tmp_path):
+    export_pipeline(_feat(tiny_model, batch_size=3).fit(TEXTS), tmp_path / "e",
+                    verbose=False, check_texts=["a"])
     loaded = runtime.load(tmp_path / "e")
+    # 14 batches of 3: two in flight at once give the same rows as one at a time
+    np.testing.assert_array_equal(runtime.load(tmp_path / "e", streams=2).encode(TEXTS),
+                                  runtime.load(tmp_path / "e", streams=1).encode(TEXTS))
     with pytest.raises(TypeError, match="single string"):
         loaded.encode("a text")
     with pytest.raises(TypeError, match="row 1"):
