@@ -197,6 +197,16 @@ def test_cheapest_uses_the_cost_then_the_mean():
         cheapest([], cost.__getitem__)
 
 
+def test_cheapest_passes_over_a_member_a_cheaper_candidate_beats():
+    cost = {"tfidf": 0, "small": 1, "big": 2}.__getitem__
+    mean = {"tfidf": 0.80, "small": 0.78, "big": 0.86}.__getitem__
+    # "small" is tied with "big" but scores below the cheaper TF-IDF: paying more for less
+    assert cheapest(["small", "big"], cost, mean) == "small"
+    assert cheapest(["small", "big"], cost, mean, pool=["tfidf", "small", "big"]) == "big"
+    with pytest.raises(ValueError, match="pool needs mean"):
+        cheapest(["small"], cost, pool=["small"])
+
+
 # ------------------------------------------------------------------------------ splits
 def test_cv_splits_first_repeat_is_the_plain_splitter():
     y = np.array([0] * 37 + [1] * 23)

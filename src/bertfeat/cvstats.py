@@ -352,7 +352,8 @@ def tied_group(scores: Mapping[Hashable, Any], ratio: float, *, alpha: float = 0
 
 
 def cheapest(members: Sequence[Hashable], cost: Callable[[Hashable], Any],
-             mean: Callable[[Hashable], float] | None = None) -> Hashable:
+             mean: Callable[[Hashable], float] | None = None, *,
+             pool: Sequence[Hashable] = ()) -> Hashable:
     """The member with the smallest ``cost(key)``; equal costs go to the higher ``mean``.
 
     Parameters
@@ -364,6 +365,11 @@ def cheapest(members: Sequence[Hashable], cost: Callable[[Hashable], Any],
         "no encoder, then fewest layers, then the cheapest head" is one tuple).
     mean : callable, optional
         Key -> mean score, the tie-break; else the first in ``members`` order wins.
+    pool : sequence of keys, optional
+        Every candidate (needs ``mean``). A member is passed over when a candidate of the
+        pool is both cheaper and has a higher mean: nobody should pay more for less, even
+        when the cheaper candidate fell out of the group (so the pick never scores below a
+        cheaper baseline). The member with the highest mean is never passed over.
 
     Returns
     -------
@@ -371,6 +377,12 @@ def cheapest(members: Sequence[Hashable], cost: Callable[[Hashable], Any],
     """
     if not members:
         raise ValueError("members must hold at least one key")
+    if pool and mean is None:
+        raise ValueError("pool needs mean")
     order = {key: i for i, key in enumerate(members)}
-    return min(members, key=lambda k: (cost(k), -mean(k) if mean is not None else 0.0,
-                                       order[k]))
+    eligible = [m for m in members
+                if not any(cost(c) < cost(m) and mean(c) > mean(m) for c in pool)]
+    if not eligible:  # only possible when the pool holds a higher mean than every member
+        eligible = [max(members, key=mean)]
+    return min(eligible, key=lambda k: (cost(k), -mean(k) if mean is not None else 0.0,
+                                        order[k]))
