@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from bertfeat.cvstats import paired_test, score_interval
-from bertfeat.probe_stats import annotate, candidate_cost, compare, layer_depth
+from bertfeat.probe.stats import annotate, candidate_cost, compare, layer_depth
 
 HEADS = ("logreg", "svm", "mlp")
 
@@ -134,6 +134,9 @@ def test_errors():
         annotate(table, folds, 0.25, head_order=HEADS, select="best")
     with pytest.raises(ValueError, match="no fold scores for candidate 'bert:L2"):
         annotate(table, folds.drop(index="bert:L2:mean:logreg"), 0.25, head_order=HEADS)
+    _, rec = annotate(table, folds, 0.25, head_order=HEADS,
+                      recommendable=["bert:L2:mean:logreg", "tfidf:-:-:logreg C=10"])
+    assert rec.top == "tfidf:-:-:logreg C=10"  # only the listed keys compete
     only_random = table[table.family == "random"]
     with pytest.raises(ValueError, match="no BERT or TF-IDF"):
         annotate(only_random, folds, 0.25, head_order=HEADS)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .cvstats import PairedTest, cheapest, paired_test, score_interval, tied_group
+from ..cvstats import PairedTest, cheapest, paired_test, score_interval, tied_group
 
 __all__ = ["PICK_RULE", "Recommendation", "annotate", "candidate_cost", "layer_depth",
            "compare"]
@@ -123,7 +123,8 @@ class Recommendation:
 
 
 def annotate(table: pd.DataFrame, folds: pd.DataFrame, ratio: float, *,
-             head_order: Sequence[str], alpha: float = 0.05, level: float = 0.95,
+             head_order: Sequence[str], recommendable: Sequence[str] | None = None,
+             alpha: float = 0.05, level: float = 0.95,
              select: str = "cheapest") -> tuple[pd.DataFrame, Recommendation]:
     """Add the interval and test columns to ``table`` and choose the recommendation.
 
@@ -138,6 +139,9 @@ def annotate(table: pd.DataFrame, folds: pd.DataFrame, ratio: float, *,
         ``n_test / n_train`` of the splits.
     head_order : sequence of str
         The probe's head names, cheapest first.
+    recommendable : sequence of str, optional
+        Candidate keys a recommendation may be (default: the rows of the ``bert``,
+        ``tfidf`` and ``union`` families; never the random-weights control).
     alpha : float, default=0.05
         Level of the paired tests that form the tied group.
     level : float, default=0.95
@@ -157,7 +161,10 @@ def annotate(table: pd.DataFrame, folds: pd.DataFrame, ratio: float, *,
     if missing:
         raise ValueError(f"no fold scores for candidate {missing[0]!r}")
     scores = {key: folds.loc[key].to_numpy(dtype=float) for key in table["candidate"]}
-    rec_mask = table["family"].isin(RECOMMENDABLE)
+    if recommendable is None:
+        rec_mask = table["family"].isin(RECOMMENDABLE)
+    else:
+        rec_mask = table["candidate"].isin(set(recommendable))
     if not rec_mask.any():
         raise ValueError("probe scored no BERT or TF-IDF candidate")
     recommendable = list(table.loc[rec_mask, "candidate"])
