@@ -126,7 +126,11 @@ def test_probe_demo_on_shipped_data(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "shipped dataset 'banking77'" in printed
     assert "stratified subset of 160 of 10,003 rows" in printed
-    assert "BertFeaturizer(" in printed
+    # on 160 rows of 77 classes most candidates are tied, and the cheapest tied one may
+    # be TF-IDF (no encoder at all): the printed pipeline is whichever was picked
+    code = printed.split("Build the best pipeline (unfitted) with:")[1]
+    assert "pipe = make_pipeline(BertFeaturizer(" in code or \
+        "pipe = make_pipeline(TfidfVectorizer(" in code
     table = pd.read_csv(out / "probe.csv")
     assert set(table.loc[table.family == "bert", "layer"]) >= {f"L{i}" for i in range(7)}
 
