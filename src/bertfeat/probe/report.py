@@ -110,7 +110,8 @@ def _gains(result: ProbeResult) -> list[str]:
         diff = f"{100 * test.diff:+.1f} points" if proportion else f"{test.diff:+.4f}"
         verdict = "significant" if test.significant(result.recommendation.alpha) \
             else "not significant"
-        out.append(f"{label}: {diff}, p={format_p(test.p_value)} ({verdict})")
+        p = format_p(test.p_value)
+        out.append(f"{label}: {diff}, p{p if p.startswith('<') else '=' + p} ({verdict})")
     return out
 
 
