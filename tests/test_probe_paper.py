@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from bertfeat.probe.tables import format_p, report_table
+from bertfeat.probe.paper import format_p, report_table
 
 
 def _table():
