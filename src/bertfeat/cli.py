@@ -214,8 +214,10 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         else f"{y.nunique()} distinct labels")
     out = Path(args.out)
     print(f"bertfeat probe: {source}")
+    design = f"{args.repeats} x {args.cv}-fold" if args.repeats > 1 else f"{args.cv}-fold"
     print(f"  {subset}, {target}; model {args.model!r}; "
-          f"{args.cv}-fold cross-validation"
+          f"{design} cross-validation"
+          + (" (+ nested)" if args.nested else "")
           + ("" if args.data is not None else
              "; run `bertfeat probe DATA.csv --text-col ... --label-col ...` on your data"))
     print(flush=True)
@@ -230,12 +232,15 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         union=not (args.no_tfidf or args.no_union), chunk=not args.no_chunk,
         refine_top=args.refine_top, task=args.task, random_state=args.seed,
         n_jobs=args.n_jobs, refit=True, featurizer_params=_featurizer_params(args),
-        verbose=not args.quiet)
+        verbose=not args.quiet, repeats=args.repeats, nested=args.nested,
+        test_size=args.test_size, alpha=args.alpha, select=args.select)
     seconds = time.perf_counter() - started
 
     out.mkdir(parents=True, exist_ok=True)
     csv_path, png_path = out / "probe.csv", out / "probe.png"
     result.table.to_csv(csv_path, index=False)
+    result.fold_scores.to_csv(out / "folds.csv", index_label="candidate")
+    (out / "report.md").write_text(result.report("markdown"), encoding="utf-8")
     result.plot(png_path, title=f"bertfeat probe: {label} ({len(texts):,} texts), "
                                 f"model {args.model}")
     enc = result.encoding
@@ -245,8 +250,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         f"this run (store counter; 0 = all were already stored)"
         + ("" if enc["random_encoded"] is None else
            f", random-weights control {enc['random_encoded']:,}")
-        + f"; {len(result.table)} candidates on the same {result.n_splits} folds; "
-          f"{seconds:.1f} s in all")
+        + f"; {len(result.table)} candidates on the same {result.n_splits} splits "
+          f"({result.design}); {seconds:.1f} s in all")
     t = result.timings
     heads = (t.get("screen", 0) + t.get("refine", 0) + t.get("baselines", 0)
              + t.get("union", 0) + t.get("chunk", 0))  # stage times exclude encoding
@@ -255,7 +260,9 @@ def _cmd_probe(args: argparse.Namespace) -> int:
                     if "random_encode" in t else "")
                  + (f" + chunked long texts {t['chunk_encode']:.1f} s"
                     if "chunk_encode" in t else "")
-                 + f", cross-validating heads {heads:.1f} s, refit {t.get('refit', 0):.1f} s")
+                 + f", cross-validating heads {heads:.1f} s"
+                 + (f", nested/held-out selection {t['nested']:.1f} s" if "nested" in t else "")
+                 + f", refit {t.get('refit', 0):.1f} s")
     lines.append("")
     lines.append("Build the best pipeline (unfitted) with:")
     lines.append("")
@@ -268,7 +275,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
         joblib.dump(result.best_estimator, out / "best_pipeline.joblib")
     print()
-    print(f"wrote {csv_path}, {png_path}, {out / 'probe.txt'}"
+    print(f"wrote {csv_path}, {png_path}, {out / 'probe.txt'}, {out / 'report.md'}, "
+          f"{out / 'folds.csv'}"
           + ("" if args.no_save_model else
              f", {out / 'best_pipeline.joblib'} (best pipeline fitted on all rows)"))
     return 0
@@ -458,8 +466,23 @@ def _parser() -> argparse.ArgumentParser:
                    help="use a stratified subset of N rows (0 = all); the demo without "
                         f"DATA uses {DEMO_LIMIT}")
     p.add_argument("--cv", type=int, default=5, help="folds (default 5)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="repeats of the k-fold split, the same for every candidate "
+                        "(default 1; 2-3 narrow the intervals, no extra encoding)")
+    p.add_argument("--nested", action="store_true",
+                   help="also estimate the whole selection by nested CV (about --cv times "
+                        "the cross-validation work, no extra encoding)")
+    p.add_argument("--test-size", type=float, default=None, metavar="FRACTION",
+                   help="also hold out this share of rows: select on the rest, score the "
+                        "pick once on them")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="level of the paired tests that decide the tied group (default 0.05)")
+    p.add_argument("--select", default="cheapest", choices=["cheapest", "top"],
+                   help="recommend the cheapest candidate tied with the top one (default) "
+                        "or the top mean")
     p.add_argument("--out", default="bertfeat-probe", help="output directory for "
-                   "probe.csv, probe.png, probe.txt and best_pipeline.joblib")
+                   "probe.csv, probe.png, probe.txt, report.md, folds.csv and "
+                   "best_pipeline.joblib")
     p.add_argument("--layers", type=_parse_layers, default="all",
                    help="'all' or comma-separated hidden states (write --layers=-3,-2,-1)")
     p.add_argument("--poolings", type=_split_list, default=["cls", "mean", "max"],
