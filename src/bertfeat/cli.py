@@ -7,6 +7,7 @@
     bertfeat embed DATA.csv --text-col text -o features.parquet [--layers L] [--pooling P]
     bertfeat cache info
     bertfeat cache clear [--model M]
+    bertfeat export PIPELINE.joblib OUTDIR [--precision fp32|int8] [--overwrite]
 
 Every command takes ``--cache-dir DIR`` (default: ``$BERTFEAT_CACHE_DIR`` or the per-user
 cache directory). ``probe`` and ``embed`` read DATA with :mod:`bertfeat.tables`: one row per
@@ -334,9 +335,20 @@ def _encoded(store: Any, fingerprint: str) -> int:
 
 
 # --------------------------------------------------------------------------------- cache
+def _store_call(store: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+    """``store.<method>(...)``, with any store failure as a one-line CLI error."""
+    from .store import StoreError, _store_errors
+
+    try:
+        return getattr(store, method)(*args, **kwargs)
+    except (StoreError, *_store_errors()) as exc:
+        raise CliError(f"cannot use the feature store at {store.directory}: "
+                       f"{type(exc).__name__}: {exc}") from exc
+
+
 def _cmd_cache_info(args: argparse.Namespace) -> int:
     store = _store(args)
-    stats = store.stats()
+    stats = _store_call(store, "stats")
     random_dir = Path(store.directory) / "random-init"
     stats["random_init"] = {"directory": str(random_dir),
                             "models": sorted(p.name for p in random_dir.iterdir()
@@ -378,7 +390,7 @@ def _cmd_cache_info(args: argparse.Namespace) -> int:
 
 def _cmd_cache_clear(args: argparse.Namespace) -> int:
     store = _store(args)
-    removed = store.clear(model=args.model)
+    removed = _store_call(store, "clear", model=args.model)
     if args.model is None:
         random_dir = Path(store.directory) / "random-init"
         if random_dir.is_dir():
@@ -389,6 +401,19 @@ def _cmd_cache_clear(args: argparse.Namespace) -> int:
     else:
         print(f"no entries for model {args.model!r} in {store.directory} (give the model "
               "spec used, its directory, or a fingerprint prefix from `bertfeat cache info`)")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import joblib
+
+    from .export import export_pipeline
+
+    if not Path(args.pipeline).is_file():
+        raise CliError(f"{args.pipeline}: no such file")
+    pipeline = joblib.load(args.pipeline)  # the user's own fitted pipeline (a pickle)
+    export_pipeline(pipeline, args.outdir, precision=args.precision, overwrite=args.overwrite)
+    print(f"load it without torch: bertfeat.runtime.load({str(args.outdir)!r})")
     return 0
 
 
@@ -508,6 +533,18 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=_row_limit, default=None,
                    help="first N rows only (0 = all)")
     e.set_defaults(func=_cmd_embed)
+
+    x = sub.add_parser("export", parents=[common],
+                       help="write a fitted pipeline as ONNX + tokenizer.json (runs without "
+                            "torch via bertfeat.runtime)")
+    x.add_argument("pipeline", metavar="PIPELINE.joblib",
+                   help="fitted Pipeline starting with BertFeaturizer or TextUnion (joblib; "
+                        "load only files you trust)")
+    x.add_argument("outdir", metavar="OUTDIR", help="folder to write")
+    x.add_argument("--precision", default="fp32", choices=["fp32", "int8"],
+                   help="int8: per-token dynamic int8 encoder (fidelity is printed)")
+    x.add_argument("--overwrite", action="store_true", help="replace an earlier export")
+    x.set_defaults(func=_cmd_export)
 
     c = sub.add_parser("cache", parents=[common], help="inspect or clear the feature store")
     csub = c.add_subparsers(dest="cache_command", metavar="ACTION")
