@@ -45,7 +45,7 @@ def test_every_example_is_tested():
 
 
 def test_quickstart():
-    out = _run("quickstart.py", "--limit", "200")
+    out = _run("quickstart.py", "--quick")
     assert "SST-2: 200 training and 200 test sentences" in out
     assert len(_accuracies(out)) == 2
 
