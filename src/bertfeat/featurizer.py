@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import encoder, models
 from .inputs import BAD_INPUT_POLICIES, dedup, to_texts
-from .pooling import FIRST_LAYER, POOLINGS, build_pooling, pooling_width
+from .pooling import FIRST_LAYER, POOLINGS, build_pooling, pooling_width, sentence_pooling
 from .store import FeatureStore, StoreError, text_digest
 
 __all__ = ["BertFeaturizer"]
@@ -58,8 +58,12 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
     layers : int, list of int or "all", default=-1
         Hidden states to use: 0 is the embedding output, 1..N the transformer layers,
         negative values count from the end (-1 is the last layer). ``"all"`` is 0..N.
-    pooling : {"cls", "mean", "max", "mean_max", "first_last", "pooler"}, default="mean"
-        How token vectors become one vector per layer. ``mean`` and ``max`` use real
+    pooling : {"auto", "cls", "mean", "max", "mean_max", "first_last", "pooler"}, \
+default="auto"
+        How token vectors become one vector per layer. ``auto``: the model's own sentence
+        embedding: the pooling its sentence-transformers configuration names
+        (``modules.json``, ``1_Pooling/config.json``; ``mean`` for the bundled
+        all-MiniLM-L6-v2), ``mean`` for a plain encoder. ``mean`` and ``max`` use real
         tokens only (special tokens included, padding never); ``mean_max`` concatenates
         both; ``first_last`` averages the mean of layer 1 with the mean of each selected
         layer; ``pooler`` is the model's trained pooler head (last layer only).
@@ -85,8 +89,11 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         Where encoded vectors are kept. ``"auto"``: the per-user store
         (``$BERTFEAT_CACHE_DIR`` or ``~/.cache/bertfeat``); a path: a store there; a
         :class:`~bertfeat.FeatureStore`; ``False``/``None``: no store.
-    normalize : bool, default=False
-        L2-normalise each output row.
+    normalize : "auto" or bool, default="auto"
+        L2-normalise each output row. ``"auto"``: when ``pooling="auto"`` and the model's
+        sentence-transformers configuration ends in a ``Normalize`` module (as
+        all-MiniLM-L6-v2 does), so that the defaults give the model's own sentence
+        embedding; otherwise not.
     show_progress : "auto" or bool, default="auto"
         Progress bar while encoding; ``"auto"`` shows it for long runs in a terminal.
     max_batch_tokens : int, optional
@@ -115,6 +122,10 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
+    pooling_ : str
+        Pooling in use (``pooling`` with ``"auto"`` resolved).
+    normalize_ : bool
+        Whether rows are L2-normalised (``normalize`` with ``"auto"`` resolved).
     layers_ : list of int
         Selected hidden-state indices (0..N).
     n_layers_ : int
@@ -153,7 +164,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         self,
         model: str = "default",
         layers: int | list[int] | str = -1,
-        pooling: str = "mean",
+        pooling: str = "auto",
         layer_combine: str = "concat",
         max_length: int | None = None,
         batch_size: int = 128,
@@ -161,7 +172,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         precision: str = "auto",
         revision: str | None = None,
         cache: Any = "auto",
-        normalize: bool = False,
+        normalize: bool | str = "auto",
         show_progress: str | bool = "auto",
         max_batch_tokens: int | None = None,
         on_bad_input: str = "raise",
@@ -233,8 +244,8 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         if self.show_progress not in ("auto", True, False):
             raise ValueError(f"show_progress must be 'auto', True or False, "
                              f"got {self.show_progress!r}")
-        if not isinstance(self.normalize, (bool, np.bool_)):
-            raise TypeError(f"normalize must be a bool, got {self.normalize!r}")
+        if not (isinstance(self.normalize, (bool, np.bool_)) or self.normalize == "auto"):
+            raise TypeError(f"normalize must be a bool or 'auto', got {self.normalize!r}")
         if not (self.cache in ("auto", None, False, True) or isinstance(
                 self.cache, (str, os.PathLike, FeatureStore))):
             raise TypeError("cache must be 'auto', a directory, a FeatureStore, False or "
@@ -268,6 +279,18 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
             raise ValueError(f"layers={spec!r} names the same layer twice")
         return resolved
 
+    def _resolve_pooling(self, info: models.ModelInfo) -> tuple[str, bool]:
+        """``pooling`` and ``normalize`` with ``"auto"`` resolved for this model."""
+        auto = sentence_pooling(info.path) if self.pooling == "auto" else None
+        if auto is not None and auto.note:
+            warnings.warn(f"BertFeaturizer(pooling='auto'): model {info.spec!r} is a "
+                          f"sentence-transformers model, but {auto.note}.", UserWarning,
+                          stacklevel=4)
+        pooling = auto.pooling if auto is not None else self.pooling
+        if self.normalize == "auto":
+            return pooling, bool(auto is not None and auto.normalize)
+        return pooling, bool(self.normalize)
+
     def _resolve_store(self) -> FeatureStore | None:
         if self.cache in (None, False):
             return None
@@ -299,7 +322,8 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         info = models.resolve_model(self.model, self.revision)
         models.check_custom_code(info, self.trust_remote_code)
         layers = self._resolve_layers(info)
-        if self.pooling == "pooler":
+        pooling, normalize = self._resolve_pooling(info)
+        if pooling == "pooler":
             if not info.has_pooler:
                 raise ValueError(
                     f"pooling='pooler': model {info.spec!r} has no trained pooler head; "
@@ -308,7 +332,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
                 raise ValueError(
                     "pooling='pooler' applies the model's pooler head to the last layer; "
                     f"use layers=-1 (got layers={self.layers!r}).")
-        if self.pooling == "first_last" and info.n_layers < 1:
+        if pooling == "first_last" and info.n_layers < 1:
             raise ValueError("pooling='first_last' needs a model with at least one layer")
         if self.max_length is not None and self.max_length > info.max_length:
             raise ValueError(
@@ -351,6 +375,8 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
                 "hidden_size": info.hidden_size, "max_length": max_length,
                 "precision": precision, "long_text": self.long_text, **chunking,
             })
+        self.pooling_ = pooling
+        self.normalize_ = normalize
         self.layers_ = layers
         self.n_layers_ = info.n_layers
         self.hidden_size_ = info.hidden_size
@@ -375,8 +401,8 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         return store
 
     def _feature_names(self) -> np.ndarray:
-        width = pooling_width(self.pooling, self.hidden_size_)
-        pooling = self.pooling
+        pooling = self.pooling_
+        width = pooling_width(pooling, self.hidden_size_)
         if pooling == "mean_max":  # say which half is which
             parts = [f"mean_{j}" for j in range(width // 2)] + [
                 f"max_{j}" for j in range(width // 2)]
@@ -452,14 +478,14 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         unique, inverse = dedup(texts)
         stats, pooler = self._vectors(unique, np.bincount(inverse, minlength=len(unique)))
         features = self._assemble(stats, pooler)[inverse]
-        if self.normalize:
+        if self.normalize_:
             norms = np.linalg.norm(features, axis=1, keepdims=True)
             features = features / np.maximum(norms, np.float32(1e-12))
         return features.astype(np.float32, copy=False)
 
     def _needed_layers(self) -> list[int]:
         needed = set(self.layers_)
-        if self.pooling == "first_last":
+        if self.pooling_ == "first_last":
             needed.add(FIRST_LAYER)
         return sorted(needed)
 
@@ -483,7 +509,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         warning count input rows, not distinct texts.
         """
         needed = self._needed_layers()
-        want_pooler = self.pooling == "pooler"
+        want_pooler = self.pooling_ == "pooler"
         n, hidden = len(texts), self.hidden_size_
         store = self._runtime_store()
         if store is not None:
@@ -520,7 +546,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
     def _encode_missing(self, texts, digests, missing, stats, pooler, store,
                         truncated_out=None) -> int:
         needed = self._needed_layers()
-        want_pooler = self.pooling == "pooler"
+        want_pooler = self.pooling_ == "pooler"
         depth = self.n_layers_ if want_pooler else max(needed)
         # transformers records hidden states with hooks on the layers: a model cut to zero
         # layers returns none at all, so layers=0 (embedding output) keeps one layer
@@ -565,10 +591,10 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
             chunk_stride=self.chunk_stride_ or 0, max_chunks=self.max_chunks)
 
     def _assemble(self, stats: dict[int, np.ndarray], pooler: np.ndarray | None) -> np.ndarray:
-        if self.pooling == "pooler":
+        if self.pooling_ == "pooler":
             return pooler
         first = stats.get(FIRST_LAYER)
-        blocks = [build_pooling(stats[layer], self.pooling, first) for layer in self.layers_]
+        blocks = [build_pooling(stats[layer], self.pooling_, first) for layer in self.layers_]
         if len(blocks) == 1:
             return blocks[0]
         if self.layer_combine == "concat":
