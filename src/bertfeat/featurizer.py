@@ -207,6 +207,7 @@ default="auto"
         tags.input_tags.string = True
         tags.requires_fit = True
         tags.non_deterministic = False
+        tags.transformer_tags.preserves_dtype = ["float32"]  # the output is always float32
         return tags
 
     def __getstate__(self) -> dict:
@@ -471,8 +472,25 @@ default="auto"
         ndarray of shape (n_texts, n_features_out_), float32
         """
         check_is_fitted(self, "layers_")
+        self._check_column_name(X)
         texts, _ = to_texts(X, self.on_bad_input)
         return self._transform_texts(texts)
+
+    def _check_column_name(self, X: Any) -> None:
+        """A DataFrame's text column must have the name seen in ``fit`` (as scikit-learn's
+        own transformers require of ``feature_names_in_``)."""
+        seen = getattr(self, "feature_names_in_", None)
+        columns = getattr(X, "columns", None)
+        if seen is None or columns is None or len(columns) != 1:
+            return
+        name = str(list(columns)[0])
+        if name != seen[0]:
+            raise ValueError(
+                "The feature names should match those that were passed during fit.\n"
+                f"Feature names unseen at fit time:\n- {name}\n"
+                f"Feature names seen at fit time, yet now missing:\n- {seen[0]}\n"
+                "BertFeaturizer was fitted on a DataFrame with the text column "
+                f"{seen[0]!r}; transform got column {name!r}.")
 
     def _transform_texts(self, texts: list[str]) -> np.ndarray:
         unique, inverse = dedup(texts)
