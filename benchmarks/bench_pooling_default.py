@@ -67,6 +67,8 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=1000)
     parser.add_argument("--test", type=int, default=500)
     parser.add_argument("--quick", action="store_true", help="--train 200 --test 100")
+    parser.add_argument("--cache", default=None,
+                        help="feature store directory to keep (default: a temporary one)")
     args = parser.parse_args()
     n_train, n_test = (200, 100) if args.quick else (args.train, args.test)
 
@@ -75,12 +77,14 @@ def main() -> None:
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
           f"scikit-learn {sklearn.__version__}; train {n_train} / test {n_test} per data set, "
           "stratified; last layer; test accuracy")
-    heads = {"LR": lambda: LogisticRegression(max_iter=2000),
-             "scaler+LR": lambda: make_pipeline(StandardScaler(),
-                                                LogisticRegression(max_iter=2000))}
+    heads = {f"LR C={C}": (lambda C=C: LogisticRegression(C=C, max_iter=3000))
+             for C in (1, 10)}
+    heads.update({f"scaler+LR C={C}": (lambda C=C: make_pipeline(
+        StandardScaler(), LogisticRegression(C=C, max_iter=3000))) for C in (0.1, 1)})
     rows = []
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as store:
+    with tempfile.TemporaryDirectory() as scratch:
+        store = args.cache or scratch
         for name in DATASETS:
             train, test = _load(name, n_train, n_test)
             for label, params in VARIANTS:
@@ -91,7 +95,7 @@ def main() -> None:
                     model = head().fit(X_train, train["label"])
                     rows.append({"data set": name, "pooling": label, "head": head_name,
                                  "accuracy": model.score(X_test, test["label"])})
-    table = pd.DataFrame(rows).pivot_table(index=["pooling"], columns=["head", "data set"],
+    table = pd.DataFrame(rows).pivot_table(index=["head", "data set"], columns="pooling",
                                            values="accuracy", sort=False)
     print(table.round(3).to_markdown() if _has_tabulate() else table.round(3).to_string())
     print(f"precision {featurizer.precision_}; {time.perf_counter() - started:.0f} s in all; "
