@@ -277,9 +277,9 @@ def test_training_precision_is_chosen_by_cpu_features(monkeypatch):
 
 
 def test_amx_is_read_from_the_cpu_flags(monkeypatch):
-    monkeypatch.setattr(models, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
-    assert finetune.cpu_has_amx() is False and models.cpu_has_fast_bf16() is True
-    monkeypatch.setattr(models, "cpu_flags", lambda: {"avx2", "amx_bf16", "amx_tile"})
+    monkeypatch.setattr(models, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    assert finetune.cpu_has_amx() is False
+    monkeypatch.setattr(models, "cpu_flags", lambda: frozenset({"avx2", "amx_bf16"}))
     assert finetune.cpu_has_amx() is True
 
 

@@ -47,6 +47,14 @@ def _bf16_runs() -> bool:
     return True
 
 
+@pytest.fixture(autouse=True)
+def _int8_capable_cpu(monkeypatch):
+    """These tests check int8's arithmetic, not the CPU: they run on an AVX2-only CI
+    machine too, where ``precision="int8"`` is refused (tests/test_int8_cpu.py)."""
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(models, "cpu_flags", lambda: frozenset({"avx2", "avx512_vnni"}))
+
+
 # ----------------------------------------------------------------------- auto resolution
 @pytest.mark.parametrize("fast, expected", [(True, "bf16"), (False, "fp32")])
 def test_auto_on_cpu_follows_bf16_support(monkeypatch, fast, expected):
@@ -96,12 +104,12 @@ def test_cpu_feature_detection_reads_cpuinfo(monkeypatch, tmp_path):
 
 
 # --------------------------------------------------------------------------- fingerprint
-def test_precision_is_part_of_the_fingerprint(tiny_model):
+def test_precision_is_part_of_the_fingerprint(tiny_model, tmp_path):
     info = models.resolve_model(tiny_model)
     prints = {p: models.fingerprint(info, max_length=64, precision=p)
               for p in ("fp32", "bf16", "fp16", "int8")}
     assert len(set(prints.values())) == 4
-    fitted = {p: BertFeaturizer(model=tiny_model, precision=p, cache=False,
+    fitted = {p: BertFeaturizer(model=tiny_model, precision=p, cache=str(tmp_path / "s"),
                                 device="cpu").fit(["x"]).fingerprint_
               for p in ("fp32", "bf16", "int8")}
     assert fitted == {p: prints[p] for p in fitted}

@@ -25,7 +25,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +33,7 @@ import numpy as np
 from .pooling import pool_stats
 
 __all__ = ["encode", "Tokenized", "tokenize", "tokenize_chunks", "make_batches",
-           "pool_layers", "batch_padder"]
+           "pool_layers", "all_cores", "batch_padder"]
 
 BatchCallback = Callable[[np.ndarray, np.ndarray, "np.ndarray | None", np.ndarray], None]
 
@@ -336,6 +336,8 @@ def _forward_batches(model, tokenizer, input_ids: list[list[int]], *, depth: int
     flat, offsets, lengths = _flatten(input_ids)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     with_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ())
+    params = model.parameters() if hasattr(model, "parameters") else iter(())
+    weights_dtype = str(getattr(next(iter(params), None), "dtype", "?"))
 
     def run(positions: np.ndarray):
         ids, mask = _pad_batch(flat, offsets, lengths, positions, pad_id)
@@ -359,6 +361,7 @@ def _forward_batches(model, tokenizer, input_ids: list[list[int]], *, depth: int
                 if pooled is None:
                     raise ValueError("this model has no pooler output")
                 pooler = pooled.float().cpu().numpy()
+            _check_finite(stats, pooler, precision=weights_dtype)
         return np.asarray(positions), stats.cpu().numpy(), pooler, lengths[positions]
 
     batches = make_batches(lengths, batch_size, max_tokens)
@@ -367,6 +370,32 @@ def _forward_batches(model, tokenizer, input_ids: list[list[int]], *, depth: int
         yield from map(run, batches)
     else:
         yield from _in_parallel(run, batches, streams, threads)
+
+
+class NonFiniteError(ValueError):
+    """The model produced NaN or infinite values: the batch is neither returned nor stored."""
+
+
+def _check_finite(stats, pooler, precision: str) -> None:
+    """Raise :class:`NonFiniteError` when a batch's statistics hold NaN or infinity.
+
+    Checked on every batch before it reaches the caller, so non-finite vectors are never
+    stored or returned (one reduction over the pooled statistics: negligible next to the
+    forward pass).
+    """
+    import torch
+
+    bad = ~torch.isfinite(stats).flatten(1).all(dim=1)
+    if pooler is not None:
+        bad |= torch.from_numpy(~np.isfinite(pooler).all(axis=1)).to(bad.device)
+    n_bad = int(bad.sum())
+    if n_bad:
+        raise NonFiniteError(
+            f"the model produced NaN or infinite values for {n_bad} of {len(bad)} texts in "
+            f"a batch (weights in {precision}). The weights are probably damaged (NaN or "
+            "inf in the checkpoint), or the precision overflows: try precision='fp32'. "
+            "Nothing of this batch was returned or stored."
+        )
 
 
 #: below this many batches per stream, the last round (some streams idle while others
@@ -389,6 +418,35 @@ def cpu_streams() -> tuple[int, int]:
 
     threads = torch.get_num_threads()
     return (2, threads // 2) if threads >= 2 else (1, threads)
+
+
+@contextmanager
+def all_cores():
+    """Let torch use every core of this process while the block runs (then put it back).
+
+    For the process holding a store's encode lock: the other workers of a search wait
+    for it in the kernel, so the cores they were given (joblib's loky backend gives each
+    of ``n_jobs`` workers ``cores // n_jobs`` threads, so workers never oversubscribe)
+    are free for the one that encodes.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    cores = _available_cores()
+    if cores > before:
+        torch.set_num_threads(cores)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def _in_parallel(run: Callable, items: Sequence, streams: int, threads: int):

@@ -87,8 +87,17 @@ class _Head:
 
 
 def cpu_has_amx() -> bool:
-    """True when the CPU has AMX tiles for bf16 (torch's capability or ``/proc/cpuinfo``)."""
-    return "amx_bf16" in models.cpu_flags()
+    """True when the CPU has AMX tiles for bf16 (its flags; torch's capability where the
+    system does not list flags)."""
+    flags = models.cpu_flags()
+    if flags:
+        return "amx_bf16" in flags
+    try:
+        import torch
+
+        return "AMX" in torch.backends.cpu.get_cpu_capability().upper()
+    except Exception:  # pragma: no cover - older torch
+        return False
 
 
 def training_precision(precision: str, device: str) -> str:
