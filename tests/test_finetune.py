@@ -158,8 +158,10 @@ def test_save_pretrained_loads_as_a_featurizer_with_its_own_fingerprint(fitted, 
     clf, texts, _ = fitted
     folder = clf.save_pretrained(tmp_path / "tuned")
     assert (folder / "model.safetensors").exists() and (folder / "config.json").exists()
-    tuned = BertFeaturizer(model=str(folder), pooling="mean", cache=False).fit(texts)
-    base = BertFeaturizer(model=tiny_model, pooling="mean", cache=False).fit(texts)
+    store = str(tmp_path / "store")  # the fingerprint is computed for a store
+    tuned = BertFeaturizer(model=str(folder), pooling="mean", cache=store).fit(texts)
+    base = BertFeaturizer(model=tiny_model, pooling="mean", cache=store).fit(texts)
+    assert tuned.fingerprint_ is not None
     assert tuned.fingerprint_ != base.fingerprint_
     assert tuned.n_layers_ == base.n_layers_
     a, b = tuned.transform(texts[:4]), base.transform(texts[:4])
