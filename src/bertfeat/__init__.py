@@ -6,6 +6,8 @@
 from .featurizer import BertFeaturizer
 from .store import FeatureStore
 from .union import TextUnion
+from .words import BertWordFeaturizer, WordTagger
 
-__all__ = ["BertFeaturizer", "FeatureStore", "TextUnion", "__version__"]
+__all__ = ["BertFeaturizer", "BertWordFeaturizer", "FeatureStore", "TextUnion", "WordTagger",
+           "__version__"]
 __version__ = "0.1.0"
