@@ -77,6 +77,8 @@ def read_conll(source: Any, tag_col: str | int | None = None,
     conllu = _is_conllu(lines) if format == "auto" else format == "conllu"
     if conllu:
         column = 3 if tag_col is None else tag_col
+        if isinstance(column, str) and column.isdigit():
+            column = int(column)
         if isinstance(column, str):
             if column.lower() not in CONLLU_COLUMNS:
                 raise ValueError(f"tag_col={tag_col!r} is not a CoNLL-U field; use one of "
