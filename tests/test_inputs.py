@@ -210,7 +210,7 @@ def test_on_bad_input_empty_encodes_missing_rows_as_empty_string(tiny_model):
 
 def test_on_bad_input_is_validated_in_fit(tiny_model):
     featurizer = BertFeaturizer(model=tiny_model, on_bad_input="skip")  # __init__ accepts
-    with pytest.raises(ValueError, match="on_bad_input must be one of"):
+    with pytest.raises(ValueError, match="'on_bad_input' parameter of BertFeaturizer must be"):
         featurizer.fit(TEXTS)
 
 

@@ -236,7 +236,7 @@ def test_plot_png(result, tmp_path):
     ({"cv": 40}, "fewer than cv=40"),
     ({"heads": ("forest",)}, "unknown head"),
     ({"featurizer_params": {"layers": 2}}, "may not set 'layers'"),
-    ({"task": "ranking"}, "task must be"),
+    ({"task": "ranking"}, "'task' parameter of probe must be"),
 ])
 def test_errors(tiny_model, kwargs, message):
     texts, y = _data(30)
@@ -300,7 +300,7 @@ def _rare_token_data(n: int = 80, seed: int = 0) -> tuple[list[str], np.ndarray]
 
 def test_union_candidates_on_the_same_folds(result):
     from bertfeat import TextUnion
-    from bertfeat.probe import _CachedUnion, _UnionData
+    from bertfeat.probe.families.union import CachedUnion, UnionData
     from bertfeat.union import default_tfidf
 
     res, texts, y, store = result
@@ -328,10 +328,10 @@ def test_union_candidates_on_the_same_folds(result):
         assert scores.mean() == pytest.approx(row["mean_score"], abs=1e-9)
         assert scores.std() == pytest.approx(row["std_score"], abs=1e-9)
     # no leakage: the cached union's vocabulary is the training fold's alone
-    data = _UnionData(np.asarray(texts, dtype=object))
+    data = UnionData(np.asarray(texts, dtype=object))
     data.blocks["b"] = np.zeros((len(texts), 4), np.float32)
     train = np.arange(0, len(texts), 2)
-    cached = _CachedUnion(data, "b").fit(train.reshape(-1, 1))
+    cached = CachedUnion(data, "b").fit(train.reshape(-1, 1))
     assert cached.tfidf_.vocabulary_ == default_tfidf().fit(
         [texts[i] for i in train]).vocabulary_
     assert cached.transform(np.arange(3).reshape(-1, 1)).shape == (3, cached.n_features_out_)
@@ -380,8 +380,6 @@ def test_union_best_code_builds_and_runs(tiny_model, tmp_path):
 
 
 def test_long_texts_chunked_or_said_why_not(tiny_model, tmp_path):
-    from bertfeat.probe import chunking_available
-
     texts, y = _rare_token_data(40, seed=2)
     texts = [t + " " + t for t in texts]  # 28 words: longer than max_length=16
     res = probe(texts, y, model=tiny_model, poolings=("mean",), heads=("logreg",),
@@ -392,9 +390,6 @@ def test_long_texts_chunked_or_said_why_not(tiny_model, tmp_path):
     assert note.startswith("40 distinct texts are longer than max_length=16 tokens")
     assert note in res.summary()
     chunked = res.table[res.table.stage == "chunk"]
-    if not chunking_available():
-        assert "no long_text='chunk' mode" in note and chunked.empty
-        return
     # the 2 best screened feature sets again, from one chunked encoder pass
     assert len(chunked) == 2 and chunked["layer"].str.endswith(" chunked").all()
     assert res.encoding["chunk_encoded"] == 40

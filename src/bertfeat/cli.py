@@ -208,7 +208,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
           f"{seconds:.1f} s in all")
     t = result.timings
     heads = (t.get("screen", 0) + t.get("refine", 0) + t.get("baselines", 0)
-             + t.get("union", 0) + t.get("chunk", 0) - t.get("chunk_encode", 0))
+             + t.get("union", 0) + t.get("chunk", 0))  # stage times exclude encoding
     lines.append(f"time: encoding {t.get('encode', 0):.1f} s"
                  + (f" + random-weights control {t['random_encode']:.1f} s"
                     if "random_encode" in t else "")

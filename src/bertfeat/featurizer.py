@@ -19,18 +19,27 @@ from numbers import Integral
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import encoder, models
 from .inputs import BAD_INPUT_POLICIES, dedup, to_texts
-from .pooling import FIRST_LAYER, POOLINGS, build_pooling, pooling_width
+from .params import non_negative_int, positive_int
+from .pooling import (
+    COMBINES,
+    FIRST_LAYER,
+    POOLINGS,
+    build_pooling,
+    combine_layers,
+    feature_names,
+)
 from .store import FeatureStore, StoreError, text_digest
 
-__all__ = ["BertFeaturizer"]
+__all__ = ["BertFeaturizer", "PRECISIONS"]
 
-_COMBINES = ("concat", "mean", "sum")
-_PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+#: values of ``precision``
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 #: texts to encode before ``show_progress="auto"`` shows a bar
 _PROGRESS_MIN_TEXTS = 256
 #: padded tokens per forward pass when ``max_batch_tokens=None``, on a CPU: measured in
@@ -149,6 +158,29 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
     array([1])
     """
 
+    # checked by scikit-learn in fit (_fit_context); checks that need the model are in
+    # _check_against_model
+    _parameter_constraints: dict = {
+        "model": [str, os.PathLike],
+        "layers": "no_validation",  # the range depends on the model
+        "pooling": [StrOptions(set(POOLINGS))],
+        "layer_combine": [StrOptions(set(COMBINES))],
+        "max_length": [positive_int(), None],
+        "batch_size": [positive_int()],
+        "device": [str, None],  # the value is checked by models.resolve_device
+        "precision": [StrOptions(set(PRECISIONS))],
+        "revision": [str, None],
+        "cache": [StrOptions({"auto"}), str, os.PathLike, FeatureStore, "boolean", None],
+        "normalize": ["boolean"],
+        "show_progress": [StrOptions({"auto"}), "boolean"],
+        "max_batch_tokens": [positive_int(), None],
+        "on_bad_input": [StrOptions(set(BAD_INPUT_POLICIES))],
+        "trust_remote_code": ["boolean"],
+        "long_text": [StrOptions({"truncate", "chunk"})],
+        "chunk_stride": [non_negative_int(), None],
+        "max_chunks": [positive_int()],
+    }
+
     def __init__(
         self,
         model: str = "default",
@@ -205,41 +237,6 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         return state
 
     # ----------------------------------------------------------------------- validation
-    def _validate_params(self) -> None:
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        if self.layer_combine not in _COMBINES:
-            raise ValueError(
-                f"layer_combine must be one of {_COMBINES}, got {self.layer_combine!r}")
-        if self.precision not in _PRECISIONS:
-            raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}")
-        if self.on_bad_input not in BAD_INPUT_POLICIES:
-            raise ValueError(
-                f"on_bad_input must be one of {BAD_INPUT_POLICIES}, got {self.on_bad_input!r}")
-        if self.long_text not in ("truncate", "chunk"):
-            raise ValueError(
-                f"long_text must be 'truncate' or 'chunk', got {self.long_text!r}")
-        if self.chunk_stride is not None and (
-                not isinstance(self.chunk_stride, Integral) or isinstance(self.chunk_stride, bool)
-                or self.chunk_stride < 0):
-            raise ValueError(
-                f"chunk_stride must be a non-negative integer, got {self.chunk_stride!r}")
-        for name in ("batch_size", "max_batch_tokens", "max_length", "max_chunks"):
-            value = getattr(self, name)
-            if value is None and name not in ("batch_size", "max_chunks"):
-                continue
-            if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.show_progress not in ("auto", True, False):
-            raise ValueError(f"show_progress must be 'auto', True or False, "
-                             f"got {self.show_progress!r}")
-        if not isinstance(self.normalize, (bool, np.bool_)):
-            raise TypeError(f"normalize must be a bool, got {self.normalize!r}")
-        if not (self.cache in ("auto", None, False, True) or isinstance(
-                self.cache, (str, os.PathLike, FeatureStore))):
-            raise TypeError("cache must be 'auto', a directory, a FeatureStore, False or "
-                            f"None, got {type(self.cache).__name__}")
-
     def _resolve_layers(self, info: models.ModelInfo) -> list[int]:
         n = info.n_layers
         spec = self.layers
@@ -268,36 +265,11 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
             raise ValueError(f"layers={spec!r} names the same layer twice")
         return resolved
 
-    def _resolve_store(self) -> FeatureStore | None:
-        if self.cache in (None, False):
-            return None
-        if isinstance(self.cache, FeatureStore):
-            return self.cache
-        if self.cache in ("auto", True):
-            return FeatureStore()
-        return FeatureStore(self.cache)
+    def _check_against_model(self, info: models.ModelInfo) -> list[int]:
+        """The checks that need the model: layer range, pooler, length limit.
 
-    # ---------------------------------------------------------------------------- fit
-    def fit(self, X: Any, y: Any = None) -> BertFeaturizer:
-        """Check parameters and input, and read the model's shape (no weights are loaded).
-
-        Parameters
-        ----------
-        X : sequence of str, Series or 1-column DataFrame
-            Texts (validated, not encoded).
-        y : ignored
-
-        Returns
-        -------
-        self : BertFeaturizer
+        Returns the selected layers (absolute).
         """
-        return self._fit(X)
-
-    def _fit(self, X: Any, texts: tuple[list[str], Any] | None = None) -> BertFeaturizer:
-        """:meth:`fit`; ``texts`` is ``to_texts(X)`` when the caller has it already."""
-        self._validate_params()
-        info = models.resolve_model(self.model, self.revision)
-        models.check_custom_code(info, self.trust_remote_code)
         layers = self._resolve_layers(info)
         if self.pooling == "pooler":
             if not info.has_pooler:
@@ -316,6 +288,36 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
                 f"({info.max_length} tokens)")
         if self.max_length is not None and self.max_length < 2:
             raise ValueError("max_length must leave room for the special tokens (>= 2)")
+        return layers
+
+    # ---------------------------------------------------------------------------- fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any = None) -> BertFeaturizer:
+        """Check parameters and input, and read the model's shape (no weights are loaded).
+
+        Parameters
+        ----------
+        X : sequence of str, Series or 1-column DataFrame
+            Texts (validated, not encoded).
+        y : ignored
+
+        Returns
+        -------
+        self : BertFeaturizer
+        """
+        return self._fit(X)
+
+    def _fit(self, X: Any, texts: tuple[list[str], Any] | None = None) -> BertFeaturizer:
+        """:meth:`fit`; ``texts`` is ``to_texts(X)`` when the caller has it already."""
+        if self.chunk_stride is not None and self.long_text != "chunk":
+            warnings.warn(
+                f"BertFeaturizer: chunk_stride={self.chunk_stride!r} has no effect with "
+                f"long_text={self.long_text!r}; it applies to long_text='chunk' only.",
+                UserWarning, stacklevel=3)
+        store = FeatureStore.from_cache(self.cache)  # cache='' is refused before any work
+        info = models.resolve_model(self.model, self.revision)
+        models.check_custom_code(info, self.trust_remote_code)
+        layers = self._check_against_model(info)
         device = models.resolve_device(self.device)
         precision = models.resolve_precision(self.precision, device)
         max_length = int(self.max_length or info.max_length)
@@ -329,7 +331,6 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
             for attr in ("feature_names_in_", "n_features_in_"):
                 self.__dict__.pop(attr, None)
 
-        store = self._resolve_store()
         store = self._usable_store(store)
         self._rt_info = info
         self._rt_store = store
@@ -375,19 +376,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         return store
 
     def _feature_names(self) -> np.ndarray:
-        width = pooling_width(self.pooling, self.hidden_size_)
-        pooling = self.pooling
-        if pooling == "mean_max":  # say which half is which
-            parts = [f"mean_{j}" for j in range(width // 2)] + [
-                f"max_{j}" for j in range(width // 2)]
-        else:
-            parts = [f"{pooling}_{j}" for j in range(width)]
-        if len(self.layers_) == 1 or self.layer_combine == "concat":
-            names = [f"L{layer}_{part}" for layer in self.layers_ for part in parts]
-        else:
-            tag = f"L{self.layer_combine}{'+'.join(map(str, self.layers_))}"
-            names = [f"{tag}_{part}" for part in parts]
-        return np.asarray(names, dtype=object)
+        return feature_names(self.layers_, self.pooling, self.hidden_size_, self.layer_combine)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Names of the output columns, saying layer and pooling.
@@ -407,6 +396,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         return self.feature_names_out_.copy()
 
     # ---------------------------------------------------------------------- transform
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
         """Fit, then transform the same texts.
 
@@ -472,7 +462,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
 
     def _runtime_store(self) -> FeatureStore | None:
         if "_rt_store" not in self.__dict__:
-            self._rt_store = self._usable_store(self._resolve_store())
+            self._rt_store = self._usable_store(FeatureStore.from_cache(self.cache))
         return self._rt_store
 
     def _vectors(self, texts: list[str], counts: np.ndarray | None = None,
@@ -569,11 +559,4 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
             return pooler
         first = stats.get(FIRST_LAYER)
         blocks = [build_pooling(stats[layer], self.pooling, first) for layer in self.layers_]
-        if len(blocks) == 1:
-            return blocks[0]
-        if self.layer_combine == "concat":
-            return np.concatenate(blocks, axis=1)
-        total = np.sum(blocks, axis=0, dtype=np.float32)
-        if self.layer_combine == "mean":
-            total /= np.float32(len(blocks))
-        return total
+        return combine_layers(blocks, self.layer_combine)

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .store import STORE_FORMAT
+
 __all__ = [
     "ModelInfo",
     "resolve_model",
@@ -31,10 +33,9 @@ __all__ = [
     "resolve_device",
     "resolve_precision",
     "STORE_FORMAT",
+    "random_init_model",
 ]
 
-#: bump when the meaning of stored vectors changes
-STORE_FORMAT = 1
 #: what a precision name means in the fingerprint (int8 is per-token dynamic quantization,
 #: see :mod:`bertfeat._linear`; a change of scheme must not reuse old vectors)
 _PRECISION_TAGS = {"int8": "int8-per-token-v1"}
@@ -298,6 +299,23 @@ def _weight_files(path: Path) -> list[Path]:
     return sorted(set(files))
 
 
+def opted_in(trust_remote_code: Any) -> bool:
+    """``trust_remote_code`` as a bool; only a real boolean counts (``"no"`` is not False).
+
+    Checked here as well as in the estimators' parameter validation, so a skipped
+    validation (``sklearn.set_config(skip_parameter_validation=True)``) can never turn a
+    string into permission to run a model's code.
+    """
+    import numpy as np
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    if not isinstance(trust_remote_code, (bool, np.bool_)):
+        raise InvalidParameterError(
+            f"trust_remote_code must be True or False, got {trust_remote_code!r}; no model "
+            "code runs unless it is the boolean True")
+    return bool(trust_remote_code)
+
+
 def check_custom_code(info: ModelInfo, trust_remote_code: bool = False) -> None:
     """Refuse, before anything loads, a model that only works by running its own code.
 
@@ -318,7 +336,7 @@ def check_custom_code(info: ModelInfo, trust_remote_code: bool = False) -> None:
     ValueError
         When the model needs its own code and ``trust_remote_code`` is False.
     """
-    if trust_remote_code:
+    if opted_in(trust_remote_code):
         return
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
@@ -388,10 +406,14 @@ def fingerprint(info: ModelInfo, *, max_length: int, precision: str, long_text: 
 
 
 def resolve_device(device: str) -> str:
-    """Turn ``"auto"`` into ``"cuda"`` or ``"cpu"``; check that an explicit device exists."""
+    """Turn ``"auto"`` (or None) into ``"cuda"`` or ``"cpu"``; check that a device exists.
+
+    ``"cpu"``, ``"cuda"``, ``"cuda:N"`` (N below the number of CUDA devices) and ``"mps"``
+    are accepted; ``"cpu:7"`` is refused (the CPU takes no index).
+    """
     import torch
 
-    if device == "auto":
+    if device is None or device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if not isinstance(device, str):
         raise TypeError(f"device must be a string, got {type(device).__name__}")
@@ -402,6 +424,16 @@ def resolve_device(device: str) -> str:
         raise ValueError(f"device={device!r} but MPS is not available here; use 'cpu' or 'auto'")
     if kind not in {"cpu", "cuda", "mps"}:
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
+    index = device.partition(":")[2]
+    if kind != "cuda" and index:
+        raise ValueError(f"device={device!r}: the {kind} device takes no index; use {kind!r}")
+    if kind == "cuda" and index:
+        if not index.isdigit():
+            raise ValueError(f"device={device!r}: the CUDA index must be a number, e.g. 'cuda:0'")
+        if int(index) >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r}, but this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s) (cuda:0 .. "
+                             f"cuda:{torch.cuda.device_count() - 1})")
     try:
         torch.device(device)
     except RuntimeError as exc:
@@ -494,7 +526,7 @@ def load(info: ModelInfo, *, depth: int, device: str, precision: str,
     """
     with _quiet_transformers():
         return _load(info, depth=depth, device=device, precision=precision,
-                     trust_remote_code=trust_remote_code)
+                     trust_remote_code=opted_in(trust_remote_code))
 
 
 @contextlib.contextmanager
@@ -607,3 +639,71 @@ def forget_loaded() -> None:
     """Drop every model held by :func:`load_shared` (frees memory)."""
     with _loaded_lock:
         _loaded.clear()
+
+
+# ------------------------------------------------------------------- random weights
+
+
+def random_init_model(model: str = "default", *, seed: int = 0, directory: str | os.PathLike,
+                      revision: str | None = None, trust_remote_code: bool = False) -> str:
+    """Save a randomly initialised copy of a model's architecture (same tokenizer).
+
+    Parameters
+    ----------
+    model : str, default="default"
+        The model whose config and tokenizer are copied.
+    seed : int, default=0
+        Seed of the initialisation; the same seed gives the same weights.
+    directory : str or path
+        Parent directory; the model goes to a sub-directory named after a digest of the
+        config, tokenizer and seed, and is reused when it exists.
+    revision : str, optional
+        Hub revision of ``model``.
+    trust_remote_code : bool, default=False
+        Passed to transformers.
+
+    Returns
+    -------
+    str
+        The model directory, usable as ``BertFeaturizer(model=...)``.
+    """
+    trust_remote_code = opted_in(trust_remote_code)
+    info = resolve_model(model, revision)
+    hasher = hashlib.sha256()
+    hasher.update((info.path / "config.json").read_bytes())
+    tokenizer_files = [info.path / name for name in _TOKENIZER_FILES
+                       if (info.path / name).exists()]
+    for file in tokenizer_files:
+        hasher.update(file.name.encode() + b"\0" + file.read_bytes())
+    hasher.update(f"seed={seed}".encode())
+    parent = Path(directory)
+    target = parent / f"{info.model_type or 'model'}-{hasher.hexdigest()[:16]}"
+    if (target / "config.json").exists():
+        return str(target)
+    import shutil
+    import uuid
+
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = parent / f".tmp-{uuid.uuid4().hex}"
+    try:
+        with _quiet_transformers():
+            config = AutoConfig.from_pretrained(str(info.path),
+                                                trust_remote_code=trust_remote_code)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                net = AutoModel.from_config(config, trust_remote_code=trust_remote_code)
+            net.save_pretrained(str(tmp))
+        for file in tokenizer_files:
+            shutil.copyfile(file, tmp / file.name)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process made it first
+            if not (target / "config.json").exists():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return str(target)

@@ -6,12 +6,17 @@ Two halves, one vocabulary:
   attention mask it returns the *family* of statistics every pooling is built from:
   the ``[CLS]`` (first token) vector, the masked mean and the masked max. Padding never
   enters any of them.
-* :func:`combine_poolings` runs on stored statistics (no torch): it builds the pooling a
-  user asked for (``cls``, ``mean``, ``max``, ``mean_max``, ``first_last``) for each
-  selected layer.
+* :func:`build_pooling` runs on stored statistics (no torch): it builds the pooling a
+  user asked for (``cls``, ``mean``, ``max``, ``mean_max``, ``first_last``) for one
+  layer; :func:`combine_layers` joins the vectors of several layers (``concat``, ``mean``,
+  ``sum``) and :func:`feature_names` names the resulting columns.
 * :func:`pool_subwords` turns the stored piece vectors of words into one vector per word
   (``first``, ``last``, ``mean``, ``max`` piece, or ``first_last``), for
-  :class:`~bertfeat.BertWordFeaturizer`.
+  :class:`~bertfeat.BertWordFeaturizer` (its layers are joined by :func:`combine_layers`).
+
+:class:`~bertfeat.BertFeaturizer` and :func:`bertfeat.probe.probe` both build their
+features with these functions, so a feature set the probe scores from one encoder pass
+equals, bit for bit, what the recommended featurizer computes.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ __all__ = [
     "pool_stats",
     "pooling_width",
     "build_pooling",
+    "combine_layers",
+    "feature_names",
+    "COMBINES",
     "SUBWORD_POOLINGS",
     "pool_subwords",
     "subword_width",
@@ -33,6 +41,8 @@ __all__ = [
 STATS = ("cls", "mean", "max")
 #: user-facing pooling names
 POOLINGS = ("cls", "mean", "max", "mean_max", "first_last", "pooler")
+#: how the vectors of several selected layers are joined
+COMBINES = ("concat", "mean", "sum")
 #: the layer whose mean is averaged with the selected layer's mean for "first_last"
 FIRST_LAYER = 1
 
@@ -98,6 +108,68 @@ def build_pooling(stats: np.ndarray, pooling: str, first: np.ndarray | None = No
             raise ValueError("pooling='first_last' needs the first layer's statistics")
         return (first[:, 1] + stats[:, 1]) * np.float32(0.5)
     raise ValueError(f"unknown pooling {pooling!r}")
+
+
+def combine_layers(blocks: list[np.ndarray], combine: str) -> np.ndarray:
+    """Join the features of several layers into one block.
+
+    Parameters
+    ----------
+    blocks : list of ndarray of shape (n, width)
+        One block per selected layer, in layer order.
+    combine : {"concat", "mean", "sum"}
+        ``concat`` puts them side by side; ``mean`` and ``sum`` add them up in float32.
+
+    Returns
+    -------
+    ndarray of shape (n, width * len(blocks)) for concat, else (n, width)
+    """
+    if len(blocks) == 1:
+        return blocks[0]
+    if combine == "concat":
+        return np.concatenate(blocks, axis=1)
+    if combine not in COMBINES:
+        raise ValueError(f"unknown layer combination {combine!r}")
+    total = np.sum(blocks, axis=0, dtype=np.float32)
+    if combine == "mean":
+        total /= np.float32(len(blocks))
+    return total
+
+
+def feature_names(layers: list[int], pooling: str, hidden_size: int,
+                  combine: str = "concat") -> np.ndarray:
+    """Column names that say where each feature came from.
+
+    Parameters
+    ----------
+    layers : list of int
+        Absolute hidden-state indices.
+    pooling : str
+        The pooling name.
+    hidden_size : int
+        Width of one hidden state.
+    combine : {"concat", "mean", "sum"}, default="concat"
+        How several layers are joined.
+
+    Returns
+    -------
+    ndarray of str
+        ``L{layer}_{pooling}_{j}``; for ``mean``/``sum`` over several layers
+        ``L{combine}{l1+l2+...}_{pooling}_{j}``; ``mean_max`` columns are
+        ``..._mean_{j}`` then ``..._max_{j}``.
+    """
+    width = pooling_width(pooling, hidden_size)
+    if pooling == "mean_max":  # say which half is which
+        parts = [f"mean_{j}" for j in range(width // 2)] + [
+            f"max_{j}" for j in range(width // 2)]
+    else:
+        parts = [f"{pooling}_{j}" for j in range(width)]
+    if len(layers) == 1 or combine == "concat":
+        names = [f"L{layer}_{part}" for layer in layers for part in parts]
+    else:
+        tag = f"L{combine}{'+'.join(map(str, layers))}"
+        names = [f"{tag}_{part}" for part in parts]
+    return np.asarray(names, dtype=object)
 
 
 #: how the piece vectors of a word become one vector (see :func:`pool_subwords`)

@@ -47,8 +47,11 @@ __all__ = [
     "text_digest",
     "sentence_digest",
     "DEFAULT_SIZE_LIMIT",
+    "STORE_FORMAT",
 ]
 
+#: bump when the meaning of stored vectors changes (part of every fingerprint)
+STORE_FORMAT = 1
 #: default size limit of a store: 8 GiB, then the least recently stored rows go first
 DEFAULT_SIZE_LIMIT = 8 * 2**30
 _MAGIC = b"BFS1"
@@ -314,6 +317,46 @@ class FeatureStore:
         self._cache = None
         self._db_identity: tuple[int, int] | None = None
 
+    @classmethod
+    def from_cache(cls, cache: Any) -> FeatureStore | None:
+        """The store a ``cache=`` parameter value names.
+
+        Parameters
+        ----------
+        cache : "auto", True, str, path, FeatureStore, False or None
+            ``"auto"``/``True``: the per-user store (:func:`default_cache_dir`); a
+            directory: a store there; a store: itself; ``False``/``None``: no store.
+
+        Returns
+        -------
+        FeatureStore or None
+
+        Raises
+        ------
+        ValueError
+            For ``""`` (it would silently mean the current directory).
+        TypeError
+            For any other kind of value.
+        """
+        if isinstance(cache, FeatureStore):
+            return cache
+        if cache is None or cache is False:
+            return None
+        if cache is True or (isinstance(cache, str) and cache == "auto"):
+            return cls()
+        if isinstance(cache, (str, os.PathLike)):
+            if not os.fspath(cache):
+                raise ValueError("cache='' names no directory; pass a directory, 'auto' "
+                                 "(the per-user store) or False (no store)")
+            return cls(cache)
+        raise TypeError("cache must be 'auto', a directory, a FeatureStore, False or None, "
+                        f"got {type(cache).__name__}")
+
+    @property
+    def random_init_directory(self) -> Path:
+        """Where random-weights copies of models live (see ``models.random_init_model``)."""
+        return Path(self.directory) / "random-init"
+
     # -- plumbing ----------------------------------------------------------------------
     @property
     def cache(self):
@@ -437,6 +480,21 @@ class FeatureStore:
         with contextlib.suppress(*_store_errors()):
             if self.cache.get(key) != text:
                 self.cache.set(key, text, tag=fingerprint)
+
+    def encoded_count(self, fingerprint: str) -> int:
+        """Texts encoded and written under ``fingerprint`` (the ``encoded`` counter).
+
+        Parameters
+        ----------
+        fingerprint : str
+            A featurizer's ``fingerprint_``.
+
+        Returns
+        -------
+        int
+            The counter :meth:`stats` reports as ``encoded``; 0 when nothing was stored.
+        """
+        return int(self.cache.get(f"stats/{fingerprint}/encoded") or 0)
 
     def _count(self, fingerprint: str, name: str, amount: int) -> None:
         if amount:  # counters are best effort: never fail a read over them

@@ -9,13 +9,15 @@ weight is applied.
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
 from .featurizer import BertFeaturizer
@@ -69,6 +71,14 @@ class TextUnion(TransformerMixin, BaseEstimator):
     ...                      LogisticRegression(max_iter=2000))
     """
 
+    _parameter_constraints: dict = {
+        "bert": [HasMethods(["fit", "transform"]), None],
+        "tfidf": [HasMethods(["fit_transform", "transform"]), None],
+        "bert_weight": [Interval(Real, 0, None, closed="left")],
+        "tfidf_weight": [Interval(Real, 0, None, closed="left")],
+        "scale_bert": ["boolean"],
+    }
+
     def __init__(self, bert: BertFeaturizer | None = None, tfidf: Any = None,
                  bert_weight: float = 1.0, tfidf_weight: float = 1.0,
                  scale_bert: bool = True) -> None:
@@ -77,13 +87,6 @@ class TextUnion(TransformerMixin, BaseEstimator):
         self.bert_weight = bert_weight
         self.tfidf_weight = tfidf_weight
         self.scale_bert = scale_bert
-
-    def _check(self) -> None:
-        for name in ("bert_weight", "tfidf_weight"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float, np.number)) or isinstance(value, bool) \
-                    or value < 0:
-                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
 
     def fit(self, X: Any, y: Any = None) -> TextUnion:
         """Fit both blocks (and the BERT scaler) on the training texts.
@@ -100,6 +103,8 @@ class TextUnion(TransformerMixin, BaseEstimator):
         self.fit_transform(X, y)
         return self
 
+    # the featurizer is the user's (a nested estimator): validate its parameters too
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> sp.csr_matrix:
         """Fit on the texts and return their union features.
 
@@ -112,26 +117,52 @@ class TextUnion(TransformerMixin, BaseEstimator):
         -------
         scipy.sparse.csr_matrix of shape (n_texts, n_features_out_)
         """
-        self._check()
         texts, _ = to_texts(X, getattr(self.bert, "on_bad_input", "raise"))
         self.bert_ = clone(self.bert) if self.bert is not None else BertFeaturizer()
-        return self._fit_blocks(texts, self.bert_.fit_transform(texts))
-
-    def _fit_blocks(self, texts: list[str], dense: np.ndarray) -> sp.csr_matrix:
-        """Fit the TF-IDF block and the BERT scaler given the BERT block of ``texts``.
-
-        ``bert_`` must be fitted already; :func:`bertfeat.probe.probe` calls this with the
-        vectors it holds, so fitting the recommended union does not read the store again.
-        """
-        self._check()
+        dense = self.bert_.fit_transform(texts)
         self.tfidf_ = clone(self.tfidf) if self.tfidf is not None else default_tfidf()
-        lexical = self.tfidf_.fit_transform(texts)
-        if self.scale_bert:
-            self.scaler_ = StandardScaler().fit(dense)
-        else:
-            self.scaler_ = None
+        return self.fit_blocks(self.tfidf_.fit_transform(texts), dense)
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit_with_dense(self, texts: list[str], dense: np.ndarray) -> sp.csr_matrix:
+        """:meth:`fit_transform` for a caller that holds the BERT block of ``texts`` already.
+
+        The featurizer is fitted (no encoding: fitting a featurizer reads only the
+        model's shape), the TF-IDF block is fitted on ``texts`` and the scaler on
+        ``dense``. :func:`bertfeat.probe.probe` refits its recommended union this way.
+
+        Parameters
+        ----------
+        texts : list of str
+        dense : ndarray of shape (n_texts, bert width)
+            What ``bert.fit_transform(texts)`` would return.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix of shape (n_texts, n_features_out_)
+        """
+        self.bert_ = clone(self.bert).fit(texts) if self.bert is not None else \
+            BertFeaturizer().fit(texts)
+        self.tfidf_ = clone(self.tfidf) if self.tfidf is not None else default_tfidf()
+        return self.fit_blocks(self.tfidf_.fit_transform(texts), dense)
+
+    def fit_blocks(self, lexical: Any, dense: np.ndarray) -> sp.csr_matrix:
+        """Fit the BERT scaling on ``dense`` and join it to a fitted TF-IDF block.
+
+        Parameters
+        ----------
+        lexical : sparse matrix of shape (n, vocabulary)
+            The TF-IDF block (``tfidf_`` fitted on the same rows).
+        dense : ndarray of shape (n, bert width)
+            The BERT block of the same rows.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix of shape (n, n_features_out_)
+        """
+        self.scaler_ = StandardScaler().fit(dense) if self.scale_bert else None
         self.n_features_out_ = lexical.shape[1] + dense.shape[1]
-        return self._join(lexical, dense)
+        return self.join(lexical, dense)
 
     def transform(self, X: Any) -> sp.csr_matrix:
         """Union features of new texts.
@@ -146,9 +177,20 @@ class TextUnion(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "bert_")
         texts, _ = to_texts(X, getattr(self.bert_, "on_bad_input", "raise"))
-        return self._join(self.tfidf_.transform(texts), self.bert_.transform(texts))
+        return self.join(self.tfidf_.transform(texts), self.bert_.transform(texts))
 
-    def _join(self, lexical: Any, dense: np.ndarray) -> sp.csr_matrix:
+    def join(self, lexical: Any, dense: np.ndarray) -> sp.csr_matrix:
+        """Scale and weigh both blocks with the fitted scaling; one sparse matrix.
+
+        Parameters
+        ----------
+        lexical : sparse matrix of shape (n, vocabulary)
+        dense : ndarray of shape (n, bert width)
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix of shape (n, n_features_out_)
+        """
         if self.scaler_ is not None:
             dense = self.scaler_.transform(dense) / np.sqrt(dense.shape[1])
         else:

@@ -17,18 +17,23 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from numbers import Integral
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import models, wordencoder
-from .featurizer import DEFAULT_BATCH_TOKENS, DEFAULT_BATCH_TOKENS_GPU, BertFeaturizer
+from .featurizer import (
+    DEFAULT_BATCH_TOKENS,
+    DEFAULT_BATCH_TOKENS_GPU,
+    PRECISIONS,
+    BertFeaturizer,
+)
 from .inputs import BAD_INPUT_POLICIES, to_sentences
-from .pooling import SUBWORD_POOLINGS, pool_subwords, subword_width
+from .params import non_negative_int, positive_int
+from .pooling import COMBINES, SUBWORD_POOLINGS, combine_layers, pool_subwords, subword_width
 from .store import FeatureStore, StoreError, sentence_digest
 from .tagscore import entity_f1, is_bio, token_accuracy
 
@@ -37,7 +42,6 @@ __all__ = ["BertWordFeaturizer", "WordTagger", "flatten_tags", "sentence_ids",
 
 #: version of the per-word encoding (pre-tokenised words, [UNK] for empty words, windows)
 WORD_FORMAT = 1
-_PRECISIONS = {"auto", "fp32", "bf16", "fp16", "int8"}
 _PROGRESS_MIN_SENTENCES = 256
 
 
@@ -138,19 +142,18 @@ class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
     _parameter_constraints: dict = {
         "model": [str, os.PathLike],
-        "layers": [Interval(Integral, None, None, closed="neither"), list, tuple,
-                   StrOptions({"all"})],
+        "layers": "no_validation",  # the range depends on the model
         "subword_pooling": [StrOptions(set(SUBWORD_POOLINGS))],
-        "layer_combine": [StrOptions({"concat", "mean", "sum"})],
-        "max_length": [Interval(Integral, 2, None, closed="left"), None],
-        "window_stride": [Interval(Integral, 0, None, closed="left"), None],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "device": [str],
-        "precision": [StrOptions(_PRECISIONS)],
+        "layer_combine": [StrOptions(set(COMBINES))],
+        "max_length": [positive_int(), None],
+        "window_stride": [non_negative_int(), None],
+        "batch_size": [positive_int()],
+        "device": [str, None],
+        "precision": [StrOptions(set(PRECISIONS))],
         "revision": [str, None],
-        "cache": [str, os.PathLike, FeatureStore, "boolean", None],
+        "cache": [StrOptions({"auto"}), str, os.PathLike, FeatureStore, "boolean", None],
         "show_progress": [StrOptions({"auto"}), "boolean"],
-        "max_batch_tokens": [Interval(Integral, 1, None, closed="left"), None],
+        "max_batch_tokens": [positive_int(), None],
         "on_bad_input": [StrOptions(set(BAD_INPUT_POLICIES))],
         "trust_remote_code": ["boolean"],
     }
@@ -226,13 +229,16 @@ class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         if self.max_length is not None and self.max_length > info.max_length:
             raise ValueError(f"max_length={self.max_length} exceeds the limit of model "
                              f"{info.spec!r} ({info.max_length} tokens)")
+        if self.max_length is not None and self.max_length < 3:
+            raise ValueError("max_length must leave room for the special tokens and a "
+                             "piece (>= 3)")
         device = models.resolve_device(self.device)
         precision = models.resolve_precision(self.precision, device)
         max_length = int(self.max_length or info.max_length)
         stride = max_length // 2 if self.window_stride is None else int(self.window_stride)
         if X is not None:
             to_sentences(X, self.on_bad_input)
-        store = helper._usable_store(helper._resolve_store())
+        store = helper._usable_store(FeatureStore.from_cache(self.cache))
         self._rt_info, self._rt_store = info, store
         self.fingerprint_ = models.fingerprint(
             info, max_length=max_length, precision=precision, long_text="words",
@@ -332,7 +338,7 @@ class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         if "_rt_info" not in self.__dict__:
             helper = BertFeaturizer(model=self.model, cache=self.cache, revision=self.revision)
             self._rt_info = models.resolve_model(self.model, self.revision)
-            self._rt_store = helper._usable_store(helper._resolve_store())
+            self._rt_store = helper._usable_store(FeatureStore.from_cache(self.cache))
         return self._rt_info, self._rt_store
 
     def _pieces(self, sentences: list[list[str]], digests: list[str],
@@ -412,14 +418,7 @@ class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
             pieces = (np.concatenate(vectors[layer]) if counts
                       else np.zeros((0, self.hidden_size_), np.float16))
             blocks.append(pool_subwords(pieces, all_counts, self.subword_pooling)[rows])
-        if len(blocks) == 1:
-            return blocks[0]
-        if self.layer_combine == "concat":
-            return np.concatenate(blocks, axis=1)
-        total = np.sum(blocks, axis=0, dtype=np.float32)
-        if self.layer_combine == "mean":
-            total /= np.float32(len(blocks))
-        return total
+        return combine_layers(blocks, self.layer_combine)
 
 
 # ------------------------------------------------------------------- tags per word

@@ -1,0 +1,202 @@
+""":class:`ProbeContext`: what every candidate family reads, and how a candidate is scored.
+
+One context lives for one :func:`~bertfeat.probe.probe` call. It holds the shared inputs
+(texts, labels, the fixed folds, the heads), the store, the main encoder pass, and the
+rows scored so far, so a family can build on earlier results (``ranked``) without
+knowing which family produced them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import cross_validate
+
+from ..featurizer import BertFeaturizer
+from ..store import FeatureStore
+from .candidates import Candidate, EncodedLayers, FeatureSet
+
+__all__ = ["ProbeContext", "encode_all_layers", "logger"]
+
+#: progress messages of the probe (``probe(verbose=True)`` shows them on stderr)
+logger = logging.getLogger("bertfeat.probe")
+
+
+def encode_all_layers(texts: list[str], model: str, poolings: Sequence[str],
+                      store: FeatureStore, params: dict) -> EncodedLayers:
+    """One encoder pass over every layer; then one store read per pooling.
+
+    The encoder runs on the texts the store does not hold yet; ``encoded`` counts them
+    (from the store's counter).
+    """
+    base = BertFeaturizer(model=model, layers="all", pooling=poolings[0], cache=store,
+                          **params).fit(texts)
+    before = store.encoded_count(base.fingerprint_)
+    out = {}
+    for pooling in poolings:
+        feat = clone(base).set_params(pooling=pooling).fit(texts)
+        out[pooling] = feat.transform(texts)
+    return EncodedLayers(out, base, store.encoded_count(base.fingerprint_) - before)
+
+
+@dataclass
+class ProbeContext:
+    """Shared state of one probe run, handed to every candidate family.
+
+    Attributes
+    ----------
+    texts : list of str
+        The texts (validated), one per row of ``y``.
+    y : ndarray
+        Labels or numbers.
+    task : {"classification", "regression"}
+    splits : list of (train, test) index arrays
+        The folds every candidate is scored on.
+    scoring : str or callable
+        The metric, as given to ``cross_validate``.
+    model : str
+        The model spec.
+    params : dict
+        Further :class:`~bertfeat.BertFeaturizer` parameters (``featurizer_params``).
+    poolings : tuple of str
+        Poolings swept.
+    heads : dict of str -> estimator
+        Heads in order; the first one screens.
+    store : FeatureStore
+        The store of the run (a temporary one when caching is off).
+    pipeline_params : dict
+        Parameters every recommended featurizer gets (``cache``).
+    options : dict
+        The arguments of :func:`~bertfeat.probe.probe` (``combos``, ``refine_top`` ...).
+    n_jobs : int or None
+        Processes for each cross-validation.
+    random_state : int
+        Seed of the folds and heads.
+    bert : EncodedLayers
+        The main encoder pass (set before the first family runs).
+    layers : list of int
+        The hidden states swept (absolute).
+    encoding : dict
+        What the encoder did (``ProbeResult.encoding``); families add their entries.
+    timings : dict
+        Seconds per stage (``ProbeResult.timings``).
+    scored : list of (dict, Candidate)
+        The rows scored so far, with their candidates, in scoring order.
+    """
+
+    texts: list[str]
+    y: np.ndarray
+    task: str
+    splits: list
+    scoring: Any
+    model: str
+    params: dict
+    poolings: tuple[str, ...]
+    heads: dict[str, BaseEstimator]
+    store: FeatureStore
+    pipeline_params: dict
+    options: dict
+    n_jobs: int | None = None
+    random_state: int = 0
+    bert: EncodedLayers | None = None
+    layers: list[int] = field(default_factory=list)
+    encoding: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    scored: list[tuple[dict, Candidate]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    encode_seconds: float = 0.0
+
+    # -- shared data ----------------------------------------------------------------------
+    @property
+    def text_array(self) -> np.ndarray:
+        """The texts as an object array (what text pipelines are cross-validated on)."""
+        return np.asarray(self.texts, dtype=object)
+
+    @property
+    def n_layers(self) -> int:
+        return self.bert.featurizer.n_layers_
+
+    @property
+    def screen_head(self) -> tuple[str, BaseEstimator]:
+        """The first head: the one every feature set is screened with."""
+        return next(iter(self.heads.items()))
+
+    def log(self, message: str) -> None:
+        """A progress message (``verbose=True`` shows it)."""
+        logger.info(message)
+
+    def encode(self, model: str, poolings: Sequence[str], params: dict,
+               timing: str) -> EncodedLayers:
+        """:func:`encode_all_layers` through the store, timed as ``timings[timing]``.
+
+        Encoding time is kept out of the stage's own time (the time of its heads).
+        """
+        t0 = time.perf_counter()
+        out = encode_all_layers(self.texts, model, poolings, self.store, params)
+        seconds = time.perf_counter() - t0
+        self.timings[timing] = self.timings.get(timing, 0.0) + seconds
+        self.encode_seconds += seconds
+        return out
+
+    # -- scoring ----------------------------------------------------------------------------
+    def score(self, cand: Candidate) -> dict | None:
+        """Cross-validate ``cand`` on the folds; its row, or None when it failed."""
+        try:
+            scores = _cv_score(cand, self.y, self.splits, self.scoring, self.n_jobs)
+        except Exception as exc:  # one head failing on this data must not end the probe
+            from .result import describe
+
+            warnings.warn(f"probe: candidate {describe(vars(cand))} failed and is left "
+                          f"out ({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=3)
+            self.failures.append(cand.key)
+            return None
+        row = _row(cand, scores)
+        self.scored.append((row, cand))
+        return row
+
+    def ranked(self, *stages: str) -> list[FeatureSet]:
+        """Feature sets scored in ``stages``, best first (ties: in scoring order)."""
+        rows = [(row, cand.features) for row, cand in self.scored
+                if cand.stage in stages and cand.features is not None]
+        return [fs for _, fs in sorted(rows, key=lambda rf: -rf[0]["mean_score"])]
+
+
+def _cv_score(candidate: Candidate, y: np.ndarray, splits: list, scoring: Any,
+              n_jobs: int | None) -> dict:
+    from threadpoolctl import threadpool_limits
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        # one BLAS thread per fit: small matrices gain nothing from threads, and on a
+        # busy machine oversubscribed BLAS is ten times slower
+        with threadpool_limits(1):
+            res = cross_validate(candidate.estimator, candidate.X, y, cv=splits,
+                                 scoring=scoring, n_jobs=n_jobs, error_score="raise")
+    return {
+        "mean_score": float(np.mean(res["test_score"])),
+        "std_score": float(np.std(res["test_score"])),
+        "fit_time": float(np.mean(res["fit_time"])),
+        "score_time": float(np.mean(res["score_time"])),
+    }
+
+
+def _row(candidate: Candidate, scores: dict) -> dict:
+    return {
+        "family": candidate.family,
+        "layer": candidate.layer,
+        "layer_index": candidate.layer_index,
+        "pooling": candidate.pooling,
+        "head": candidate.head,
+        **scores,
+        "n_features": candidate.n_features,
+        "stage": candidate.stage,
+        "candidate": candidate.key,
+    }

@@ -1,0 +1,378 @@
+"""The probe's orchestration: check the arguments, encode once, run the candidate
+families on the same folds, rank every row, refit the best."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import KFold, StratifiedKFold, check_cv
+from sklearn.utils._param_validation import StrOptions, validate_params
+from sklearn.utils.multiclass import type_of_target
+
+from ..featurizer import BertFeaturizer
+from ..inputs import to_texts
+from ..params import non_negative_int
+from ..store import FeatureStore
+from .candidates import SWEEP_POOLINGS, Candidate
+from .context import ProbeContext, logger
+from .families import registered
+from .heads import resolve_heads
+from .result import ProbeResult
+
+__all__ = ["probe"]
+
+#: featurizer parameters the probe sets itself
+_RESERVED = ("model", "layers", "pooling", "layer_combine", "cache")
+
+
+@validate_params(
+    {
+        "texts": "no_validation",  # bertfeat.inputs.to_texts checks them, naming rows
+        "y": ["array-like"],
+        "model": [str, os.PathLike],
+        "layers": [StrOptions({"all"}), "array-like", Integral],
+        "poolings": [str, list, tuple],
+        "heads": [str, list, tuple, dict],
+        "cv": ["cv_object"],
+        "scoring": [str, callable, None],
+        "random_control": ["boolean"],
+        "cache": [StrOptions({"auto"}), str, os.PathLike, FeatureStore, "boolean", None],
+        "combos": ["boolean", list, tuple, None],
+        "tfidf": ["boolean"],
+        "union": ["boolean", None],
+        "chunk": ["boolean"],
+        "refine_top": [non_negative_int()],
+        "union_top": [non_negative_int()],
+        "chunk_top": [non_negative_int()],
+        "task": [StrOptions({"auto", "classification", "regression"})],
+        "random_state": [Integral],
+        "control_seed": [Integral],
+        "n_jobs": [Integral, None],
+        "refit": ["boolean"],
+        "featurizer_params": [dict, None],
+        "verbose": ["boolean"],
+    },
+    # the featurizers and heads the probe builds from the user's values are validated
+    prefer_skip_nested_validation=False,
+)
+def probe(
+    texts: Any,
+    y: Any,
+    model: str = "default",
+    layers: str | Sequence[int] = "all",
+    poolings: Sequence[str] = ("cls", "mean", "max"),
+    heads: Sequence[str] | dict = ("logreg", "svm", "mlp"),
+    cv: Any = 5,
+    scoring: Any = None,
+    random_control: bool = True,
+    cache: Any = "auto",
+    *,
+    combos: Any = True,
+    tfidf: bool = True,
+    union: bool | None = None,
+    chunk: bool = True,
+    refine_top: int = 3,
+    union_top: int = 1,
+    chunk_top: int = 2,
+    task: str = "auto",
+    random_state: int = 0,
+    control_seed: int = 0,
+    n_jobs: int | None = None,
+    refit: bool = True,
+    featurizer_params: dict | None = None,
+    verbose: bool = False,
+) -> ProbeResult:
+    """Find the layer, pooling and head of an encoder that suit a task, in one encoder pass.
+
+    Every text is encoded once (all layers' pooled statistics are stored), then every
+    candidate is scored by cross-validation on the **same folds**: single layers and
+    combinations of the last four (concat, mean) x ``poolings`` with the first head;
+    the other heads on the ``refine_top`` best of those; the same layers of a
+    randomly initialised copy of the model (control); TF-IDF + a linear model; TF-IDF ⊕
+    the best BERT feature set (:class:`~bertfeat.TextUnion`) + a linear model; and, when
+    some texts are longer than ``max_length``, the best feature sets encoded in chunks
+    (``long_text="chunk"``) next to their truncated versions. The recommendation is the
+    best ``bert``, ``tfidf`` or ``union`` candidate.
+
+    Parameters
+    ----------
+    texts : sequence of str, Series or 1-column DataFrame
+        One text per row.
+    y : array-like of shape (n,)
+        Labels (classification) or numbers (regression).
+    model : str, default="default"
+        Model spec as for :class:`~bertfeat.BertFeaturizer`.
+    layers : "all" or list of int, default="all"
+        Hidden states to sweep (0 = embedding output, negative counts from the end).
+    poolings : sequence of str, default=("cls", "mean", "max")
+        Any of :data:`SWEEP_POOLINGS`.
+    heads : sequence of str or dict, default=("logreg", "svm", "mlp")
+        Head names (``logreg``/``linear``, ``svm``, ``mlp``; for regression targets they
+        mean RidgeCV, SVR and MLPRegressor), or ``{name: estimator}``. The first head
+        screens every feature set, so it should be the cheapest.
+    cv : int, splitter or iterable of splits, default=5
+        An int means ``StratifiedKFold`` (classification) or ``KFold`` (regression),
+        shuffled with ``random_state``. The same folds serve every candidate.
+    scoring : str or callable, optional
+        Default: ``accuracy`` (classification) or ``r2`` (regression).
+    random_control : bool, default=True
+        Also score the random-weights copy of the model (one more encoder pass; the
+        model is saved once next to the store, under ``random-init/``).
+    cache : "auto", path, FeatureStore, False or None, default="auto"
+        The feature store. ``False``/``None`` uses a temporary store for the run (the
+        texts are still encoded once) and gives the recommended Pipeline ``cache=False``.
+    combos : bool or list of (layers, combine), default=True
+        Layer combinations: ``True`` = the last four transformer layers concatenated and
+        averaged.
+    tfidf : bool, default=True
+        Score the TF-IDF (word 1-2 grams, sublinear tf) + LogisticRegression baseline
+        (C in 1, 10, 100; RidgeCV for regression).
+    union : bool, optional
+        Score TF-IDF ⊕ BERT unions: ``TextUnion(bert=<feature set>)`` +
+        LogisticRegression (C in 1, 10, 100; RidgeCV for regression) on the ``union_top``
+        best feature sets (screening head, truncated or chunked). The TF-IDF vocabulary
+        and the BERT scaler are fitted on each training fold only; the BERT block comes
+        from the encoder pass already made. Default: the value of ``tfidf``.
+    chunk : bool, default=True
+        When some texts were truncated to ``max_length`` and
+        :class:`~bertfeat.BertFeaturizer` has the ``long_text="chunk"`` mode, encode the
+        texts once more in chunks and score the ``chunk_top`` best feature sets (screening
+        head) on chunk-pooled vectors. Skipped, with a note in ``result.encoding["chunk"]``,
+        when no text is truncated (chunking would change nothing) or the mode is missing.
+    refine_top : int, default=3
+        Feature sets (by the screening score) that the other heads are tried on.
+    union_top : int, default=1
+        Feature sets the TF-IDF ⊕ BERT union is built on.
+    chunk_top : int, default=2
+        Feature sets tried in chunked form.
+    task : {"auto", "classification", "regression"}, default="auto"
+        ``auto`` reads it from ``y`` (floats that are not whole numbers: regression).
+    random_state : int, default=0
+        Seed of the folds and the MLP heads.
+    control_seed : int, default=0
+        Seed of the random-weights model (kept apart from ``random_state`` so that new
+        folds reuse the stored control vectors).
+    n_jobs : int, optional
+        Processes for each cross-validation (joblib).
+    refit : bool, default=True
+        Fit the best configuration on all the data (``result.best_estimator``).
+    featurizer_params : dict, optional
+        Further :class:`~bertfeat.BertFeaturizer` parameters (``max_length``,
+        ``precision``, ``device``, ``batch_size`` ...), used for the sweep and carried
+        into the recommended Pipeline.
+    verbose : bool, default=False
+        Report progress on stderr.
+
+    Returns
+    -------
+    ProbeResult
+        ``.table`` (tidy DataFrame, best first), ``.best``, ``.best_estimator`` (fitted on
+        all data when ``refit``), ``.make_pipeline()`` (unfitted), ``.best_code``,
+        ``.baselines``, ``.encoding``, ``.plot()``, ``.summary()``.
+
+    Examples
+    --------
+    >>> from bertfeat.probe import probe
+    >>> from bertfeat.datasets import load_dataset
+    >>> df = load_dataset("sms_spam").sample(400, random_state=0)
+    >>> result = probe(df["text"], df["label"])  # doctest: +SKIP
+    >>> print(result.summary())  # doctest: +SKIP
+    >>> result.best_estimator.predict(["WIN a free prize now!"])  # doctest: +SKIP
+    """
+    options = {name: value for name, value in locals().items()
+               if name not in ("texts", "y", "featurizer_params")}
+    handler = _progress_handler() if verbose else None
+    try:
+        return _run(texts, y, options, dict(featurizer_params or {}))
+    finally:
+        if handler is not None:
+            logger.removeHandler(handler)
+
+
+def _progress_handler() -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[probe] %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler
+
+
+def _run(texts: Any, y: Any, options: dict, params: dict) -> ProbeResult:
+    started = time.perf_counter()
+    texts, y, task = _check_data(texts, y, options["task"])
+    scoring = options["scoring"] or ("accuracy" if task == "classification" else "r2")
+    scoring_name = scoring if isinstance(scoring, str) else getattr(
+        scoring, "__name__", type(scoring).__name__)
+    options["poolings"] = _check_poolings(options["poolings"])
+    if options["union"] is None:
+        options["union"] = options["tfidf"]
+    for reserved in _RESERVED:
+        if reserved in params:
+            raise ValueError(f"featurizer_params may not set {reserved!r}; it is a probe "
+                             "argument or chosen by the probe")
+    # refuse a bad featurizer parameter before any work (the same check fit makes)
+    BertFeaturizer(model=options["model"], **params)._validate_params()
+    heads = resolve_heads(options["heads"], task, options["random_state"])
+    splits = _splits(options["cv"], task, y, len(texts), options["random_state"])
+    cache = options["cache"]
+    store, tmp = _probe_store(cache)
+    ctx = ProbeContext(
+        texts=texts, y=y, task=task, splits=splits, scoring=scoring, model=options["model"],
+        params=params, poolings=options["poolings"], heads=heads, store=store,
+        pipeline_params={"cache": False if cache is None or cache is False else cache},
+        options=options, n_jobs=options["n_jobs"], random_state=options["random_state"])
+    try:
+        _encode(ctx, options["layers"])
+        for stage, families in _stages(registered()):
+            _run_stage(ctx, stage, families)
+        if not ctx.scored:
+            raise ValueError(f"probe: every candidate failed (first: {ctx.failures[0]}); "
+                             "see the warnings")
+        result = ProbeResult(
+            table=_ranked_table([row for row, _ in ctx.scored]),
+            candidates={cand.key: cand for _, cand in ctx.scored}, task=task,
+            scoring=scoring_name, n_splits=len(splits), n_layers=ctx.n_layers,
+            model=str(options["model"]), encoding=ctx.encoding, timings=ctx.timings,
+            best_estimator=None)
+        t0 = time.perf_counter()
+        if options["refit"]:
+            best = result._candidates[result.best["candidate"]]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                result.best_estimator = best.fit_all(texts, y)
+        ctx.timings["refit"] = time.perf_counter() - t0
+        ctx.timings["total"] = time.perf_counter() - started
+        ctx.log(f"done in {ctx.timings['total']:.1f} s")
+        return result
+    finally:
+        if tmp is not None:
+            store.close()
+            tmp.cleanup()
+
+
+def _encode(ctx: ProbeContext, layers: Any) -> None:
+    """The main encoder pass: every layer of every text, into the store."""
+    texts = ctx.texts
+    unique = len(set(texts))
+    ctx.log(f"encoding {len(texts)} texts ({unique} unique) with {ctx.model!r}, every layer")
+    ctx.bert = ctx.encode(ctx.model, ctx.poolings, ctx.params, timing="encode")
+    base = ctx.bert.featurizer
+    ctx.layers = (clone(base).set_params(layers=layers).fit(texts[:1]).layers_
+                  if not (isinstance(layers, str) and layers == "all")
+                  else list(range(base.n_layers_ + 1)))
+    ctx.encoding.update({
+        "texts": len(texts), "unique_texts": unique, "encoded": ctx.bert.encoded,
+        "fingerprint": base.fingerprint_, "random_encoded": None, "truncated": None,
+        "chunk": None, "chunk_encoded": None, "seconds": ctx.timings["encode"]})
+    ctx.log(f"encoder ran on {ctx.bert.encoded} texts ({ctx.timings['encode']:.1f} s)")
+
+
+def _stages(families: list) -> list[tuple[str, list]]:
+    """Consecutive families with the same ``timing``, grouped: one stage each."""
+    stages: list[tuple[str, list]] = []
+    for family in families:
+        if stages and stages[-1][0] == family.timing:
+            stages[-1][1].append(family)
+        else:
+            stages.append((family.timing, [family]))
+    return stages
+
+
+def _run_stage(ctx: ProbeContext, stage: str, families: list) -> None:
+    """Collect the stage's candidates, score them in ``group`` order; time the heads."""
+    t0 = time.perf_counter()
+    encoding_before = ctx.encode_seconds
+    candidates: list[Candidate] = []
+    for family in families:
+        candidates.extend(family.candidates(ctx))
+    for cand in sorted(candidates, key=lambda c: c.group):
+        ctx.score(cand)
+    spent = time.perf_counter() - t0 - (ctx.encode_seconds - encoding_before)
+    ctx.timings[stage] = ctx.timings.get(stage, 0.0) + spent
+
+
+def _ranked_table(rows: list[dict]) -> pd.DataFrame:
+    table = pd.DataFrame(rows)
+    table["layer_index"] = table["layer_index"].astype("Int64")
+    table["n_features"] = table["n_features"].astype("Int64")
+    # ties (common on easy data) go to the steadier, then the smaller candidate;
+    # timing never decides, so the ranking is reproducible
+    table = table.sort_values(["mean_score", "std_score", "n_features"],
+                              ascending=[False, True, True], kind="stable",
+                              na_position="last")
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    return table.reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------- argument checks
+def _check_data(texts: Any, y: Any, task: str) -> tuple[list[str], np.ndarray, str]:
+    texts, _ = to_texts(texts, "raise")
+    y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
+    if y.ndim != 1 or len(y) != len(texts):
+        raise ValueError(f"y must be 1-D with one value per text: {len(texts)} texts, "
+                         f"y of shape {y.shape}")
+    if len(texts) == 0:
+        raise ValueError("probe needs texts")
+    return texts, y, _infer_task(y, task)
+
+
+def _check_poolings(poolings: Any) -> tuple[str, ...]:
+    poolings = tuple(dict.fromkeys([poolings] if isinstance(poolings, str) else poolings))
+    bad = [p for p in poolings if p not in SWEEP_POOLINGS]
+    if bad or not poolings:
+        raise ValueError(f"poolings must be among {SWEEP_POOLINGS}, got {poolings!r}"
+                         + (" ('pooler' exists for the last layer only: use "
+                            "BertFeaturizer(pooling='pooler'))" if "pooler" in bad else ""))
+    return poolings
+
+
+def _infer_task(y: np.ndarray, task: str) -> str:
+    if task != "auto":
+        return task
+    kind = type_of_target(y)
+    if kind in ("binary", "multiclass"):
+        return "classification"
+    if kind == "continuous":
+        return "regression"
+    raise ValueError(f"y must be one label or one number per text; got a {kind!r} target")
+
+
+def _splits(cv: Any, task: str, y: np.ndarray, n: int, random_state: int) -> list:
+    """The folds: shuffled (stratified) K-fold for an int, else the user's splitter."""
+    cv = 5 if cv is None else cv
+    if not (isinstance(cv, Integral) and not isinstance(cv, bool)):
+        return list(check_cv(cv, y, classifier=task == "classification").split(np.zeros(n), y))
+    if task == "classification":
+        labels, counts = np.unique(y, return_counts=True)
+        if len(labels) < 2:
+            raise ValueError("y holds a single class; a probe needs at least two")
+        if counts.min() < cv:
+            rare = labels[counts.argmin()]
+            raise ValueError(
+                f"class {rare!r} has only {counts.min()} example(s), fewer than cv={cv} "
+                "folds; lower cv, drop rare classes, or pass a splitter as cv")
+        splitter = StratifiedKFold(int(cv), shuffle=True, random_state=random_state)
+    else:
+        splitter = KFold(int(cv), shuffle=True, random_state=random_state)
+    return list(splitter.split(np.zeros(n), y))
+
+
+def _probe_store(cache: Any) -> tuple[FeatureStore, tempfile.TemporaryDirectory | None]:
+    """The store the probe reads and writes; a temporary one when caching is off."""
+    store = FeatureStore.from_cache(cache)
+    if store is not None:
+        return store, None
+    tmp = tempfile.TemporaryDirectory(prefix="bertfeat-probe-")
+    return FeatureStore(tmp.name), tmp

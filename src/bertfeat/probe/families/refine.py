@@ -1,0 +1,25 @@
+"""Family ``refine``: the other heads on the ``refine_top`` best screened feature sets."""
+
+from __future__ import annotations
+
+from ..candidates import Candidate, bert_candidate
+from ..context import ProbeContext
+from . import Family
+
+
+class Refine(Family):
+    name = "refine"
+    timing = "refine"
+
+    def candidates(self, ctx: ProbeContext) -> list[Candidate]:
+        others = list(ctx.heads.items())[1:]
+        top = ctx.options["refine_top"]
+        if not others or not top:
+            return []
+        ranked = ctx.ranked("screen")[:top]
+        ctx.log(f"refining the top {len(ranked)} with {', '.join(n for n, _ in others)}")
+        return [bert_candidate(fs, name, head, "refine", ctx.pipeline_params)
+                for fs in ranked for name, head in others]
+
+
+FAMILY = Refine()
