@@ -9,8 +9,8 @@ from sklearn.model_selection import GroupKFold
 
 from bertfeat import WordTagger, wordencoder
 from bertfeat.cli import main
+from bertfeat.probe import probe_words
 from bertfeat.tagscore import token_accuracy
-from bertfeat.wordprobe import probe_words
 from bertfeat.words import flatten_tags, sentence_ids
 
 from .conftest import make_tiny_model
@@ -38,7 +38,8 @@ def run(model_dir, tmp_path_factory):
         mp.setattr(wordencoder, "encode_words", spy)
         result = probe_words(sents, tags, model=model_dir, cv=3, cache=store)
         again = probe_words(sents, tags, model=model_dir, cv=3, cache=store,
-                            random_control=False, combos=False, refine_top=0)
+                            poolings=["first"], random_control=False, combos=False,
+                            refine_top=0)
     return sents, tags, result, again, calls
 
 
@@ -46,9 +47,12 @@ def test_every_layer_and_pooling_on_the_same_folds(run):
     sents, tags, result, again, calls = run
     table = result.table
     screen = table[table["stage"] == "screen"]
-    assert len(screen) == 4 * 5  # hidden states 0..3 x five sub-word poolings
-    assert set(screen["pooling"]) == {"first", "last", "mean", "max", "first_last"}
-    assert set(table["stage"]) == {"screen", "combos", "refine", "control", "baseline"}
+    singles = screen[screen["layer_index"].notna()]
+    assert len(singles) == 4 * 5  # hidden states 0..3 x five sub-word poolings
+    assert set(singles["pooling"]) == {"first", "last", "mean", "max", "first_last"}
+    assert set(screen[screen["layer_index"].isna()]["layer"]) == {
+        "L0+1+2+3 mean", *(f"L{'+'.join(map(str, c))} concat" for c in _top_layers(singles))}
+    assert set(table["stage"]) == {"screen", "refine", "control", "baseline"}
     assert (table[table["stage"] == "control"]["family"] == "random").all()
     assert table["mean_score"].is_monotonic_decreasing
     assert result.best["family"] == "bert"
@@ -59,6 +63,13 @@ def test_every_layer_and_pooling_on_the_same_folds(run):
     assert again.encoding["encoded"] == 0
     assert result.baselines["most_frequent"] == pytest.approx(
         table.loc[table["family"] == "most_frequent", "mean_score"].iloc[0])
+
+
+def _top_layers(singles):
+    """The 2, 3 and 4 best layers of the best pooling, as the combos family picks them."""
+    pooling = singles.iloc[0]["pooling"]  # the table is sorted, best first
+    order = singles[singles["pooling"] == pooling]["layer_index"].tolist()
+    return [tuple(sorted(order[:k])) for k in (2, 3, 4)]
 
 
 def test_the_best_score_is_the_cross_validated_word_tagger(run):
@@ -112,11 +123,11 @@ def test_cli_probe_words(model_dir, tmp_path, capsys):
     conllu.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out"
     status = main(["probe", "--words", str(conllu), "--tag-col", "upos", "--model", model_dir,
-                   "--cv", "2", "--out", str(out), "--no-random-control",
+                   "--cv", "2", "--out", str(out), "--no-random-control", "--layers=0,3",
                    "--cache-dir", str(tmp_path / "store")])
     assert status == 0
     text = capsys.readouterr().out
-    assert "40 sentences" in text and "recommended:" in text
+    assert "40 sentences" in text and "most frequent tag per word" in text and "best:" in text
     assert {p.name for p in out.iterdir()} == {"probe.csv", "probe.png", "probe.txt",
                                                "best_pipeline.joblib"}
     tagger = joblib.load(out / "best_pipeline.joblib")

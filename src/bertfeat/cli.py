@@ -236,8 +236,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 def _cmd_probe_words(args: argparse.Namespace) -> int:
     """``bertfeat probe --words FILE``: the layer x sub-word pooling probe for tags."""
     from .conll import read_conll
+    from .probe import probe_words
     from .store import FeatureStore
-    from .wordprobe import probe_words
 
     if args.data is not None or args.dataset:
         raise CliError("--words FILE replaces DATA and --dataset; give one of them")

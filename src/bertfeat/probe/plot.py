@@ -34,9 +34,11 @@ def plot(result: ProbeResult, path: str | os.PathLike | None = None, ax: Any = N
     n = result.n_layers
     combo_x = {label: n + 1.5 + i for i, label in enumerate(combo_labels)}
     # one colour per pooling, the same in every plot
-    colors = {p: f"C{i}" for i, p in enumerate(SWEEP_POOLINGS)}
+    # (and the word probe's sub-word poolings after them)
+    colors = {p: f"C{i}" for i, p in enumerate(dict.fromkeys(
+        [*SWEEP_POOLINGS, *sorted(set(singles["pooling"]))]))}
     present = set(singles["pooling"])
-    for pooling in [p for p in SWEEP_POOLINGS if p in present]:
+    for pooling in [p for p in colors if p in present]:
         group = singles[singles["pooling"] == pooling].sort_values("layer_index")
         x = group["layer_index"].to_numpy(dtype=float)
         yv = group["mean_score"].to_numpy(dtype=float)
@@ -48,11 +50,13 @@ def plot(result: ProbeResult, path: str | os.PathLike | None = None, ax: Any = N
     for _, row in combos.iterrows():
         ax.plot([combo_x[row["layer"]]], [row["mean_score"]], marker="D", markersize=5,
                 linestyle="none", color=colors.get(row["pooling"], "k"))
-    for name, style, label in (("tfidf", "--", "TF-IDF + linear"),
-                               ("random", ":", "random weights (best)")):
+    lines = [(name, label, style) for name, label, style in getattr(
+        result, "baseline_lines", (("tfidf", "TF-IDF + linear", "--"),
+                                   ("random", "random weights (best)", ":"))) if style]
+    for i, (name, label, style) in enumerate(lines):
         value = result.baselines[name]
         if value is not None:
-            ax.axhline(value, color="0.35" if name == "tfidf" else "0.6",
+            ax.axhline(value, color="0.35" if i == 0 else "0.6",
                        linestyle=style, linewidth=1.4, label=f"{label} {value:.3f}")
     best = result.best
     if best["family"] == "bert":

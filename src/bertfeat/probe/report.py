@@ -40,19 +40,25 @@ def summary(result: ProbeResult, top: int = 12) -> str:
     def fmt(value: float | None) -> str:
         return "not run" if value is None else f"{value:.4f}"
 
-    lines.append(f"last layer (L{result.n_layers}, mean, {result.screen_head}): "
-                 f"{fmt(b['last_layer'])}   TF-IDF + linear: {fmt(b['tfidf'])}   "
-                 f"random-weights control (best): {fmt(b['random'])}")
-    fam = result.families
-    lines.append(f"best BERT (truncated): {fmt(fam['bert'])}   chunked long texts: "
-                 f"{fmt(fam['chunked'])}   TF-IDF ⊕ best layer: {fmt(fam['union'])}")
+    variant = getattr(result, "baseline_lines", None)  # e.g. the word probe's baselines
+    if variant is None:
+        lines.append(f"last layer (L{result.n_layers}, mean, {result.screen_head}): "
+                     f"{fmt(b['last_layer'])}   TF-IDF + linear: {fmt(b['tfidf'])}   "
+                     f"random-weights control (best): {fmt(b['random'])}")
+        fam = result.families
+        lines.append(f"best BERT (truncated): {fmt(fam['bert'])}   chunked long texts: "
+                     f"{fmt(fam['chunked'])}   TF-IDF ⊕ best layer: {fmt(fam['union'])}")
+    else:
+        lines.append("   ".join(f"{label}: {fmt(b[key])}" for key, label, _ in variant))
     note = result.encoding.get("chunk")
     if note:
         lines.append(f"long texts: {note}")
     proportion = metric.startswith(PROPORTION_METRICS)
     gains = []
-    for name, label in (("last_layer", "last layer"), ("tfidf", "TF-IDF"),
-                        ("random", "random weights")):
+    compared = (("last_layer", "last layer"), ("tfidf", "TF-IDF"),
+                ("random", "random weights")) if variant is None else [
+        (key, label) for key, label, _ in variant]
+    for name, label in compared:
         if b[name] is not None:
             diff = best["mean_score"] - b[name]
             gains.append(f"{100 * diff:+.1f} points vs {label}" if proportion
