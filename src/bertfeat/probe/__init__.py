@@ -53,6 +53,13 @@ on cached features is exactly ``cross_val_score`` of that Pipeline. The recommen
 the best recommendable row (every family but the control), so it never scores below the
 TF-IDF baseline the probe reports.
 
+Tags, one per word: :func:`probe_words` (:mod:`.words`) is the word-level variant. It
+sweeps every layer x sub-word pooling of :class:`~bertfeat.BertWordFeaturizer` on
+sentence-grouped folds, with the most-frequent-tag baseline and the random-weights
+control, builds the same :class:`~bertfeat.probe.candidates.Candidate` objects and
+returns a :class:`ProbeResult` subclass (the same report, plot and code printer) whose
+recommendation is a :class:`~bertfeat.WordTagger`.
+
 Modules: :mod:`.core` (:func:`probe`: argument checks and orchestration),
 :mod:`.context` (shared state, scoring), :mod:`.candidates`, :mod:`.heads`,
 :mod:`.families`, :mod:`.result` (:class:`ProbeResult`), :mod:`.report` (the text
