@@ -487,3 +487,19 @@ def test_read_ud_ewt(shared_data):
     sents, tags = read_conll(shared_data / "ud_ewt" / "en_ewt-ud-dev.conllu")
     assert len(sents) == 2001 and sum(map(len, sents)) == 25147
     assert len({t for s in tags for t in s}) == 17
+
+
+def test_changed_model_files_are_refused(tmp_path):
+    """Stored piece vectors are never served for weights they were not encoded with."""
+    import shutil
+
+    from bertfeat.models import ModelChangedError
+
+    model = make_tiny_model(tmp_path / "m", layers=1, hidden=16)
+    other = make_tiny_model(tmp_path / "other", layers=1, hidden=16, seed=7)
+    feat = BertWordFeaturizer(model=str(model), cache=str(tmp_path / "s"), precision="fp32")
+    feat.fit_transform([["good", "film"]])
+    (model / "model.safetensors").unlink()  # a new file, not an in-place overwrite
+    shutil.copyfile(other / "model.safetensors", model / "model.safetensors")
+    with pytest.raises(ModelChangedError, match="changed since this BertWordFeaturizer"):
+        feat.transform([["good", "film"]])

@@ -240,10 +240,13 @@ class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
             to_sentences(X, self.on_bad_input)
         store = helper._usable_store(FeatureStore.from_cache(self.cache))
         self._rt_info, self._rt_store = info, store
-        self.fingerprint_ = models.fingerprint(
-            info, max_length=max_length, precision=precision, long_text="words",
-            extra={"words": WORD_FORMAT, "window_stride": stride, "dtype": "float16"},
-            persistent=store)
+        # what the fingerprint hashes besides the files, to check it again before the
+        # store is used (after unpickling, or when the model's files change)
+        self._fingerprint_settings = {
+            "max_length": max_length, "precision": precision, "long_text": "words",
+            "extra": {"words": WORD_FORMAT, "window_stride": stride, "dtype": "float16"}}
+        self.fingerprint_, self._rt_signature = models.checked_fingerprint(
+            info, persistent=store, **self._fingerprint_settings)
         if store is not None:
             store.register(self.fingerprint_, {
                 "kind": "words", "model": info.spec, "path": str(info.path),
@@ -341,13 +344,29 @@ class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
             self._rt_store = helper._usable_store(FeatureStore.from_cache(self.cache))
         return self._rt_info, self._rt_store
 
+    def _check_model_files(self, info: models.ModelInfo, store: FeatureStore) -> None:
+        """Make sure the model's files still give the fitted fingerprint (as
+        :class:`~bertfeat.BertFeaturizer`): stored piece vectors are never read or written
+        under a fingerprint that does not describe the weights."""
+        if models.model_signature(info) == self.__dict__.get("_rt_signature"):
+            return
+        current, signature = models.checked_fingerprint(info, persistent=store,
+                                                        **self._fingerprint_settings)
+        if current != self.fingerprint_:
+            raise models.ModelChangedError(
+                f"model={info.spec!r}: the files in {info.path} changed since this "
+                f"BertWordFeaturizer was fitted (fingerprint {self.fingerprint_} at fit, "
+                f"{current} now). Fit it again to use the new files.")
+        self._rt_signature = signature
+
     def _pieces(self, sentences: list[list[str]], digests: list[str],
                 ) -> tuple[list[np.ndarray], dict[int, list[np.ndarray]]]:
         """Pieces per word and per needed layer the piece vectors, of each sentence."""
         needed = self._needed_layers()
-        _, store = self._runtime()
+        info, store = self._runtime()
         n = len(sentences)
         if store is not None:
+            self._check_model_files(info, store)
             hit = store.read_words(self.fingerprint_, digests, needed, self.hidden_size_)
             counts, flags, vectors, found = hit.counts, hit.flags, hit.vectors, hit.found
         else:
