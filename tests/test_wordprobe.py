@@ -127,7 +127,8 @@ def test_cli_probe_words(model_dir, tmp_path, capsys):
                    "--cache-dir", str(tmp_path / "store")])
     assert status == 0
     text = capsys.readouterr().out
-    assert "40 sentences" in text and "most frequent tag per word" in text and "best:" in text
+    assert "40 sentences" in text and "recommended:" in text
+    assert "most frequent tag per word" in text
     assert {p.name for p in out.iterdir()} == {"probe.csv", "probe.png", "probe.txt",
                                                "best_pipeline.joblib"}
     tagger = joblib.load(out / "best_pipeline.joblib")

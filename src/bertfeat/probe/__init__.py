@@ -56,9 +56,9 @@ TF-IDF baseline the probe reports.
 Tags, one per word: :func:`probe_words` (:mod:`.words`) is the word-level variant. It
 sweeps every layer x sub-word pooling of :class:`~bertfeat.BertWordFeaturizer` on
 sentence-grouped folds, with the most-frequent-tag baseline and the random-weights
-control, builds the same :class:`~bertfeat.probe.candidates.Candidate` objects and
-returns a :class:`ProbeResult` subclass (the same report, plot and code printer) whose
-recommendation is a :class:`~bertfeat.WordTagger`.
+control, builds the same :class:`~bertfeat.probe.candidates.Candidate` objects, scores them
+with the same cross-validation, and returns a :class:`WordProbeResult` (table, report,
+plot, code printer) whose recommendation is a :class:`~bertfeat.WordTagger`.
 
 Modules: :mod:`.core` (:func:`probe`: argument checks and orchestration),
 :mod:`.context` (shared state, scoring), :mod:`.candidates`, :mod:`.heads`,
