@@ -30,8 +30,6 @@ def describe(row: Any) -> str:
     """
     if row["family"] == "tfidf":
         return f"TF-IDF + {row['head']}"
-    if row["family"] == "most_frequent":  # the word probe's baseline
-        return "most frequent tag per word"
     if row["family"] == "union":
         return f"TF-IDF ⊕ {row['layer']} · {row['pooling']} pooling · {row['head']}"
     prefix = "random weights " if row["family"] == "random" else ""
