@@ -251,7 +251,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         heads=args.heads, cv=args.cv, scoring=args.scoring,
         random_control=not args.no_random_control, cache=cache, tfidf=not args.no_tfidf,
         union=not (args.no_tfidf or args.no_union), chunk=not args.no_chunk,
-        refine_top=args.refine_top, task=args.task, random_state=args.seed,
+        finetune=args.finetune, refine_top=args.refine_top, task=args.task, random_state=args.seed,
         n_jobs=args.n_jobs, refit=True, featurizer_params=_featurizer_params(args),
         verbose=not args.quiet, repeats=args.repeats, nested=args.nested,
         test_size=args.test_size, alpha=args.alpha, select=args.select)
@@ -282,6 +282,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
                  + (f" + chunked long texts {t['chunk_encode']:.1f} s"
                     if "chunk_encode" in t else "")
                  + f", cross-validating heads {heads:.1f} s"
+                 + (f", fine-tuning {t['finetune']:.1f} s" if "finetune" in t else "")
                  + (f", nested/held-out selection {t['nested']:.1f} s" if "nested" in t else "")
                  + f", refit {t.get('refit', 0):.1f} s")
     lines.append("")
@@ -582,6 +583,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="skip the TF-IDF ⊕ best-layer union candidates")
     p.add_argument("--no-chunk", action="store_true",
                    help="do not try chunked pooling when texts exceed --max-length")
+    p.add_argument("--finetune", action="store_true",
+                   help="also fine-tune the encoder on each training fold (BertClassifier "
+                        "defaults: 3 epochs; slow on a CPU) and compare it with the best "
+                        "frozen pipeline")
     p.add_argument("--n-jobs", type=int, default=-1,
                    help="processes scoring the folds of a candidate (default -1: all cores; "
                    "1: none)")

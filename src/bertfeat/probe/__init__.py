@@ -21,6 +21,8 @@ union      union    TF-IDF ⊕ the ``union_top`` best feature sets + a linear mo
 control    control  the swept layers of a random-weights copy of the model (never
                     recommended: how much of a score is knowledge transfer)
 tfidf      baseline TF-IDF word 1-2 grams + a linear model
+finetune   finetune the encoder fine-tuned on each training fold (``BertClassifier`` /
+                    ``BertRegressor``); opt-in: ``probe(..., finetune=True)``
 ========== ======== ==========================================================================
 
 The interface is one method. A family subclasses
