@@ -7,6 +7,7 @@
     bertfeat embed DATA.csv --text-col text -o features.parquet [--layers L] [--pooling P]
     bertfeat cache info
     bertfeat cache clear [--model M]
+    bertfeat export PIPELINE.joblib OUTDIR [--precision fp32|int8] [--overwrite]
 
 Every command takes ``--cache-dir DIR`` (default: ``$BERTFEAT_CACHE_DIR`` or the per-user
 cache directory). ``probe`` and ``embed`` read DATA with :mod:`bertfeat.tables`: one row per
@@ -19,11 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from . import __version__
+from .pooling import POOLINGS
 
 __all__ = ["main"]
 
@@ -99,6 +104,21 @@ def _parse_layers(value: str) -> str | int | list[int]:
     if not items:
         raise argparse.ArgumentTypeError("layers must name at least one layer")
     return items[0] if len(items) == 1 else items
+
+
+#: a value of --layers that argparse would take for an option: "-4,-3" or "-2,5"
+_NEGATIVE_LIST = re.compile(r"^-\d+(,\s*-?\d+)+$")
+
+
+def _glue_negative_layers(argv: list[str]) -> list[str]:
+    """``--layers -4,-3`` -> ``--layers=-4,-3`` (argparse reads ``-4,-3`` as an option)."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--layers" and _NEGATIVE_LIST.match(arg):
+            out[-1] = f"--layers={arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 def _row_limit(value: str) -> int:
@@ -213,8 +233,10 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         else f"{y.nunique()} distinct labels")
     out = Path(args.out)
     print(f"bertfeat probe: {source}")
+    design = f"{args.repeats} x {args.cv}-fold" if args.repeats > 1 else f"{args.cv}-fold"
     print(f"  {subset}, {target}; model {args.model!r}; "
-          f"{args.cv}-fold cross-validation"
+          f"{design} cross-validation"
+          + (" (+ nested)" if args.nested else "")
           + ("" if args.data is not None else
              "; run `bertfeat probe DATA.csv --text-col ... --label-col ...` on your data"))
     print(flush=True)
@@ -229,12 +251,15 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         union=not (args.no_tfidf or args.no_union), chunk=not args.no_chunk,
         refine_top=args.refine_top, task=args.task, random_state=args.seed,
         n_jobs=args.n_jobs, refit=True, featurizer_params=_featurizer_params(args),
-        verbose=not args.quiet)
+        verbose=not args.quiet, repeats=args.repeats, nested=args.nested,
+        test_size=args.test_size, alpha=args.alpha, select=args.select)
     seconds = time.perf_counter() - started
 
     out.mkdir(parents=True, exist_ok=True)
     csv_path, png_path = out / "probe.csv", out / "probe.png"
     result.table.to_csv(csv_path, index=False)
+    result.fold_scores.to_csv(out / "folds.csv", index_label="candidate")
+    (out / "report.md").write_text(result.report("markdown"), encoding="utf-8")
     result.plot(png_path, title=f"bertfeat probe: {label} ({len(texts):,} texts), "
                                 f"model {args.model}")
     enc = result.encoding
@@ -244,8 +269,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         f"this run (store counter; 0 = all were already stored)"
         + ("" if enc["random_encoded"] is None else
            f", random-weights control {enc['random_encoded']:,}")
-        + f"; {len(result.table)} candidates on the same {result.n_splits} folds; "
-          f"{seconds:.1f} s in all")
+        + f"; {len(result.table)} candidates on the same {result.n_splits} splits "
+          f"({result.design}); {seconds:.1f} s in all")
     t = result.timings
     heads = (t.get("screen", 0) + t.get("refine", 0) + t.get("baselines", 0)
              + t.get("union", 0) + t.get("chunk", 0))  # stage times exclude encoding
@@ -254,7 +279,9 @@ def _cmd_probe(args: argparse.Namespace) -> int:
                     if "random_encode" in t else "")
                  + (f" + chunked long texts {t['chunk_encode']:.1f} s"
                     if "chunk_encode" in t else "")
-                 + f", cross-validating heads {heads:.1f} s, refit {t.get('refit', 0):.1f} s")
+                 + f", cross-validating heads {heads:.1f} s"
+                 + (f", nested/held-out selection {t['nested']:.1f} s" if "nested" in t else "")
+                 + f", refit {t.get('refit', 0):.1f} s")
     lines.append("")
     lines.append("Build the best pipeline (unfitted) with:")
     lines.append("")
@@ -267,7 +294,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
         joblib.dump(result.best_estimator, out / "best_pipeline.joblib")
     print()
-    print(f"wrote {csv_path}, {png_path}, {out / 'probe.txt'}"
+    print(f"wrote {csv_path}, {png_path}, {out / 'probe.txt'}, {out / 'report.md'}, "
+          f"{out / 'folds.csv'}"
           + ("" if args.no_save_model else
              f", {out / 'best_pipeline.joblib'} (best pipeline fitted on all rows)"))
     return 0
@@ -314,7 +342,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
             frame = pd.concat([df[keep], frame], axis=1)
         frame.reset_index(drop=True).to_parquet(output, index=False)
     print(f"wrote {X.shape[0]:,} x {X.shape[1]:,} features (model {args.model!r}, layers "
-          f"{featurizer.layers_}, pooling {args.pooling!r}) to {output} in {seconds:.1f} s; "
+          f"{featurizer.layers_}, pooling {featurizer.pooling_!r}) to {output} in {seconds:.1f} s; "
           f"encoder ran on {encoded:,} texts; rows: {rows}")
     return 0
 
@@ -381,17 +409,34 @@ def _cmd_cache_info(args: argparse.Namespace) -> int:
 
 def _cmd_cache_clear(args: argparse.Namespace) -> int:
     store = _store(args)
+    texts = _store_call(store, "stats")["entries"]
     removed = _store_call(store, "clear", model=args.model)
+    texts -= _store_call(store, "stats")["entries"]  # stored texts (of every model) that went
     if args.model is None:
         random_dir = Path(store.directory) / "random-init"
         if random_dir.is_dir():
             shutil.rmtree(random_dir)
-        print(f"cleared the feature store at {store.directory}: {removed:,} rows removed")
+        print(f"cleared the feature store at {store.directory}: {texts:,} stored texts "
+              f"removed ({removed:,} database rows)")
     elif removed:
-        print(f"removed {removed:,} rows of model {args.model!r} from {store.directory}")
+        print(f"removed {texts:,} stored texts of model {args.model!r} from "
+              f"{store.directory} ({removed:,} database rows)")
     else:
         print(f"no entries for model {args.model!r} in {store.directory} (give the model "
               "spec used, its directory, or a fingerprint prefix from `bertfeat cache info`)")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import joblib
+
+    from .export import export_pipeline
+
+    if not Path(args.pipeline).is_file():
+        raise CliError(f"{args.pipeline}: no such file")
+    pipeline = joblib.load(args.pipeline)  # the user's own fitted pipeline (a pickle)
+    export_pipeline(pipeline, args.outdir, precision=args.precision, overwrite=args.overwrite)
+    print(f"load it without torch: bertfeat.runtime.load({str(args.outdir)!r})")
     return 0
 
 
@@ -423,6 +468,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bertfeat", parents=[common],
         description="BERT-family encoders as scikit-learn features, with a feature store.")
+    parser.add_argument("--version", action="version", version=f"bertfeat {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser(
@@ -444,8 +490,23 @@ def _parser() -> argparse.ArgumentParser:
                    help="use a stratified subset of N rows (0 = all); the demo without "
                         f"DATA uses {DEMO_LIMIT}")
     p.add_argument("--cv", type=int, default=5, help="folds (default 5)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="repeats of the k-fold split, the same for every candidate "
+                        "(default 1; 2-3 narrow the intervals, no extra encoding)")
+    p.add_argument("--nested", action="store_true",
+                   help="also estimate the whole selection by nested CV (about --cv times "
+                        "the cross-validation work, no extra encoding)")
+    p.add_argument("--test-size", type=float, default=None, metavar="FRACTION",
+                   help="also hold out this share of rows: select on the rest, score the "
+                        "pick once on them")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="level of the paired tests that decide the tied group (default 0.05)")
+    p.add_argument("--select", default="cheapest", choices=["cheapest", "top"],
+                   help="recommend the cheapest candidate tied with the top one (default) "
+                        "or the top mean")
     p.add_argument("--out", default="bertfeat-probe", help="output directory for "
-                   "probe.csv, probe.png, probe.txt and best_pipeline.joblib")
+                   "probe.csv, probe.png, probe.txt, report.md, folds.csv and "
+                   "best_pipeline.joblib")
     p.add_argument("--layers", type=_parse_layers, default="all",
                    help="'all' or comma-separated hidden states (write --layers=-3,-2,-1)")
     p.add_argument("--poolings", type=_split_list, default=["cls", "mean", "max"],
@@ -487,15 +548,29 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--layers", type=_parse_layers, default=-1,
                    help="'all' or comma-separated hidden states (default -1; write "
                         "--layers=-4,-3,-2,-1 for negative lists)")
-    e.add_argument("--pooling", default="mean",
-                   choices=["cls", "mean", "max", "mean_max", "first_last", "pooler"])
+    e.add_argument("--pooling", default="auto", choices=POOLINGS,
+                   help="default auto: the model's own sentence embedding")
     e.add_argument("--layer-combine", default="concat", choices=["concat", "mean", "sum"])
-    e.add_argument("--normalize", action="store_true", help="L2-normalise each row")
+    e.add_argument("--normalize", action="store_const", const=True, default="auto",
+                   help="L2-normalise each row (default: as the model's own sentence "
+                        "embedding with --pooling auto)")
     e.add_argument("--keep-cols", default=None,
                    help="comma-separated columns copied into the Parquet output")
     e.add_argument("--limit", type=_row_limit, default=None,
                    help="first N rows only (0 = all)")
     e.set_defaults(func=_cmd_embed)
+
+    x = sub.add_parser("export", parents=[common],
+                       help="write a fitted pipeline as ONNX + tokenizer.json (runs without "
+                            "torch via bertfeat.runtime)")
+    x.add_argument("pipeline", metavar="PIPELINE.joblib",
+                   help="fitted Pipeline starting with BertFeaturizer or TextUnion (joblib; "
+                        "load only files you trust)")
+    x.add_argument("outdir", metavar="OUTDIR", help="folder to write")
+    x.add_argument("--precision", default="fp32", choices=["fp32", "int8"],
+                   help="int8: per-token dynamic int8 encoder (fidelity is printed)")
+    x.add_argument("--overwrite", action="store_true", help="replace an earlier export")
+    x.set_defaults(func=_cmd_export)
 
     c = sub.add_parser("cache", parents=[common], help="inspect or clear the feature store")
     csub = c.add_subparsers(dest="cache_command", metavar="ACTION")
@@ -539,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
         (Ctrl-C; vectors already encoded stay in the store).
     """
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_glue_negative_layers(sys.argv[1:] if argv is None else argv))
     if not hasattr(args, "cache_dir"):
         args.cache_dir = None
     if not hasattr(args, "func"):

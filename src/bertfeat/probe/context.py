@@ -90,6 +90,9 @@ class ProbeContext:
         Seconds per stage (``ProbeResult.timings``).
     scored : list of (dict, Candidate)
         The rows scored so far, with their candidates, in scoring order.
+    fold_scores : dict of str -> ndarray
+        Every scored candidate's score on each split (in ``splits`` order), by key: the
+        paired samples of the statistics (:mod:`bertfeat.probe.stats`).
     """
 
     texts: list[str]
@@ -111,6 +114,7 @@ class ProbeContext:
     encoding: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     scored: list[tuple[dict, Candidate]] = field(default_factory=list)
+    fold_scores: dict[str, np.ndarray] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     encode_seconds: float = 0.0
 
@@ -158,6 +162,7 @@ class ProbeContext:
                           f"out ({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=3)
             self.failures.append(cand.key)
             return None
+        self.fold_scores[cand.key] = scores.pop("fold_scores")
         row = _row(cand, scores)
         self.scored.append((row, cand))
         return row
@@ -181,6 +186,7 @@ def _cv_score(candidate: Candidate, y: np.ndarray, splits: list, scoring: Any,
             res = cross_validate(candidate.estimator, candidate.X, y, cv=splits,
                                  scoring=scoring, n_jobs=n_jobs, error_score="raise")
     return {
+        "fold_scores": np.asarray(res["test_score"], dtype=float),
         "mean_score": float(np.mean(res["test_score"])),
         "std_score": float(np.std(res["test_score"])),
         "fit_time": float(np.mean(res["fit_time"])),

@@ -10,17 +10,18 @@ import tempfile
 import time
 import warnings
 from collections.abc import Sequence
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import KFold, StratifiedKFold, check_cv
-from sklearn.utils._param_validation import StrOptions, validate_params
+from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit, check_cv
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.multiclass import type_of_target
 
+from ..cvstats import cv_splits, split_ratio
 from ..featurizer import BertFeaturizer
 from ..inputs import to_texts
 from ..params import non_negative_int
@@ -29,7 +30,9 @@ from .candidates import SWEEP_POOLINGS, Candidate
 from .context import ProbeContext, logger
 from .families import registered
 from .heads import resolve_heads
+from .nested import outer_estimate
 from .result import ProbeResult
+from .stats import annotate
 
 __all__ = ["probe"]
 
@@ -63,6 +66,11 @@ _RESERVED = ("model", "layers", "pooling", "layer_combine", "cache")
         "refit": ["boolean"],
         "featurizer_params": [dict, None],
         "verbose": ["boolean"],
+        "repeats": [Interval(Integral, 1, None, closed="left")],
+        "nested": ["boolean"],
+        "test_size": [Interval(Real, 0, 1, closed="neither"), None],
+        "alpha": [Interval(Real, 0, 1, closed="neither")],
+        "select": [StrOptions({"cheapest", "top"})],
     },
     # the featurizers and heads the probe builds from the user's values are validated
     prefer_skip_nested_validation=False,
@@ -93,6 +101,11 @@ def probe(
     refit: bool = True,
     featurizer_params: dict | None = None,
     verbose: bool = False,
+    repeats: int = 1,
+    nested: bool = False,
+    test_size: float | None = None,
+    alpha: float = 0.05,
+    select: str = "cheapest",
 ) -> ProbeResult:
     """Find the layer, pooling and head of an encoder that suit a task, in one encoder pass.
 
@@ -174,13 +187,36 @@ def probe(
         into the recommended Pipeline.
     verbose : bool, default=False
         Report progress on stderr.
+    repeats : int, default=1
+        Repeats of the k-fold split when ``cv`` is an int (``RepeatedStratifiedKFold``;
+        repeat 1 is the plain split). Every candidate is scored on the same
+        ``repeats x cv`` splits; the store makes a repeat cost head fits only, no
+        encoding. More repeats narrow the intervals and sharpen the paired tests.
+    nested : bool, default=False
+        Also estimate how the whole selection does on new data: each of ``cv`` outer
+        folds runs the complete probe (every family, the tied group, the pick) on inner
+        folds of its training rows, then scores its pick on the outer test fold
+        (``result.nested_score``, ``result.nested``). No extra encoding; about ``cv``
+        times the cross-validation work.
+    test_size : float, optional
+        Also hold out this share of the rows (stratified): the whole selection runs on
+        the rest and its pick is scored once on the held-out rows
+        (``result.holdout``). The table itself is still the cross-validation on all rows.
+    alpha : float, default=0.05
+        Level of the corrected paired tests: a candidate is *tied* with the top one when
+        its test against it gives ``p >= alpha``.
+    select : {"cheapest", "top"}, default="cheapest"
+        The recommendation: the cheapest candidate tied with the top one (the rule is
+        :data:`bertfeat.probe.stats.PICK_RULE`), or the top mean itself.
 
     Returns
     -------
     ProbeResult
         ``.table`` (tidy DataFrame, best first), ``.best``, ``.best_estimator`` (fitted on
         all data when ``refit``), ``.make_pipeline()`` (unfitted), ``.best_code``,
-        ``.baselines``, ``.encoding``, ``.plot()``, ``.summary()``.
+        ``.baselines``, ``.encoding``, ``.plot()``, ``.summary()``; the statistics:
+        ``.top``, ``.tied``, ``.recommendation``, ``.comparisons``, ``.fold_scores``,
+        ``.nested_score``, ``.holdout``, ``.report("markdown")``.
 
     Examples
     --------
@@ -225,7 +261,11 @@ def _run(texts: Any, y: Any, options: dict, params: dict) -> ProbeResult:
     # refuse a bad featurizer parameter before any work (the same check fit makes)
     BertFeaturizer(model=options["model"], **params)._validate_params()
     heads = resolve_heads(options["heads"], task, options["random_state"])
-    splits = _splits(options["cv"], task, y, len(texts), options["random_state"])
+    splits = _splits(options["cv"], task, y, len(texts), options["random_state"],
+                     options["repeats"])
+    if options["nested"] and not isinstance(options["cv"], Integral):
+        raise ValueError("nested=True needs cv as an int (the number of outer and inner "
+                         f"folds), got {options['cv']!r}")
     cache = options["cache"]
     store, tmp = _probe_store(cache)
     ctx = ProbeContext(
@@ -235,17 +275,22 @@ def _run(texts: Any, y: Any, options: dict, params: dict) -> ProbeResult:
         options=options, n_jobs=options["n_jobs"], random_state=options["random_state"])
     try:
         _encode(ctx, options["layers"])
-        for stage, families in _stages(registered()):
-            _run_stage(ctx, stage, families)
-        if not ctx.scored:
-            raise ValueError(f"probe: every candidate failed (first: {ctx.failures[0]}); "
-                             "see the warnings")
+        table, folds, recommendation = _study(ctx)
         result = ProbeResult(
-            table=_ranked_table([row for row, _ in ctx.scored]),
-            candidates={cand.key: cand for _, cand in ctx.scored}, task=task,
+            table=table, candidates={cand.key: cand for _, cand in ctx.scored}, task=task,
             scoring=scoring_name, n_splits=len(splits), n_layers=ctx.n_layers,
             model=str(options["model"]), encoding=ctx.encoding, timings=ctx.timings,
-            best_estimator=None)
+            best_estimator=None, fold_scores=folds, recommendation=recommendation,
+            design=_design(options, len(splits)))
+        t0 = time.perf_counter()
+        if options["nested"]:
+            outer = _splits(options["cv"], task, y, len(texts), options["random_state"] + 1)
+            result.nested = outer_estimate(ctx, outer, _study, _inner_splits, "nested fold")
+        if options["test_size"] is not None:
+            result.holdout = outer_estimate(ctx, [_holdout_split(options, task, y)], _study,
+                                            _inner_splits, "held-out split")
+        if options["nested"] or options["test_size"] is not None:
+            ctx.timings["nested"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         if options["refit"]:
             best = result._candidates[result.best["candidate"]]
@@ -277,6 +322,51 @@ def _encode(ctx: ProbeContext, layers: Any) -> None:
         "fingerprint": base.fingerprint_, "random_encoded": None, "truncated": None,
         "chunk": None, "chunk_encoded": None, "seconds": ctx.timings["encode"]})
     ctx.log(f"encoder ran on {ctx.bert.encoded} texts ({ctx.timings['encode']:.1f} s)")
+
+
+def _study(ctx: ProbeContext) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
+    """Every family on ``ctx.splits``: the annotated table, the fold scores, the pick."""
+    for stage, families in _stages(registered()):
+        _run_stage(ctx, stage, families)
+    if not ctx.scored:
+        raise ValueError(f"probe: every candidate failed (first: {ctx.failures[0]}); "
+                         "see the warnings")
+    table = _ranked_table([row for row, _ in ctx.scored])
+    folds = pd.DataFrame.from_dict(ctx.fold_scores, orient="index")
+    folds.columns = [f"split_{i}" for i in range(folds.shape[1])]
+    recommendable = [cand.key for _, cand in ctx.scored if cand.recommendable]
+    table, recommendation = annotate(
+        table, folds, split_ratio(ctx.splits), head_order=list(ctx.heads),
+        recommendable=recommendable, alpha=ctx.options["alpha"],
+        select=ctx.options["select"])
+    return table, folds, recommendation
+
+
+def _design(options: dict, n_splits: int) -> str:
+    """``2 x 5-fold CV`` (or ``7 splits`` for a splitter of the user's)."""
+    cv = options["cv"]
+    if isinstance(cv, Integral) and not isinstance(cv, bool):
+        repeats = options["repeats"]
+        return f"{repeats} x {cv}-fold CV" if repeats > 1 else f"{cv}-fold CV"
+    return f"{n_splits} CV splits"
+
+
+def _inner_splits(ctx: ProbeContext, train: np.ndarray) -> list:
+    """The probe's own folds, on the rows ``train`` only (as indices of all rows)."""
+    opts = ctx.options
+    inner = _splits(opts["cv"], ctx.task, ctx.y[train], len(train), opts["random_state"],
+                    opts["repeats"])
+    return [(train[a], train[b]) for a, b in inner]
+
+
+def _holdout_split(options: dict, task: str, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    cls = StratifiedShuffleSplit if task == "classification" else ShuffleSplit
+    splitter = cls(n_splits=1, test_size=options["test_size"],
+                   random_state=options["random_state"])
+    try:
+        return next(splitter.split(np.zeros(len(y)), y))
+    except ValueError as exc:
+        raise ValueError(f"test_size={options['test_size']}: {exc}") from exc
 
 
 def _stages(families: list) -> list[tuple[str, list]]:
@@ -349,24 +439,30 @@ def _infer_task(y: np.ndarray, task: str) -> str:
     raise ValueError(f"y must be one label or one number per text; got a {kind!r} target")
 
 
-def _splits(cv: Any, task: str, y: np.ndarray, n: int, random_state: int) -> list:
-    """The folds: shuffled (stratified) K-fold for an int, else the user's splitter."""
+def _splits(cv: Any, task: str, y: np.ndarray, n: int, random_state: int,
+            repeats: int = 1) -> list:
+    """The folds: shuffled (stratified) K-fold, ``repeats`` times, for an int, else the
+    user's splitter (one pass)."""
     cv = 5 if cv is None else cv
     if not (isinstance(cv, Integral) and not isinstance(cv, bool)):
+        if repeats != 1:
+            raise ValueError(f"repeats={repeats} needs cv as an int; pass a "
+                             "RepeatedStratifiedKFold (or RepeatedKFold) as cv instead")
         return list(check_cv(cv, y, classifier=task == "classification").split(np.zeros(n), y))
     if task == "classification":
         labels, counts = np.unique(y, return_counts=True)
         if len(labels) < 2:
             raise ValueError("y holds a single class; a probe needs at least two")
         if counts.min() < cv:
-            rare = labels[counts.argmin()]
+            rare = labels.tolist()[counts.argmin()]  # 9.0, not np.float64(9.0)
+            numbers = np.asarray(y).dtype.kind == "f"  # 3.0, 4.5 ... read as classes
             raise ValueError(
                 f"class {rare!r} has only {counts.min()} example(s), fewer than cv={cv} "
-                "folds; lower cv, drop rare classes, or pass a splitter as cv")
-        splitter = StratifiedKFold(int(cv), shuffle=True, random_state=random_state)
-    else:
-        splitter = KFold(int(cv), shuffle=True, random_state=random_state)
-    return list(splitter.split(np.zeros(n), y))
+                "folds; lower cv, drop rare classes, or pass a splitter as cv"
+                + ("; if y holds numbers to predict, not classes, pass task='regression' "
+                   "(bertfeat probe --task regression)" if numbers else ""))
+    return cv_splits(y, int(cv), repeats, stratify=task == "classification",
+                     random_state=random_state)
 
 
 def _probe_store(cache: Any) -> tuple[FeatureStore, tempfile.TemporaryDirectory | None]:
