@@ -11,9 +11,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["BertClassifier", "BertFeaturizer", "BertRegressor", "BertWordFeaturizer", "FeatureStore",
-           "TextUnion", "WordTagger",
-           "__version__"]
+__all__ = ["BertClassifier", "BertFeaturizer", "BertRegressor", "BertWordFeaturizer",
+           "FeatureStore", "TextUnion", "WordTagger", "__version__"]
 __version__ = "0.1.0"
 
 #: public name -> module that defines it
