@@ -11,12 +11,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["BertClassifier", "BertFeaturizer", "BertRegressor", "FeatureStore", "TextUnion",
-           "__version__"]
+__all__ = ["BertClassifier", "BertFeaturizer", "BertRegressor", "BertWordFeaturizer",
+           "FeatureStore", "TextUnion", "WordTagger", "__version__"]
 __version__ = "0.1.0"
 
 #: public name -> module that defines it
 _LAZY = {"BertFeaturizer": ".featurizer", "FeatureStore": ".store", "TextUnion": ".union",
+         "BertWordFeaturizer": ".words", "WordTagger": ".words",
          "BertClassifier": ".finetune", "BertRegressor": ".finetune"}
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "quiet_transformers",
     "cpu_flags",
     "int8_path",
+    "FAST_INT8_PATHS",
     "STORE_FORMAT",
     "random_init_model",
 ]
@@ -690,11 +691,14 @@ def cpu_has_fast_bf16() -> bool:
     return False
 
 
-#: CPU features that give int8 matrix products a fast kernel, best first, and the path's
-#: name. Measured (benchmarks/bench_encode.py, the int8 rows): with AMX or AVX512-VNNI
-#: per-token int8 beats fp32; with AVX2 alone oneDNN's int8 GEMM is no faster than fp32
-#: and int8 ran 39x slower than fp32 on an AVX2-only AMD EPYC (issue 17), so it is refused
+#: CPU features that give int8 matrix products a dot-product kernel, best first, and the
+#: path's name (what oneDNN's GEMM behind ``torch._int_mm`` uses)
 INT8_PATHS = (("amx_int8", "amx"), ("avx512_vnni", "avx512_vnni"), ("avx_vnni", "avx_vnni"))
+#: the paths where per-token int8 encoding was measured faster than fp32
+#: (benchmarks/README.md): AMX 1.25x. AVX512-VNNI without AMX: 0.5x (slower; the per-token
+#: quantisation ops cost more than the int8 GEMM saves); AVX2 alone: up to 39x slower
+#: (issue 17). precision="int8" is refused on every other path.
+FAST_INT8_PATHS = ("amx",)
 #: ONEDNN_MAX_CPU_ISA values (prefixes) that keep oneDNN off every int8 dot-product kernel
 _ONEDNN_NO_VNNI = ("SSE41", "AVX", "AVX2", "AVX512_CORE")
 
@@ -727,19 +731,23 @@ def int8_path(flags: frozenset[str] | None = None) -> str | None:
     return None
 
 
-def _int8_refusal(flags: frozenset[str]) -> str:
+def _int8_refusal(flags: frozenset[str], path: str | None) -> str:
     shown = ", ".join(sorted(f for f in flags if f.startswith(("avx", "amx", "sse4")))) \
         or "none readable"
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
-    why = (f"ONEDNN_MAX_CPU_ISA={cap} keeps oneDNN off them" if cap and cap.upper()
-           in _ONEDNN_NO_VNNI else f"this one has none (vector flags: {shown})")
+    if path is not None:
+        why = (f"this CPU's int8 path is {path} without AMX, where per-token int8 encoding "
+               "was measured at about half the speed of fp32")
+    elif cap and cap.upper() in _ONEDNN_NO_VNNI:
+        why = f"ONEDNN_MAX_CPU_ISA={cap} keeps oneDNN off the int8 dot-product kernels"
+    else:
+        why = ("this CPU has no int8 dot-product instructions (vector flags: "
+               f"{shown}), where int8 encoding was measured up to 39x slower than fp32")
     return (
-        "precision='int8' needs a CPU with int8 dot-product instructions (AMX, AVX512-VNNI "
-        f"or AVX-VNNI); {why}. Without them int8 matrix "
-        "products are no faster than fp32, and int8 encoding was measured up to 39x slower "
-        "than fp32 on an AVX2-only CPU. Use precision='fp32' (or 'auto'), or export the "
-        "fitted pipeline with `bertfeat export` and run it with onnxruntime "
-        "(bertfeat.runtime).")
+        "precision='int8' is used only where it is faster than fp32: CPUs with AMX "
+        f"(amx_int8); {why}. Use precision='fp32' (or 'auto', which picks bf16 where the "
+        "CPU has it), or export the fitted pipeline with `bertfeat export` and run it with "
+        "onnxruntime (bertfeat.runtime).")
 
 
 def resolve_precision(precision: str, device: str) -> str:
@@ -747,8 +755,8 @@ def resolve_precision(precision: str, device: str) -> str:
 
     ``bf16`` on CPUs with AMX/AVX512-BF16 and on GPUs that support bf16, ``fp16`` on older
     CUDA GPUs, ``fp32`` otherwise. Never ``int8``: its mean cosine to fp32 (about 0.997) is
-    under the 0.999 that ``auto`` keeps. An explicit ``int8`` is refused on a CPU without
-    a fast int8 path (:func:`int8_path`).
+    under the 0.999 that ``auto`` keeps. An explicit ``int8`` is refused on a CPU whose
+    int8 path (:func:`int8_path`) is not in :data:`FAST_INT8_PATHS`.
     """
     kind = device.split(":")[0]
     if precision == "auto":
@@ -765,8 +773,9 @@ def resolve_precision(precision: str, device: str) -> str:
         raise ValueError("precision='int8' (dynamic quantization) runs on the CPU only")
     if precision == "int8":
         flags = cpu_flags()
-        if int8_path(flags) is None:
-            raise ValueError(_int8_refusal(flags))
+        path = int8_path(flags)
+        if path not in FAST_INT8_PATHS:
+            raise ValueError(_int8_refusal(flags, path))
     return precision
 
 
