@@ -96,9 +96,11 @@ def summary_line(result: ProbeResult) -> str | None:
         k - 1) / k
     diff = float(row["mean_score"] - best["mean_score"])
     proportion = result.scoring.startswith(report.PROPORTION_METRICS)
-    gain = f"{100 * diff:+.1f} points" if proportion else f"{diff:+.4f}"
+    gain = f"{100 * abs(diff):.1f} points" if proportion else f"{abs(diff):.4f}"
+    side = "over" if diff >= 0 else "below"
     ratio = float(row["fit_time"]) / max(frozen_fit, 1e-9)
-    return (f"fine-tuning: {gain} over the best frozen pipeline at {ratio:.0f}× the fit time "
+    return (f"fine-tuning: {'+' if diff >= 0 else '-'}{gain} {side} the best frozen pipeline "
+            f"at {ratio:.0f}× the fit time "
             f"({row['fit_time']:.1f} s vs {frozen_fit:.1f} s per fold, encoding included; "
             f"{result.scoring} {row['mean_score']:.4f} vs {best['mean_score']:.4f})")
 
