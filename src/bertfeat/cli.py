@@ -90,7 +90,7 @@ def _dir_size(path: Path) -> int:
 def _store(args: argparse.Namespace):
     from .store import FeatureStore
 
-    return FeatureStore(args.cache_dir) if args.cache_dir else FeatureStore()
+    return FeatureStore.from_cache(args.cache_dir or "auto")
 
 
 def _featurizer_params(args: argparse.Namespace) -> dict:
@@ -280,14 +280,14 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 def _encoded(store: Any, fingerprint: str) -> int:
     if not store:
         return 0
-    return int(store.stats()["models"].get(fingerprint, {}).get("encoded", 0))
+    return store.encoded_count(fingerprint)
 
 
 # --------------------------------------------------------------------------------- cache
 def _cmd_cache_info(args: argparse.Namespace) -> int:
     store = _store(args)
     stats = store.stats()
-    random_dir = Path(store.directory) / "random-init"
+    random_dir = store.random_init_directory
     stats["random_init"] = {"directory": str(random_dir),
                             "models": sorted(p.name for p in random_dir.iterdir()
                                              if p.is_dir()) if random_dir.is_dir() else [],
@@ -330,7 +330,7 @@ def _cmd_cache_clear(args: argparse.Namespace) -> int:
     store = _store(args)
     removed = store.clear(model=args.model)
     if args.model is None:
-        random_dir = Path(store.directory) / "random-init"
+        random_dir = store.random_init_directory
         if random_dir.is_dir():
             shutil.rmtree(random_dir)
         print(f"cleared the feature store at {store.directory}: {removed:,} rows removed")
@@ -344,6 +344,9 @@ def _cmd_cache_clear(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------------- parser
 def _parser() -> argparse.ArgumentParser:
+    from .models import PRECISIONS
+    from .pooling import COMBINES, POOLINGS
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--cache-dir", default=argparse.SUPPRESS, metavar="DIR",
                         help="feature store directory (default: $BERTFEAT_CACHE_DIR or the "
@@ -354,7 +357,7 @@ def _parser() -> argparse.ArgumentParser:
                                  "directory")
     model_opts.add_argument("--max-length", type=int, default=None, help="token limit")
     model_opts.add_argument("--precision", default=None,
-                            choices=["auto", "fp32", "bf16", "fp16", "int8"])
+                            choices=PRECISIONS)
     model_opts.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N, mps")
     model_opts.add_argument("--batch-size", type=int, default=None)
     model_opts.add_argument("--no-cache", action="store_true",
@@ -428,8 +431,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="'all' or comma-separated hidden states (default -1; write "
                         "--layers=-4,-3,-2,-1 for negative lists)")
     e.add_argument("--pooling", default="mean",
-                   choices=["cls", "mean", "max", "mean_max", "first_last", "pooler"])
-    e.add_argument("--layer-combine", default="concat", choices=["concat", "mean", "sum"])
+                   choices=POOLINGS)
+    e.add_argument("--layer-combine", default="concat", choices=COMBINES)
     e.add_argument("--normalize", action="store_true", help="L2-normalise each row")
     e.add_argument("--keep-cols", default=None,
                    help="comma-separated columns copied into the Parquet output")

@@ -16,11 +16,11 @@ import hashlib
 import json
 import os
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .lru import LRU
 from .store import STORE_FORMAT
 
 __all__ = [
@@ -33,9 +33,12 @@ __all__ = [
     "resolve_device",
     "resolve_precision",
     "STORE_FORMAT",
+    "PRECISIONS",
     "random_init_model",
 ]
 
+#: values of a featurizer's ``precision`` (see :func:`resolve_precision`)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 #: what a precision name means in the fingerprint (int8 is per-token dynamic quantization,
 #: see :mod:`bertfeat._linear`; a change of scheme must not reuse old vectors)
 _PRECISION_TAGS = {"int8": "int8-per-token-v1"}
@@ -585,12 +588,12 @@ def _load(info: ModelInfo, *, depth: int, device: str, precision: str,
     return tokenizer, model
 
 
-_loaded: OrderedDict[tuple, tuple[Any, Any]] = OrderedDict()
 _loaded_lock = threading.Lock()
 _key_locks: dict[tuple, threading.Lock] = {}
 _load_count = 0
 #: loaded (tokenizer, model) pairs kept per process, so clones in a search share them
 MAX_LOADED = 2
+_loaded: LRU[tuple, tuple[Any, Any]] = LRU(MAX_LOADED)
 
 
 def load_shared(info: ModelInfo, *, depth: int, device: str, precision: str,
@@ -604,22 +607,20 @@ def load_shared(info: ModelInfo, *, depth: int, device: str, precision: str,
     global _load_count
     key = (str(info.path), info.revision, depth, device, precision, trust_remote_code)
     with _loaded_lock:
-        if key in _loaded:
-            _loaded.move_to_end(key)
-            return _loaded[key]
+        pair = _loaded.get(key)
+        if pair is not None:
+            return pair
         key_lock = _key_locks.setdefault(key, threading.Lock())
     with key_lock:
         with _loaded_lock:
-            if key in _loaded:  # another thread loaded it while we waited
-                _loaded.move_to_end(key)
-                return _loaded[key]
+            pair = _loaded.get(key)  # another thread may have loaded it while we waited
+            if pair is not None:
+                return pair
         pair = load(info, depth=depth, device=device, precision=precision,
                     trust_remote_code=trust_remote_code)
         with _loaded_lock:
-            _loaded[key] = pair
+            _loaded.put(key, pair)
             _load_count += 1
-            while len(_loaded) > MAX_LOADED:
-                _loaded.popitem(last=False)
     return pair
 
 

@@ -248,10 +248,9 @@ def _run(texts: Any, y: Any, options: dict, params: dict) -> ProbeResult:
             best_estimator=None)
         t0 = time.perf_counter()
         if options["refit"]:
-            best = result._candidates[result.best["candidate"]]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                result.best_estimator = best.fit_all(texts, y)
+                result.best_estimator = result.candidate().fit_all(texts, y)
         ctx.timings["refit"] = time.perf_counter() - t0
         ctx.timings["total"] = time.perf_counter() - started
         ctx.log(f"done in {ctx.timings['total']:.1f} s")

@@ -139,10 +139,24 @@ class ProbeResult:
         -------
         Pipeline
         """
-        key = self.best["candidate"] if candidate is None else candidate
+        return self.candidate(candidate).build()
+
+    def candidate(self, key: str | None = None) -> Candidate:
+        """The :class:`~bertfeat.probe.candidates.Candidate` behind a table row.
+
+        Parameters
+        ----------
+        key : str, optional
+            A value of the ``candidate`` column; default: the best.
+
+        Returns
+        -------
+        Candidate
+        """
+        key = self.best["candidate"] if key is None else key
         if key not in self._candidates:
             raise KeyError(f"no candidate {key!r}; see result.table['candidate']")
-        return self._candidates[key].build()
+        return self._candidates[key]
 
     @property
     def best_code(self) -> str:
