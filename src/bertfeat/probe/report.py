@@ -49,6 +49,9 @@ def summary(result: ProbeResult, top: int = 12) -> str:
     note = result.encoding.get("chunk")
     if note:
         lines.append(f"long texts: {note}")
+    control = result.encoding.get("control")
+    if control:
+        lines.append(f"control: {control}")
     proportion = metric.startswith(PROPORTION_METRICS)
     gains = []
     for name, label in (("last_layer", "last layer"), ("tfidf", "TF-IDF"),

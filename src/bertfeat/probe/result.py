@@ -65,7 +65,8 @@ class ProbeResult:
     encoding : dict
         ``texts``, ``unique_texts``, ``encoded`` (texts the encoder ran on, from the
         store's ``encoded`` counter: 0 when every text was already stored, never more than
-        ``unique_texts``), ``random_encoded``, ``fingerprint``, ``seconds``;
+        ``unique_texts``), ``random_encoded``, ``control`` (how the random-weights
+        control was computed), ``fingerprint``, ``seconds``;
         ``truncated`` (distinct texts longer than ``max_length``), ``chunk`` (whether and
         why the chunked candidates ran), ``chunk_encoded``, ``chunk_seconds``.
     task : str
