@@ -96,12 +96,12 @@ def test_cpu_feature_detection_reads_cpuinfo(monkeypatch, tmp_path):
 
 
 # --------------------------------------------------------------------------- fingerprint
-def test_precision_is_part_of_the_fingerprint(tiny_model):
+def test_precision_is_part_of_the_fingerprint(tiny_model, tmp_path):
     info = models.resolve_model(tiny_model)
     prints = {p: models.fingerprint(info, max_length=64, precision=p)
               for p in ("fp32", "bf16", "fp16", "int8")}
     assert len(set(prints.values())) == 4
-    fitted = {p: BertFeaturizer(model=tiny_model, precision=p, cache=False,
+    fitted = {p: BertFeaturizer(model=tiny_model, precision=p, cache=str(tmp_path / "s"),
                                 device="cpu").fit(["x"]).fingerprint_
               for p in ("fp32", "bf16", "int8")}
     assert fitted == {p: prints[p] for p in fitted}

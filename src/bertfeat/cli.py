@@ -9,7 +9,9 @@
     bertfeat cache clear [--model M]
 
 Every command takes ``--cache-dir DIR`` (default: ``$BERTFEAT_CACHE_DIR`` or the per-user
-cache directory).
+cache directory). ``probe`` and ``embed`` read DATA with :mod:`bertfeat.tables`: one row per
+record or a message saying why (``--quoting``, ``--on-bad-input``). Ctrl-C exits with status
+130; vectors encoded so far stay in the store.
 """
 
 from __future__ import annotations
@@ -35,18 +37,46 @@ class CliError(Exception):
 
 
 # ------------------------------------------------------------------------------ helpers
-def _read_table(path: str) -> Any:
-    import pandas as pd
+def _read_rows(args: argparse.Namespace, keep: list[str] | None = None,
+               labels: bool = False) -> tuple[Any, Any, Any]:
+    """Read DATA faithfully (see :mod:`bertfeat.tables`): the frame, texts and labels.
 
-    file = Path(path)
-    if not file.exists():
-        raise CliError(f"{path}: no such file")
-    suffixes = "".join(file.suffixes[-2:]).lower()
-    if suffixes.endswith(".parquet"):
-        return pd.read_parquet(file)
-    sep = "\t" if ".tsv" in suffixes else ","
-    # keep_default_na=False: an empty text is an empty string, not NaN
-    return pd.read_csv(file, sep=sep, keep_default_na=False)
+    Every record is a row, or a note on stderr says why not. Missing texts follow
+    ``--on-bad-input`` (an error naming the lines, or the empty string with a note);
+    missing labels are an error naming the lines.
+    """
+    from .tables import TableError, read_table
+
+    try:
+        table = read_table(args.data, text_cols=[args.text_col], quoting=args.quoting)
+    except TableError as exc:
+        raise CliError(str(exc)) from exc
+    for note in table.notes:
+        print(f"bertfeat: note: {note}", file=sys.stderr)
+    df = table.frame
+    texts = _column(df, args.text_col, "text")
+    for col in keep or ():
+        _column(df, col, "keep")
+    y = _column(df, args.label_col, "label") if labels else None
+    missing = [int(i) for i in texts.index[texts.isna()]]
+    if missing and args.on_bad_input == "raise":
+        raise CliError(
+            f"{args.data}: the text column {args.text_col!r} is empty on "
+            f"{table.where(missing)} ({len(missing)} of {len(df)} rows). Fill or drop those "
+            "rows, or pass --on-bad-input empty to encode them as the empty string.")
+    if missing:
+        texts = texts.where(texts.notna(), "")
+        print(f"bertfeat: note: {len(missing)} empty text(s) (first: "
+              f"{table.where(missing[:1])}) encoded as the empty string (--on-bad-input "
+              "empty)", file=sys.stderr)
+    if y is not None:
+        unlabelled = [int(i) for i in y.index[y.isna()]]
+        if unlabelled:
+            raise CliError(
+                f"{args.data}: the label column {args.label_col!r} is empty on "
+                f"{table.where(unlabelled)} ({len(unlabelled)} of {len(df)} rows). Rows "
+                "without a label cannot be scored: fill or drop them.")
+    return df, texts, y
 
 
 def _column(df: Any, name: str, what: str) -> Any:
@@ -69,6 +99,17 @@ def _parse_layers(value: str) -> str | int | list[int]:
     if not items:
         raise argparse.ArgumentTypeError("layers must name at least one layer")
     return items[0] if len(items) == 1 else items
+
+
+def _row_limit(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(
+            f"--limit must be a whole number of rows >= 0 (0 = all), got {value!r}")
+    return number
 
 
 def _split_list(value: str) -> list[str]:
@@ -155,12 +196,13 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     else:
         if args.dataset:
             raise CliError("give either DATA or --dataset, not both")
-        df = _read_table(args.data)
+        df, texts, y = _read_rows(args, labels=True)
         limit = args.limit
         source = args.data
         label = Path(args.data).stem
-    texts = _column(df, args.text_col, "text")
-    y = _column(df, args.label_col, "label")
+    if args.data is None:
+        texts = _column(df, args.text_col, "text")
+        y = _column(df, args.label_col, "label")
     texts, y, subset = _stratified_subset(texts.reset_index(drop=True),
                                           y.reset_index(drop=True), limit or 0, args.seed,
                                           min_per_class=args.cv)
@@ -242,18 +284,18 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     kind = output.suffix.lower()
     if kind not in (".parquet", ".npy"):
         raise CliError(f"-o {args.output}: the extension must be .parquet or .npy")
-    df = _read_table(args.data)
-    texts = _column(df, args.text_col, "text")
     keep = _split_list(args.keep_cols) if args.keep_cols else []
-    for col in keep:
-        _column(df, col, "keep")
+    df, texts, _ = _read_rows(args, keep=keep)
+    n_read = len(df)
     if args.limit:
         df, texts = df.head(args.limit), texts.head(args.limit)
+    rows = (f"all {n_read:,} rows of {args.data}" if len(df) == n_read else
+            f"the first {len(df):,} of {n_read:,} rows of {args.data} (--limit)")
     store = _store(args) if not args.no_cache else False
     featurizer = BertFeaturizer(
         model=args.model, layers=args.layers, pooling=args.pooling,
         layer_combine=args.layer_combine, normalize=args.normalize, cache=store,
-        on_bad_input="empty", **_featurizer_params(args))
+        **_featurizer_params(args))
     started = time.perf_counter()
     featurizer.fit(texts)
     before = _encoded(store, featurizer.fingerprint_)
@@ -273,7 +315,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         frame.reset_index(drop=True).to_parquet(output, index=False)
     print(f"wrote {X.shape[0]:,} x {X.shape[1]:,} features (model {args.model!r}, layers "
           f"{featurizer.layers_}, pooling {args.pooling!r}) to {output} in {seconds:.1f} s; "
-          f"encoder ran on {encoded:,} texts")
+          f"encoder ran on {encoded:,} texts; rows: {rows}")
     return 0
 
 
@@ -362,6 +404,13 @@ def _parser() -> argparse.ArgumentParser:
     model_opts.add_argument("--batch-size", type=int, default=None)
     model_opts.add_argument("--no-cache", action="store_true",
                             help="do not keep vectors in the feature store")
+    model_opts.add_argument("--quoting", default="auto", choices=["auto", "csv", "none"],
+                            help="quotes in DATA: auto (CSV quoting; for TSV too unless a "
+                                 "quote is not such quoting), csv, or none (quotes are text, "
+                                 "every line is a row)")
+    model_opts.add_argument("--on-bad-input", default="raise", choices=["raise", "empty"],
+                            help="an empty text cell: raise (an error naming the lines) or "
+                                 "empty (encode it as the empty string)")
 
     parser = argparse.ArgumentParser(
         prog="bertfeat", parents=[common],
@@ -383,7 +432,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None,
                    help=f"shipped dataset to use without DATA (default {DEMO_DATASET}; "
                         "see bertfeat.datasets.DATASETS)")
-    p.add_argument("--limit", type=int, default=None,
+    p.add_argument("--limit", type=_row_limit, default=None,
                    help="use a stratified subset of N rows (0 = all); the demo without "
                         f"DATA uses {DEMO_LIMIT}")
     p.add_argument("--cv", type=int, default=5, help="folds (default 5)")
@@ -436,7 +485,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--normalize", action="store_true", help="L2-normalise each row")
     e.add_argument("--keep-cols", default=None,
                    help="comma-separated columns copied into the Parquet output")
-    e.add_argument("--limit", type=int, default=None, help="first N rows only")
+    e.add_argument("--limit", type=_row_limit, default=None,
+                   help="first N rows only (0 = all)")
     e.set_defaults(func=_cmd_embed)
 
     c = sub.add_parser("cache", parents=[common], help="inspect or clear the feature store")
@@ -452,6 +502,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted(args: argparse.Namespace) -> str:
+    """What to tell a user who pressed Ctrl-C: whether the work done so far is kept."""
+    if getattr(args, "command", None) not in ("probe", "embed"):
+        return "bertfeat: interrupted"
+    if getattr(args, "no_cache", False):
+        return ("bertfeat: interrupted; nothing was kept (--no-cache): a rerun encodes "
+                "every text again")
+    from .store import default_cache_dir
+
+    where = args.cache_dir or default_cache_dir()
+    return (f"bertfeat: interrupted; the vectors encoded so far are kept in the feature "
+            f"store at {where}: running the same command again encodes only the rest")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``bertfeat`` command line.
 
@@ -463,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit status: 0 on success, 2 on a usage or input error.
+        Exit status: 0 on success, 2 on a usage or input error, 130 when interrupted
+        (Ctrl-C; vectors already encoded stay in the store).
     """
     parser = _parser()
     args = parser.parse_args(argv)
@@ -474,6 +539,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(_interrupted(args), file=sys.stderr)
+        return 130
     except CliError as exc:
         print(f"bertfeat: error: {exc}", file=sys.stderr)
         return 2

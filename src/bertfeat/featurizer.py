@@ -134,9 +134,12 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         Device in use.
     precision_ : str
         Precision in use.
-    fingerprint_ : str
+    fingerprint_ : str or None
         Hash of everything that changes a vector (weights, config, tokenizer, limits,
-        precision); the store's key prefix.
+        precision); the store's key prefix. ``None`` with ``cache=False``/``None`` (no
+        store needs it, so ``fit`` does not hash the weights). Checked against the model's
+        files before vectors are read or written (again after unpickling, or when the
+        files change): files that no longer give it raise ``ModelChangedError``.
     n_features_out_ : int
         Output width.
     feature_names_out_ : ndarray of str
@@ -286,6 +289,10 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
                 f"({info.max_length} tokens)")
         if self.max_length is not None and self.max_length < 2:
             raise ValueError("max_length must leave room for the special tokens (>= 2)")
+        if self.long_text == "chunk" and self.max_length is not None and self.max_length < 3:
+            raise ValueError(
+                f"long_text='chunk' with max_length={self.max_length}: a window holds the "
+                "special tokens and at least one token of text, so max_length must be >= 3.")
         return layers
 
     # ---------------------------------------------------------------------------- fit
@@ -340,10 +347,15 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         else:
             chunking = {}
         self.chunk_stride_ = chunking.get("chunk_stride")
-        self.fingerprint_ = models.fingerprint(
-            info, max_length=max_length, precision=precision, long_text=self.long_text,
-            extra=chunking, persistent=store)
+        # what the fingerprint hashes besides the files, to check it again later
+        self._fingerprint_settings = {"max_length": max_length, "precision": precision,
+                                      "long_text": self.long_text, "extra": chunking}
+        self._rt_signature = models.model_signature(info)
+        # without a store nothing needs the weights' digest: no hashing of the weights
+        self.fingerprint_ = None
         if store is not None:
+            self.fingerprint_, self._rt_signature = models.checked_fingerprint(
+                info, persistent=store, **self._fingerprint_settings)
             store.register(self.fingerprint_, {
                 "model": info.spec, "path": str(info.path), "revision": info.revision,
                 "model_type": info.model_type, "n_layers": info.n_layers,
@@ -463,6 +475,40 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
             self._rt_store = self._usable_store(FeatureStore.from_cache(self.cache))
         return self._rt_store
 
+    def _check_model_files(self, store: FeatureStore | None) -> None:
+        """Make sure the model's files still give the fitted fingerprint.
+
+        A few ``stat`` calls and 128 KiB read per file when nothing changed since the last
+        check in this process; after unpickling (a new process) or a change of the files,
+        the fingerprint is computed again (weight digests are remembered by the store) and
+        must equal ``fingerprint_``: vectors are never read or written under a fingerprint
+        that does not describe the weights they are encoded with.
+        """
+        info = self._runtime_info()
+        signature = models.model_signature(info)
+        if signature == self.__dict__.get("_rt_signature"):
+            if store is None or self.fingerprint_ is not None:
+                return
+        settings = self.__dict__.get("_fingerprint_settings") or {
+            "max_length": self.max_length_, "precision": self.precision_,
+            "long_text": self.long_text,
+            "extra": {} if self.chunk_stride_ is None else {
+                "chunk_stride": self.chunk_stride_, "max_chunks": int(self.max_chunks)}}
+        if store is None and self.fingerprint_ is None:
+            self._rt_signature = signature  # fitted without a store: nothing to compare
+            return
+        current, signature = models.checked_fingerprint(info, persistent=store, **settings)
+        if self.fingerprint_ is None:  # fitted without a store, given one since
+            self.fingerprint_ = current
+        elif current != self.fingerprint_:
+            raise models.ModelChangedError(
+                f"model={info.spec!r}: the files in {info.path} changed since this "
+                f"BertFeaturizer was fitted (fingerprint {self.fingerprint_} at fit, "
+                f"{current} now). Its stored vectors, and any estimator trained on its "
+                "features, belong to the old files. Fit it again to use the new files, or "
+                "put the old files back.")
+        self._rt_signature = signature
+
     def _vectors(self, texts: list[str], counts: np.ndarray | None = None,
                  ) -> tuple[dict[int, np.ndarray], np.ndarray | None]:
         """Per needed layer the (n, 3, hidden) statistics of each text, and the pooler.
@@ -474,6 +520,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         want_pooler = self.pooling == "pooler"
         n, hidden = len(texts), self.hidden_size_
         store = self._runtime_store()
+        self._check_model_files(store)
         if store is not None:
             digests = [text_digest(t) for t in texts]
             hit = store.read(self.fingerprint_, digests, needed, hidden, pooler=want_pooler)
@@ -516,7 +563,8 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         info = self._runtime_info()
         tokenizer, model = models.load_shared(
             info, depth=depth, device=self.device_, precision=self.precision_,
-            trust_remote_code=self.trust_remote_code)
+            trust_remote_code=self.trust_remote_code,
+            signature=self.__dict__.get("_rt_signature"))
         batch_texts = [texts[i] for i in missing]
 
         writing = [store is not None]  # a failed write turns the store off for this call

@@ -27,6 +27,10 @@ __all__ = [
     "ModelInfo",
     "resolve_model",
     "fingerprint",
+    "checked_fingerprint",
+    "ModelChangedError",
+    "file_signature",
+    "model_signature",
     "load",
     "load_count",
     "check_custom_code",
@@ -57,11 +61,13 @@ _TOKENIZER_FILES = (
     "sentencepiece.bpe.model",
 )
 _WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.bin")
-_DECODER_ONLY_TYPES = {
-    "gpt2", "gpt_neo", "gpt_neox", "gptj", "llama", "mistral", "mixtral", "qwen2", "qwen3",
-    "phi", "phi3", "falcon", "opt", "bloom", "gemma", "gemma2", "gemma3", "olmo", "codegen",
-    "ctrl", "transfo-xl", "xlnet", "mpt", "stablelm", "starcoder2", "cohere",
-}
+#: file names a fast tokenizer can be built from (one of them must exist)
+_VOCAB_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spm.model",
+                "sentencepiece.bpe.model", "tokenizer.model")
+#: bytes hashed at each end of a weight file for its cheap signature (see file_signature)
+_EDGE_BYTES = 1 << 16
+#: top-level parameter groups a checkpoint may lack: heads bertfeat never uses
+_OPTIONAL_WEIGHTS = ("pooler.",)
 
 
 @dataclass(frozen=True)
@@ -135,8 +141,47 @@ def _hub_snapshot(repo_id: str, revision: str | None) -> Path:
 
 
 def _read_json(path: Path) -> dict:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    """A JSON object from ``path``, or a ``ValueError`` naming the file and what is wrong."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            value = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(
+            f"{path} is not valid JSON ({exc}); repair or replace the file (e.g. download "
+            "the model again)."
+        ) from exc
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"{path} holds a JSON {type(value).__name__}, not an object of settings; "
+            "repair or replace the file (e.g. download the model again)."
+        )
+    return value
+
+
+def _check_safetensors(file: Path) -> None:
+    """Refuse a truncated or garbled ``.safetensors`` file (reads its header only)."""
+    size = file.stat().st_size
+    try:
+        with open(file, "rb") as fh:
+            head = fh.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if not 0 < n <= size - 8:
+                raise ValueError("the header length is out of range")
+            header = json.loads(fh.read(n))
+        ends = [int(entry["data_offsets"][1]) for name, entry in header.items()
+                if name != "__metadata__"]
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise ValueError(
+            f"{file} is not a readable safetensors file ({exc}); the download or copy is "
+            "probably incomplete: fetch the weights again."
+        ) from exc
+    expected = 8 + n + max(ends, default=0)
+    if expected != size:
+        raise ValueError(
+            f"{file} is truncated or padded: its header describes {expected:,} bytes but "
+            f"the file has {size:,}. The download or copy is incomplete: fetch the "
+            "weights again."
+        )
 
 
 def _has_pooler_weights(path: Path, model_type: str) -> bool:
@@ -154,30 +199,53 @@ def _has_pooler_weights(path: Path, model_type: str) -> bool:
     return model_type in {"bert", "roberta", "xlm-roberta", "camembert", "ernie"}
 
 
+def _is_decoder_only(config: dict) -> bool:
+    """Whether a config describes a causal (decoder-only) language model.
+
+    Decided from the config, not from a list of names: ``is_decoder``, an architecture
+    named as a causal LM, or a ``model_type`` that transformers maps to a causal-LM class
+    but to no masked-LM class (encoders such as BERT and RoBERTa have both).
+    """
+    if config.get("is_decoder"):
+        return True
+    archs = config.get("architectures") or []
+    if any(isinstance(a, str) and a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
+        return True
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    model_type = config.get("model_type", "")
+    return (model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+            and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+
+
 def _check_supported(config: dict, spec: str) -> None:
     model_type = config.get("model_type", "")
-    archs = config.get("architectures") or []
     if config.get("is_encoder_decoder"):
         raise ValueError(
             f"Model {spec!r} ({model_type}) is an encoder-decoder model; bertfeat supports "
             "encoder-only models (BERT, RoBERTa, DistilBERT, ELECTRA, DeBERTa, XLM-R ...)."
         )
-    if (
-        config.get("is_decoder")
-        or model_type in _DECODER_ONLY_TYPES
-        or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
-    ):
+    if _is_decoder_only(config):
         raise ValueError(
-            f"Model {spec!r} ({model_type}) is a decoder-only (causal) language model; "
-            "bertfeat supports encoder-only models (BERT, RoBERTa, DistilBERT, ELECTRA, "
-            "DeBERTa, XLM-R ...)."
+            f"Model {spec!r} ({model_type}) is a decoder-only (causal) language model: each "
+            "token sees only the tokens before it, so its pooled vectors are not sentence "
+            "features. bertfeat supports encoder-only models (BERT, RoBERTa, DistilBERT, "
+            "ELECTRA, DeBERTa, XLM-R ...)."
         )
 
 
 def _n_layers(config: dict, spec: str) -> int:
     for key in ("num_hidden_layers", "n_layers", "num_layers"):
-        if isinstance(config.get(key), int):
-            return config[key]
+        value = config.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise ValueError(
+                    f"Model {spec!r}: config.json says {key}={value}; an encoder needs at "
+                    "least one transformer layer. Fix config.json (or use another model).")
+            return value
     raise ValueError(f"Model {spec!r}: config.json does not say how many layers it has")
 
 
@@ -242,6 +310,7 @@ def resolve_model(model: str, revision: str | None = None) -> ModelInfo:
         raise ValueError(f"model={spec!r}: no config.json in {path}")
     config = _read_json(config_file)
     _check_supported(config, spec)
+    _check_files(path, spec)
     model_type = config.get("model_type", "")
     return ModelInfo(
         spec=spec,
@@ -256,14 +325,65 @@ def resolve_model(model: str, revision: str | None = None) -> ModelInfo:
     )
 
 
+def _check_files(path: Path, spec: str) -> None:
+    """Refuse a directory without tokenizer files or with unreadable weights."""
+    if not any((path / name).exists() for name in _VOCAB_FILES):
+        raise ValueError(
+            f"model={spec!r}: {path} holds no tokenizer files (none of "
+            f"{', '.join(_VOCAB_FILES)}); without them every word would be encoded as the "
+            "unknown token. Copy the tokenizer files of the model into the directory "
+            "(tokenizer.save_pretrained(directory))."
+        )
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        if (path / name).exists():
+            _read_json(path / name)
+    for file in sorted(path.glob("*.safetensors")):
+        _check_safetensors(file)
+
+
 # --------------------------------------------------------------------------- fingerprint
 
-_digest_cache: dict[tuple[str, int, int], str] = {}
+_digest_cache: dict[tuple, str] = {}
+#: (digest key, store directory) pairs known to be remembered by that store
+_digest_told: set[tuple] = set()
 _digest_lock = threading.Lock()
 
 
+def file_signature(path: Path) -> tuple:
+    """A cheap identity of a file's contents: where it is, its size, times and edges.
+
+    ``(device, inode, size, mtime_ns, ctime_ns, hash of the first and last 64 KiB)``.
+    Copying other bytes over a file changes its ``ctime`` even when its size is the same
+    and its ``mtime`` is put back (``touch -d``, ``cp -p``, archives built with a fixed
+    mtime), and a new file (unpacked, moved in) has a new inode; the edge hash catches the
+    rest of what a coarse clock could miss. Reading 128 KiB costs microseconds, hashing a
+    gigabyte seconds: see ``benchmarks/bench_fingerprint.py``.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+
+    Returns
+    -------
+    tuple
+    """
+    with open(path, "rb") as fh:
+        stat = os.fstat(fh.fileno())
+        edges = hashlib.blake2b(fh.read(_EDGE_BYTES), digest_size=16)
+        if stat.st_size > 2 * _EDGE_BYTES:
+            fh.seek(-_EDGE_BYTES, os.SEEK_END)
+        edges.update(fh.read(_EDGE_BYTES))
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns,
+            edges.hexdigest())
+
+
 def file_digest(path: Path, persistent: Any = None) -> str:
-    """SHA-256 of a file, computed once per (path, size, mtime).
+    """SHA-256 of a file, computed once per :func:`file_signature`.
+
+    The digest is remembered in this process and, with ``persistent``, in the store, keyed
+    by the file's path and signature: a warm start reads 128 KiB of the file instead of all
+    of it. A file whose signature changes while it is hashed is hashed again.
 
     Parameters
     ----------
@@ -272,24 +392,67 @@ def file_digest(path: Path, persistent: Any = None) -> str:
     persistent : object with ``get_meta``/``set_meta``, optional
         A store that remembers digests across processes.
     """
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    with _digest_lock:
-        if key in _digest_cache:
-            return _digest_cache[key]
-    meta_key = f"digest:{key[0]}:{key[1]}:{key[2]}"
-    digest = persistent.get_meta(meta_key) if persistent is not None else None
-    if not isinstance(digest, str):
+    resolved = str(Path(path).resolve())
+    for _ in range(3):
+        signature = file_signature(path)
+        key = (resolved, *signature)
+        meta_key = "digest2:" + ":".join(map(str, key))
+        store_key = (key, str(getattr(persistent, "directory", id(persistent))))
+        with _digest_lock:
+            known = _digest_cache.get(key)
+            told = persistent is None or store_key in _digest_told
+        if known is not None:
+            if not told:  # hashed in this process for another store (or none): tell this one
+                persistent.set_meta(meta_key, known)
+                with _digest_lock:
+                    _digest_told.add(store_key)
+            return known
+        digest = persistent.get_meta(meta_key) if persistent is not None else None
+        if isinstance(digest, str):
+            break
         hasher = hashlib.sha256()
         with open(path, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 22), b""):
                 hasher.update(chunk)
         digest = hasher.hexdigest()
+        if file_signature(path) != signature:  # written to while we read it
+            continue
         if persistent is not None:
             persistent.set_meta(meta_key, digest)
+        break
+    else:
+        raise ValueError(f"{path} kept changing while bertfeat read it; try again when "
+                         "whatever writes it has finished")
     with _digest_lock:
         _digest_cache[key] = digest
+        if persistent is not None:
+            _digest_told.add(store_key)
     return digest
+
+
+def model_signature(info: ModelInfo) -> tuple:
+    """:func:`file_signature` of every file :func:`fingerprint` reads.
+
+    Equal signatures mean the fingerprint is still valid without hashing anything again;
+    a different one means the directory changed (weights, config or tokenizer) and the
+    fingerprint must be computed again before any vector is read or written.
+
+    Parameters
+    ----------
+    info : ModelInfo
+        The resolved model.
+
+    Returns
+    -------
+    tuple
+    """
+    files = [info.path / "config.json", *_weight_files(info.path)]
+    files += [info.path / name for name in _TOKENIZER_FILES if (info.path / name).exists()]
+    try:
+        return tuple((file.name, *file_signature(file)) for file in files)
+    except OSError as exc:
+        raise ValueError(f"model={info.spec!r}: cannot read {exc.filename} ({exc.strerror}); "
+                         "the model directory changed or is incomplete") from exc
 
 
 def _weight_files(path: Path) -> list[Path]:
@@ -353,6 +516,38 @@ def check_custom_code(info: ModelInfo, trust_remote_code: bool = False) -> None:
         "bertfeat runs no model code unless you pass trust_remote_code=True; do that only "
         "for a source you trust."
     )
+
+
+class ModelChangedError(ValueError):
+    """A model's files no longer give the fingerprint a fitted featurizer was fitted with."""
+
+
+def checked_fingerprint(info: ModelInfo, **kwargs: Any) -> tuple[str, tuple]:
+    """:func:`fingerprint` and the :func:`model_signature` of the files it was computed from.
+
+    The signature is taken before and after hashing; files that change meanwhile are
+    hashed again, so the pair always describes the same bytes.
+
+    Parameters
+    ----------
+    info : ModelInfo
+        The resolved model.
+    **kwargs
+        Passed to :func:`fingerprint`.
+
+    Returns
+    -------
+    fingerprint : str
+    signature : tuple
+    """
+    for _ in range(3):
+        before = model_signature(info)
+        value = fingerprint(info, **kwargs)
+        after = model_signature(info)
+        if after == before:
+            return value, after
+    raise ValueError(f"model={info.spec!r}: the files in {info.path} kept changing while "
+                     "bertfeat read them; try again when whatever writes them has finished")
 
 
 def fingerprint(info: ModelInfo, *, max_length: int, precision: str, long_text: str = "truncate",
@@ -534,14 +729,18 @@ def load(info: ModelInfo, *, depth: int, device: str, precision: str,
 
 @contextlib.contextmanager
 def _quiet_transformers():
-    """Silence transformers' weight-loading progress bars while we load."""
+    """Silence transformers' weight-loading progress bars and load report while we load."""
     from transformers.utils import logging as hf_logging
 
     enabled = hf_logging.is_progress_bar_enabled()
+    verbosity = hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()
+    # the load report (missing/unexpected weights) becomes bertfeat's own error instead
+    hf_logging.set_verbosity_error()
     try:
         yield
     finally:
+        hf_logging.set_verbosity(verbosity)
         if enabled:
             hf_logging.enable_progress_bar()
 
@@ -566,10 +765,28 @@ def _load(info: ModelInfo, *, depth: int, device: str, precision: str,
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": dtype}
     if any(info.path.glob("*.safetensors")):
         kwargs["use_safetensors"] = True
+    _check_vocabulary(tokenizer, info)
+    kwargs["output_loading_info"] = True
     try:
-        model = AutoModel.from_pretrained(str(info.path), attn_implementation="sdpa", **kwargs)
-    except (ValueError, ImportError):
-        model = AutoModel.from_pretrained(str(info.path), **kwargs)
+        try:
+            model, loading = AutoModel.from_pretrained(str(info.path),
+                                                       attn_implementation="sdpa", **kwargs)
+        except (ValueError, ImportError):  # no SDPA attention for this architecture
+            model, loading = AutoModel.from_pretrained(str(info.path), **kwargs)
+    except RuntimeError as exc:
+        if "mismatch" not in str(exc).lower():
+            raise
+        raise ValueError(
+            f"model={info.spec!r}: the weights in {info.path} do not fit the shapes "
+            "config.json describes (a config from another model size?). Use the "
+            "config.json that was saved with these weights."
+        ) from exc
+    except Exception as exc:
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        raise ValueError(f"model={info.spec!r}: cannot read the weights in {info.path} "
+                         f"({exc}); fetch them again.") from exc
+    _check_loading(loading, model, info)
     owner, attr = _layer_container(model)
     layers = getattr(owner, attr)
     if depth < len(layers):
@@ -588,6 +805,51 @@ def _load(info: ModelInfo, *, depth: int, device: str, precision: str,
     return tokenizer, model
 
 
+def _check_vocabulary(tokenizer, info: ModelInfo) -> None:
+    """Refuse a tokenizer that knows far fewer tokens than the model's embeddings."""
+    expected = info.config.get("vocab_size")
+    if isinstance(expected, int) and expected > 0 and len(tokenizer) < expected // 2:
+        raise ValueError(
+            f"model={info.spec!r}: the tokenizer in {info.path} knows {len(tokenizer)} "
+            f"tokens but the model has {expected} embeddings; most words would be encoded "
+            "as the unknown token. The tokenizer files are missing or from another model: "
+            "copy the model's own tokenizer files into the directory."
+        )
+
+
+def _check_loading(loading: dict, model, info: ModelInfo) -> None:
+    """Refuse a checkpoint that leaves weights random or holds weights the model lacks.
+
+    transformers initialises missing weights at random (each process differently) and
+    drops unexpected ones, with only a log message. Missing pooler weights are fine
+    (``pooling="pooler"`` checks for them) and so are unexpected task heads; anything in
+    the encoder itself is an error.
+    """
+    missing = [k for k in loading.get("missing_keys") or ()
+               if not k.startswith(_OPTIONAL_WEIGHTS)]
+    own = {name.split(".")[0] for name, _ in model.named_parameters()}
+    own.discard("pooler")
+    unexpected = [k for k in loading.get("unexpected_keys") or () if k.split(".")[0] in own]
+    mismatched = list(loading.get("mismatched_keys") or ())
+    if not (missing or unexpected or mismatched):
+        return
+    parts = []
+    for what, keys in (("missing from the weights (they would be random)", missing),
+                       ("in the weights but not in the model config.json describes",
+                        unexpected),
+                       ("of another shape than config.json says", mismatched)):
+        if keys:
+            names = sorted(str(k[0] if isinstance(k, tuple) else k) for k in keys)
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            parts.append(f"{len(names)} parameters {what}: {', '.join(names[:3])}{more}")
+    raise ValueError(
+        f"model={info.spec!r}: config.json and the weights in {info.path} do not match; "
+        + "; ".join(parts)
+        + ". The config (e.g. num_hidden_layers) or the weight files are from another model "
+          "or damaged: use the files saved together with these weights."
+    )
+
+
 _loaded_lock = threading.Lock()
 _key_locks: dict[tuple, threading.Lock] = {}
 _load_count = 0
@@ -597,15 +859,23 @@ _loaded: LRU[tuple, tuple[Any, Any]] = LRU(MAX_LOADED)
 
 
 def load_shared(info: ModelInfo, *, depth: int, device: str, precision: str,
-                trust_remote_code: bool = False):
+                trust_remote_code: bool = False, signature: tuple | None = None):
     """:func:`load`, memoised per process for the ``MAX_LOADED`` most recent settings.
 
     Clones of a featurizer (every fold and grid point of a search) then share one model
     in memory instead of loading it again. Threads asking for the same settings at the
     same time wait for one load (a multi-threaded Dask worker loads once).
+
+    The memo is keyed by the directory's :func:`model_signature` too, so a directory whose
+    files changed loads again. Pass the ``signature`` the caller checked its fingerprint
+    against: a model is then loaded only from files that still have it (a ``ValueError``
+    when they changed during the load).
     """
     global _load_count
-    key = (str(info.path), info.revision, depth, device, precision, trust_remote_code)
+    if signature is None:
+        signature = model_signature(info)
+    key = (str(info.path), info.revision, depth, device, precision, trust_remote_code,
+           signature)
     with _loaded_lock:
         pair = _loaded.get(key)
         if pair is not None:
@@ -618,6 +888,10 @@ def load_shared(info: ModelInfo, *, depth: int, device: str, precision: str,
                 return pair
         pair = load(info, depth=depth, device=device, precision=precision,
                     trust_remote_code=trust_remote_code)
+        if model_signature(info) != signature:
+            raise ValueError(
+                f"model={info.spec!r}: files in {info.path} changed while the model was "
+                "loading; run again once whatever writes them has finished.")
         with _loaded_lock:
             _loaded.put(key, pair)
             _load_count += 1
