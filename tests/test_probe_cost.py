@@ -20,6 +20,7 @@ from bertfeat import FeatureStore
 from bertfeat.probe import context, probe
 from bertfeat.probe.context import restrict_splits
 
+from .test_cli import _probe_args, csv_file  # noqa: F401 - a fixture
 from .test_probe import _data
 
 
@@ -98,3 +99,25 @@ def test_control_takes_every_text_below_the_limit():
     rows = control_rows(Ctx, 10, 0)
     assert len(rows) == 10 and (Ctx.y[rows] == 1).sum() == 5
     assert np.array_equal(rows, control_rows(Ctx, 10, 0))  # seeded
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("extra, want", [((), None), (("--control-texts", "50"), 50)])
+def test_cli_passes_control_texts(csv_file, tiny_model, tmp_path, monkeypatch, extra,  # noqa: F811
+                                  want):
+    import bertfeat.probe
+    from bertfeat.cli import main
+
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["control_texts"])
+        raise _Stop
+
+    monkeypatch.setattr(bertfeat.probe, "probe", spy)
+    with pytest.raises(_Stop):
+        main(_probe_args(csv_file, tiny_model, tmp_path / "out", *extra))
+    assert seen == [want]

@@ -227,7 +227,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         heads=args.heads, cv=args.cv, scoring=args.scoring,
         random_control=not args.no_random_control, cache=cache, tfidf=not args.no_tfidf,
         union=not (args.no_tfidf or args.no_union), chunk=not args.no_chunk,
-        refine_top=args.refine_top, task=args.task, random_state=args.seed,
+        refine_top=args.refine_top, control_texts=args.control_texts, task=args.task,
+        random_state=args.seed,
         n_jobs=args.n_jobs, refit=True, featurizer_params=_featurizer_params(args),
         verbose=not args.quiet)
     seconds = time.perf_counter() - started
@@ -445,6 +446,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--heads", type=_split_list, default=["logreg", "svm", "mlp"],
                    help="comma-separated heads; the first screens every layer "
                         "(default logreg,svm,mlp)")
+    p.add_argument("--control-texts", type=int, default=None, metavar="N",
+                   help="encode the random-weights control on at most N texts (a stratified "
+                        "subset, the same folds restricted to it; default: every text)")
     p.add_argument("--refine-top", type=int, default=3,
                    help="feature sets the other heads are tried on (default 3)")
     p.add_argument("--scoring", default=None,

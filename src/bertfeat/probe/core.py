@@ -90,7 +90,7 @@ def probe(
     task: str = "auto",
     random_state: int = 0,
     control_seed: int = 0,
-    control_texts: int | None = 500,
+    control_texts: int | None = None,
     n_jobs: int | None = None,
     refit: bool = True,
     featurizer_params: dict | None = None,
@@ -166,13 +166,11 @@ def probe(
     control_seed : int, default=0
         Seed of the random-weights model and of its subset of texts (kept apart from
         ``random_state`` so that new folds reuse the stored control vectors).
-    control_texts : int or None, default=500
+    control_texts : int, optional
         Most texts the random-weights control encodes: a larger set is subsampled
-        (stratified by label) and the control's rows are scored on the same folds
-        restricted to the subset. A control only has to show how far below the real
-        rows random weights land; 500 texts put its accuracy within about ±2 points
-        (binomial standard error at 500 texts) at a fraction of a full encoder pass.
-        None: every text.
+        (stratified by label, seed ``control_seed``) and the control's rows are scored on
+        the same folds restricted to the subset, which bounds the control's encoder pass
+        on large or long-document sets. Default: every text.
     n_jobs : int, optional
         Processes for each cross-validation (joblib).
     refit : bool, default=True

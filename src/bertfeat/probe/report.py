@@ -50,7 +50,7 @@ def summary(result: ProbeResult, top: int = 12) -> str:
     if note:
         lines.append(f"long texts: {note}")
     control = result.encoding.get("control")
-    if control:
+    if control and "stratified subset" in control:  # else: as documented, every text
         lines.append(f"control: {control}")
     proportion = metric.startswith(PROPORTION_METRICS)
     gains = []
