@@ -7,7 +7,7 @@ import platform
 import re
 
 #: CPU features that decide which precision is fast (bf16, int8) on x86
-SPEED_FLAGS = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx2")
+SPEED_FLAGS = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx_vnni", "avx2")
 
 
 def _cpuinfo() -> str:

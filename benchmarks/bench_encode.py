@@ -71,7 +71,10 @@ def machine_info() -> dict:
     import torch
     import transformers
 
-    info = {"cpu": cpu_name(), "flags": cpu_flags()}
+    from bertfeat import models
+
+    info = {"cpu": cpu_name(), "flags": cpu_flags(),
+            "int8 path": models.int8_path() or "none (int8 refused)"}
     try:
         import sentence_transformers
 
@@ -305,12 +308,16 @@ def bench_set(label: str, path: str, config: dict, texts: list[str], ways: list[
     for name in ways:
         factory, precision = WAYS[name]
         n = min(n_slow, len(texts)) if name in SLOW else len(texts)
-        runners[name] = factory(path)
+        try:
+            runners[name] = factory(path)
+        except ValueError as exc:  # int8 on a CPU without a fast int8 path
+            print(f"  {name:40s} refused: {exc}", flush=True)
+            continue
         subsets[name] = texts[:n]
         precisions[name] = getattr(runners[name], "precision", precision)
     timed = time_ways(runners, subsets, runs)
     del runners
-    for name in ways:
+    for name in [w for w in ways if w in timed]:
         seconds, out, load = timed[name]
         n = len(subsets[name])
         lengths = all_lengths[:n]

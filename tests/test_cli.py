@@ -58,7 +58,8 @@ def test_probe_writes_table_plot_and_code(csv_file, tiny_model, tmp_path, capsys
     assert main(_probe_args(csv_file, tiny_model, out, "--heads", "logreg,svm",
                             "--refine-top", "2")) == 0
     printed = capsys.readouterr().out
-    assert "accuracy (mean ± std)" in printed and "best:" in printed
+    assert "accuracy  95% interval" in printed and "p vs top" in printed
+    assert "best:" in printed and "pick rule:" in printed and "tied with it" in printed
     assert "Build the best pipeline" in printed and "pipe = make_pipeline(" in printed
     assert "random-weights control" in printed and "TF-IDF" in printed
     assert "all 36 rows" in printed and "3 distinct labels" in printed
@@ -125,7 +126,11 @@ def test_probe_demo_on_shipped_data(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "shipped dataset 'banking77'" in printed
     assert "stratified subset of 160 of 10,003 rows" in printed
-    assert "BertFeaturizer(" in printed
+    # on 160 rows of 77 classes most candidates are tied, and the cheapest tied one may
+    # be TF-IDF (no encoder at all): the printed pipeline is whichever was picked
+    code = printed.split("Build the best pipeline (unfitted) with:")[1]
+    assert "pipe = make_pipeline(BertFeaturizer(" in code or \
+        "pipe = make_pipeline(TfidfVectorizer(" in code
     table = pd.read_csv(out / "probe.csv")
     assert set(table.loc[table.family == "bert", "layer"]) >= {f"L{i}" for i in range(7)}
 
@@ -231,7 +236,7 @@ def test_probe_numeric_target(tiny_model, tmp_path, capsys):
                  "--no-save-model", "--n-jobs", "1"]) == 0
     printed = capsys.readouterr().out
     assert "random subset of 30 of 40 rows" in printed and "numeric target" in printed
-    assert "r2 (mean ± std)" in printed
+    assert "r2  95% interval" in printed
     table = pd.read_csv(out / "probe.csv")
     assert set(table["head"]) == {"ridge"}
 
@@ -250,3 +255,37 @@ def test_probe_scores_folds_on_every_core_by_default(csv_file, tiny_model, tmp_p
     assert main(_probe_args(csv_file, tiny_model, out, "--heads", "logreg", "--no-tfidf",
                             "--no-random-control", "--refine-top", "0", n_jobs=n_jobs)) == 0
     assert seen == [want]
+
+
+def test_probe_statistics_outputs_and_options(csv_file, tiny_model, tmp_path, capsys,
+                                              monkeypatch):
+    import bertfeat.probe
+
+    out = tmp_path / "results"
+    assert main(_probe_args(csv_file, tiny_model, out, "--heads", "logreg", "--poolings",
+                            "mean", "--no-random-control", "--repeats", "2",
+                            "--no-save-model")) == 0
+    printed = capsys.readouterr().out
+    assert "2 x 3-fold cross-validation" in printed and "(2 x 3-fold CV)" in printed
+    table = pd.read_csv(out / "probe.csv")
+    assert {"ci_low", "ci_high", "p_value", "tied"} <= set(table.columns)
+    assert (table["ci_low"] <= table["mean_score"]).all()
+    folds = pd.read_csv(out / "folds.csv", index_col="candidate")
+    assert folds.shape == (len(table), 6)
+    np.testing.assert_allclose(folds.loc[table["candidate"]].mean(axis=1),
+                               table["mean_score"])
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert report.startswith("| rank | candidate | accuracy | 95% CI |") and "**" in report
+    assert f"{out / 'report.md'}, {out / 'folds.csv'}" in printed
+    # the other options reach probe() as given
+    seen = []
+    real = bertfeat.probe.probe
+    monkeypatch.setattr(bertfeat.probe, "probe", lambda *a, **k: seen.append(k) or real(
+        *a, **{**k, "nested": False, "test_size": None}))
+    assert main(_probe_args(csv_file, tiny_model, tmp_path / "o2", "--heads", "logreg",
+                            "--poolings", "mean", "--no-random-control", "--no-tfidf",
+                            "--no-save-model", "--nested", "--test-size", "0.2",
+                            "--alpha", "0.1", "--select", "top")) == 0
+    assert {k: seen[0][k] for k in ("repeats", "nested", "test_size", "alpha", "select")} == {
+        "repeats": 1, "nested": True, "test_size": 0.2, "alpha": 0.1, "select": "top"}
+    assert "3-fold cross-validation (+ nested)" in capsys.readouterr().out

@@ -47,6 +47,14 @@ def _bf16_runs() -> bool:
     return True
 
 
+@pytest.fixture(autouse=True)
+def _int8_capable_cpu(monkeypatch):
+    """These tests check int8's arithmetic, not the CPU: they run on an AVX2-only CI
+    machine too, where ``precision="int8"`` is refused (tests/test_int8_cpu.py)."""
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(models, "cpu_flags", lambda: frozenset({"avx2", "avx512_vnni"}))
+
+
 # ----------------------------------------------------------------------- auto resolution
 @pytest.mark.parametrize("fast, expected", [(True, "bf16"), (False, "fp32")])
 def test_auto_on_cpu_follows_bf16_support(monkeypatch, fast, expected):

@@ -30,7 +30,8 @@ from bertfeat.probe import pipeline_code, probe, random_init_model
 from .conftest import WORDS
 
 COLUMNS = ["rank", "family", "layer", "layer_index", "pooling", "head", "mean_score",
-           "std_score", "fit_time", "score_time", "n_features", "stage", "candidate"]
+           "std_score", "ci_low", "ci_high", "p_value", "tied", "fit_time", "score_time",
+           "n_features", "stage", "candidate"]
 POSITIVE = {"good", "great", "love", "fun"}
 
 
@@ -88,7 +89,9 @@ def test_tidy_table(result):
     last = table[(table.layer == "L3") & (table.pooling == "mean") & (table.stage == "screen")]
     assert res.baselines["last_layer"] == last["mean_score"].item()
     assert res.best["family"] in ("bert", "tfidf", "union")
-    assert res.best["mean_score"] == table[table.family != "random"]["mean_score"].max()
+    assert res.top["mean_score"] == table[table.family != "random"]["mean_score"].max()
+    # the recommendation is the cheapest of the group tied with the top (issue 18)
+    assert res.best["candidate"] in set(res.tied["candidate"])
     assert res.best["mean_score"] >= res.baselines["tfidf"]
 
 
@@ -202,7 +205,7 @@ def test_no_cache_uses_a_temporary_store(tiny_model, tmp_path, monkeypatch, enco
                 featurizer_params={"precision": "fp32"})
     assert not default_dir.exists()
     assert sum(encode_spy) == 60  # still once per text for each model
-    assert res.make_pipeline().steps[0][1].cache is False or res.best["family"] == "tfidf"
+    assert res.best["family"] == "tfidf" or res.make_pipeline().steps[0][1].cache is False
     assert res.best_estimator.predict(texts[:2]).shape == (2,)
 
 
@@ -347,7 +350,7 @@ def test_tfidf_wins_the_recommendation_is_never_worse(tiny_model, tmp_path):
     assert tfidf > best_bert + 0.1  # the construction: TF-IDF beats every BERT layer
     assert res.best["family"] in ("tfidf", "union")
     assert res.best["mean_score"] >= tfidf
-    assert res.best["mean_score"] == table[table.family.isin(["bert", "tfidf", "union"])][
+    assert res.top["mean_score"] == table[table.family.isin(["bert", "tfidf", "union"])][
         "mean_score"].max()
     summary = res.summary()
     assert "TF-IDF ⊕ best layer" in summary and "no text is longer than" in summary
@@ -363,7 +366,8 @@ def test_union_best_code_builds_and_runs(tiny_model, tmp_path):
     texts, y = _rare_token_data(60, seed=1)
     res = probe(texts, y, model=tiny_model, layers=[2], combos=False, poolings=("mean",),
                 heads=("logreg",), random_control=False, tfidf=False, union=True, cv=3,
-                cache=tmp_path / "s", featurizer_params={"precision": "fp32"})
+                cache=tmp_path / "s", featurizer_params={"precision": "fp32"},
+                select="top")  # the top mean, not the cheapest tied row: the union's code
     assert set(res.table["family"]) == {"bert", "union"}
     assert res.best["family"] == "union"  # TF-IDF's rare word is in the union
     code = res.best_code

@@ -78,6 +78,8 @@ def test_planted_pickle_file_value_is_never_executed(tiny_model, tmp_path):
     assert len(rows) == 2
     assert all(mode == diskcache.core.MODE_PICKLE and filename for mode, filename in rows)
     assert not marker.exists()
+    planted = tmp_path / "planted-copy"  # for the proof below that the payload is live
+    shutil.copytree(store_dir, planted)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -88,9 +90,10 @@ def test_planted_pickle_file_value_is_never_executed(tiny_model, tmp_path):
     np.testing.assert_allclose(again, reference, rtol=0, atol=1e-6)
     assert stats["entries"] == len(TEXTS)
 
-    # the payload is live: plain diskcache (pickle allowed) runs it. (The index row was
-    # rewritten when its text was encoded again; the orphaned block row still holds it.)
-    diskcache.Cache(str(store_dir)).get(block_key)
+    # the payload is live: plain diskcache (pickle allowed) runs it. (bertfeat rewrote the
+    # index row and deleted the block once no index row pointed into it, so the proof runs
+    # on a copy taken before.)
+    diskcache.Cache(str(planted)).get(block_key)
     assert marker.read_text() == "pwned"
 
 

@@ -161,9 +161,18 @@ def test_grid_search_runs_the_encoder_once_per_unique_text(tiny_model, tmp_path,
     assert model_stats["entries"] == 60
 
 
-def test_deeper_layer_after_shallow_one_encodes_again_only_then(tiny_model, tmp_path,
-                                                                encode_spy):
+def test_any_layer_order_is_one_encoder_pass_with_a_store(tiny_model, tmp_path, encode_spy):
     store = str(tmp_path / "store")
+    texts = sentences(12)
+    featurizer(tiny_model, store, layers=1).fit(texts).transform(texts)
+    assert sum(encode_spy) == 12  # a shallow layer first: every layer is stored
+    featurizer(tiny_model, store, layers=-1).fit(texts).transform(texts)
+    featurizer(tiny_model, store, layers=[0, 2], pooling="max").fit(texts).transform(texts)
+    assert sum(encode_spy) == 12  # deeper later: a read
+
+
+def test_depth_needed_keeps_the_shallow_saving(tiny_model, tmp_path, encode_spy):
+    store = FeatureStore(tmp_path / "store", depth="needed")
     texts = sentences(12)
     featurizer(tiny_model, store, layers=1).fit(texts).transform(texts)
     assert sum(encode_spy) == 12
@@ -173,6 +182,11 @@ def test_deeper_layer_after_shallow_one_encodes_again_only_then(tiny_model, tmp_
     assert sum(encode_spy) == 24  # deeper than stored: encoded once more
     featurizer(tiny_model, store, layers=[1, 2]).fit(texts).transform(texts)
     assert sum(encode_spy) == 24
+    # the deeper pass overwrote every index row: the first blocks were deleted, not orphaned
+    assert store.stats()["entries"] == 12
+    rows = sum(1 for key in store.cache.iterkeys() if "/b/" in key)
+    batches = len({key.split("/")[2] for key in store.cache.iterkeys() if "/b/" in key})
+    assert rows == batches * 4  # every live block holds hidden states 0..3, nothing else
 
 
 # ------------------------------------------------------------ cached == uncached
@@ -239,44 +253,10 @@ def test_grid_search_with_loky_workers_shares_the_store(tiny_model, tmp_path):
     assert np.all(np.isfinite(scores))
 
 
-_WRITER = textwrap.dedent("""
-    import sys, json
-    import numpy as np
-    from bertfeat import BertFeaturizer
-    model, store, start, stop, out = sys.argv[1:6]
-    texts = json.load(open(sys.argv[6]))[int(start):int(stop)]
-    f = BertFeaturizer(model=model, cache=store, precision="fp32", layers=[0, -1],
-                       batch_size=4)
-    np.save(out, f.fit(texts).transform(texts))
-""")
-
-
 def run_python(code: str, *args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code, *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, **(env or {})})
-
-
-def test_two_processes_write_the_same_store_at_once(tiny_model, tmp_path, encode_spy):
-    texts = sentences(120)
-    corpus = tmp_path / "texts.json"
-    corpus.write_text(json.dumps(texts))
-    store = str(tmp_path / "store")
-    procs = [run_python(_WRITER, tiny_model, store, 0, 90, tmp_path / "a.npy", corpus),
-             run_python(_WRITER, tiny_model, store, 30, 120, tmp_path / "b.npy", corpus)]
-    for proc in procs:
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err.decode()[-2000:]
-    reference = featurizer(tiny_model, False, layers=[0, -1]).fit(texts).transform(texts)
-    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
-    np.testing.assert_allclose(a, reference[0:90], atol=1e-5)
-    np.testing.assert_allclose(b, reference[30:120], atol=1e-5)
-    # a new session reads everything back: no encoding at all
-    calls_before = sum(encode_spy)
-    again = featurizer(tiny_model, store, layers=[0, -1]).fit(texts).transform(texts)
-    assert sum(encode_spy) == calls_before
-    np.testing.assert_allclose(again, reference, atol=1e-5)
-    assert FeatureStore(store).stats()["entries"] == 120
 
 
 # --------------------------------------------------------------- no pickle, ever
@@ -363,11 +343,24 @@ def test_size_limit_evicts_and_stats_show_usage(tiny_model, tmp_path):
     assert 0 < stats["entries"] < 600  # some entries were evicted
 
 
-def test_default_size_limit_is_documented():
+def test_default_size_limit_follows_free_disk_space(tmp_path, monkeypatch):
+    from collections import namedtuple
+
+    from bertfeat import store as store_module
     from bertfeat.store import DEFAULT_SIZE_LIMIT
 
-    assert FeatureStore().size_limit == DEFAULT_SIZE_LIMIT == 8 * 2**30
-    assert "8 GiB" in FeatureStore.__doc__
+    usage = namedtuple("usage", "total used free")
+    assert DEFAULT_SIZE_LIMIT == 8 * 2**30 and "8 GiB" in FeatureStore.__doc__
+    assert FeatureStore().size_limit is None  # the parameter, stored as given
+    monkeypatch.setattr(store_module.shutil, "disk_usage",
+                        lambda path: usage(2**40, 2**39, 100 * 2**30))
+    big = FeatureStore(tmp_path / "big")
+    assert big.limit == 50 * 2**30  # half of the free space
+    assert big.stats()["size_limit"] == 50 * 2**30 == big.cache.size_limit
+    monkeypatch.setattr(store_module.shutil, "disk_usage",
+                        lambda path: usage(2**40, 2**39, 2**30))
+    assert FeatureStore(tmp_path / "small").limit == DEFAULT_SIZE_LIMIT  # never below 8 GiB
+    assert FeatureStore(tmp_path / "fixed", size_limit=12345).limit == 12345
 
 
 def test_stats_and_clear_per_model(tmp_path):

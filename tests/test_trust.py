@@ -182,3 +182,26 @@ def test_a_warm_start_reads_the_digest_from_the_store(tiny_model, tmp_path, monk
     # only the small JSON/tokenizer files were hashed whole: the weights digest came
     # from the store (the streaming hasher of file_digest starts empty)
     assert 0 not in hashed
+
+
+def test_weights_overwritten_while_encoding_stop_the_call(two_models, tmp_path, monkeypatch):
+    # memory-mapped weights: bytes written over the file change the loaded model itself
+    from bertfeat import encoder
+
+    a, _, weights_b = two_models
+    store = FeatureStore(tmp_path / "store")
+    texts = [f"{w} film" for w in ("good", "bad", "great", "awful", "boring", "fun")] * 2
+    fitted = _featurizer(a, store).set_params(batch_size=2).fit(texts)
+    real = encoder._forward_batches
+
+    def overwrite_after_the_first_batch(*args, **kwargs):
+        batches = real(*args, **kwargs)
+        yield next(batches)
+        with open(a / "model.safetensors", "r+b") as fh:  # in place: same inode
+            fh.write(weights_b)
+        yield from batches
+
+    monkeypatch.setattr(encoder, "_forward_batches", overwrite_after_the_first_batch)
+    with pytest.raises(models.ModelChangedError, match="changed while texts were being"):
+        fitted.transform(texts)
+    assert store.stats()["models"][fitted.fingerprint_]["entries"] == 2  # the first batch

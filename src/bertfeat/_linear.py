@@ -12,7 +12,10 @@ before it is used, so an older or newer torch without it falls back to the plain
   activations and one per output channel for the weights, multiplied by ``torch._int_mm``
   with exact int32 accumulation. Per-token scales keep a text's vector independent of the
   other texts in its batch and much closer to fp32 than ``torch.ao``'s per-tensor dynamic
-  quantization (which is also deprecated).
+  quantization (which is also deprecated). ``torch._int_mm`` runs oneDNN's s8s8 GEMM,
+  which uses the CPU's int8 dot-product instructions (AMX, AVX512-VNNI, AVX-VNNI) when it
+  has them; without them it is no faster than fp32, so :func:`bertfeat.models.resolve_precision`
+  refuses int8 there (:func:`bertfeat.models.int8_path`).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@
     bertfeat embed DATA.csv --text-col text -o features.parquet [--layers L] [--pooling P]
     bertfeat cache info
     bertfeat cache clear [--model M]
+    bertfeat export PIPELINE.joblib OUTDIR [--precision fp32|int8] [--overwrite]
 
 Every command takes ``--cache-dir DIR`` (default: ``$BERTFEAT_CACHE_DIR`` or the per-user
 cache directory). ``probe`` and ``embed`` read DATA with :mod:`bertfeat.tables`: one row per
@@ -116,14 +117,6 @@ def _split_list(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"  # pragma: no cover
-
-
 def _dir_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
 
@@ -213,8 +206,10 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         else f"{y.nunique()} distinct labels")
     out = Path(args.out)
     print(f"bertfeat probe: {source}")
+    design = f"{args.repeats} x {args.cv}-fold" if args.repeats > 1 else f"{args.cv}-fold"
     print(f"  {subset}, {target}; model {args.model!r}; "
-          f"{args.cv}-fold cross-validation"
+          f"{design} cross-validation"
+          + (" (+ nested)" if args.nested else "")
           + ("" if args.data is not None else
              "; run `bertfeat probe DATA.csv --text-col ... --label-col ...` on your data"))
     print(flush=True)
@@ -230,12 +225,15 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         refine_top=args.refine_top, control_texts=args.control_texts, task=args.task,
         random_state=args.seed,
         n_jobs=args.n_jobs, refit=True, featurizer_params=_featurizer_params(args),
-        verbose=not args.quiet)
+        verbose=not args.quiet, repeats=args.repeats, nested=args.nested,
+        test_size=args.test_size, alpha=args.alpha, select=args.select)
     seconds = time.perf_counter() - started
 
     out.mkdir(parents=True, exist_ok=True)
     csv_path, png_path = out / "probe.csv", out / "probe.png"
     result.table.to_csv(csv_path, index=False)
+    result.fold_scores.to_csv(out / "folds.csv", index_label="candidate")
+    (out / "report.md").write_text(result.report("markdown"), encoding="utf-8")
     result.plot(png_path, title=f"bertfeat probe: {label} ({len(texts):,} texts), "
                                 f"model {args.model}")
     enc = result.encoding
@@ -245,8 +243,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         f"this run (store counter; 0 = all were already stored)"
         + ("" if enc["random_encoded"] is None else
            f", random-weights control {enc['random_encoded']:,}")
-        + f"; {len(result.table)} candidates on the same {result.n_splits} folds; "
-          f"{seconds:.1f} s in all")
+        + f"; {len(result.table)} candidates on the same {result.n_splits} splits "
+          f"({result.design}); {seconds:.1f} s in all")
     t = result.timings
     heads = (t.get("screen", 0) + t.get("refine", 0) + t.get("baselines", 0)
              + t.get("union", 0) + t.get("chunk", 0))  # stage times exclude encoding
@@ -255,7 +253,9 @@ def _cmd_probe(args: argparse.Namespace) -> int:
                     if "random_encode" in t else "")
                  + (f" + chunked long texts {t['chunk_encode']:.1f} s"
                     if "chunk_encode" in t else "")
-                 + f", cross-validating heads {heads:.1f} s, refit {t.get('refit', 0):.1f} s")
+                 + f", cross-validating heads {heads:.1f} s"
+                 + (f", nested/held-out selection {t['nested']:.1f} s" if "nested" in t else "")
+                 + f", refit {t.get('refit', 0):.1f} s")
     lines.append("")
     lines.append("Build the best pipeline (unfitted) with:")
     lines.append("")
@@ -268,7 +268,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
         joblib.dump(result.best_estimator, out / "best_pipeline.joblib")
     print()
-    print(f"wrote {csv_path}, {png_path}, {out / 'probe.txt'}"
+    print(f"wrote {csv_path}, {png_path}, {out / 'probe.txt'}, {out / 'report.md'}, "
+          f"{out / 'folds.csv'}"
           + ("" if args.no_save_model else
              f", {out / 'best_pipeline.joblib'} (best pipeline fitted on all rows)"))
     return 0
@@ -327,9 +328,22 @@ def _encoded(store: Any, fingerprint: str) -> int:
 
 
 # --------------------------------------------------------------------------------- cache
+def _store_call(store: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+    """``store.<method>(...)``, with any store failure as a one-line CLI error."""
+    from .store import StoreError, store_errors
+
+    try:
+        return getattr(store, method)(*args, **kwargs)
+    except (StoreError, *store_errors()) as exc:
+        raise CliError(f"cannot use the feature store at {store.directory}: "
+                       f"{type(exc).__name__}: {exc}") from exc
+
+
 def _cmd_cache_info(args: argparse.Namespace) -> int:
+    from .store import human_bytes
+
     store = _store(args)
-    stats = store.stats()
+    stats = _store_call(store, "stats")
     random_dir = store.random_init_directory
     stats["random_init"] = {"directory": str(random_dir),
                             "models": sorted(p.name for p in random_dir.iterdir()
@@ -342,7 +356,7 @@ def _cmd_cache_info(args: argparse.Namespace) -> int:
     source = "BERTFEAT_CACHE_DIR" if os.environ.get("BERTFEAT_CACHE_DIR") and \
         not args.cache_dir else ("--cache-dir" if args.cache_dir else "default location")
     print(f"  ({source}; set BERTFEAT_CACHE_DIR or --cache-dir to use another)")
-    print(f"size: {_human_bytes(stats['bytes'])} of a {_human_bytes(stats['size_limit'])} "
+    print(f"size: {human_bytes(stats['bytes'])} of a {human_bytes(stats['size_limit'])} "
           f"limit (oldest entries are evicted beyond it)")
     print(f"texts stored: {stats['entries']:,} (all models)")
     models = stats["models"]
@@ -365,13 +379,13 @@ def _cmd_cache_info(args: argparse.Namespace) -> int:
     if rinfo["models"]:
         print()
         print(f"random-weights control models (bertfeat probe): {len(rinfo['models'])} "
-              f"({_human_bytes(rinfo['bytes'])}) in {rinfo['directory']}")
+              f"({human_bytes(rinfo['bytes'])}) in {rinfo['directory']}")
     return 0
 
 
 def _cmd_cache_clear(args: argparse.Namespace) -> int:
     store = _store(args)
-    removed = store.clear(model=args.model)
+    removed = _store_call(store, "clear", model=args.model)
     if args.model is None:
         random_dir = store.random_init_directory
         if random_dir.is_dir():
@@ -382,6 +396,19 @@ def _cmd_cache_clear(args: argparse.Namespace) -> int:
     else:
         print(f"no entries for model {args.model!r} in {store.directory} (give the model "
               "spec used, its directory, or a fingerprint prefix from `bertfeat cache info`)")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import joblib
+
+    from .export import export_pipeline
+
+    if not Path(args.pipeline).is_file():
+        raise CliError(f"{args.pipeline}: no such file")
+    pipeline = joblib.load(args.pipeline)  # the user's own fitted pipeline (a pickle)
+    export_pipeline(pipeline, args.outdir, precision=args.precision, overwrite=args.overwrite)
+    print(f"load it without torch: bertfeat.runtime.load({str(args.outdir)!r})")
     return 0
 
 
@@ -437,8 +464,23 @@ def _parser() -> argparse.ArgumentParser:
                    help="use a stratified subset of N rows (0 = all); the demo without "
                         f"DATA uses {DEMO_LIMIT}")
     p.add_argument("--cv", type=int, default=5, help="folds (default 5)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="repeats of the k-fold split, the same for every candidate "
+                        "(default 1; 2-3 narrow the intervals, no extra encoding)")
+    p.add_argument("--nested", action="store_true",
+                   help="also estimate the whole selection by nested CV (about --cv times "
+                        "the cross-validation work, no extra encoding)")
+    p.add_argument("--test-size", type=float, default=None, metavar="FRACTION",
+                   help="also hold out this share of rows: select on the rest, score the "
+                        "pick once on them")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="level of the paired tests that decide the tied group (default 0.05)")
+    p.add_argument("--select", default="cheapest", choices=["cheapest", "top"],
+                   help="recommend the cheapest candidate tied with the top one (default) "
+                        "or the top mean")
     p.add_argument("--out", default="bertfeat-probe", help="output directory for "
-                   "probe.csv, probe.png, probe.txt and best_pipeline.joblib")
+                   "probe.csv, probe.png, probe.txt, report.md, folds.csv and "
+                   "best_pipeline.joblib")
     p.add_argument("--layers", type=_parse_layers, default="all",
                    help="'all' or comma-separated hidden states (write --layers=-3,-2,-1)")
     p.add_argument("--poolings", type=_split_list, default=["cls", "mean", "max"],
@@ -492,6 +534,18 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=_row_limit, default=None,
                    help="first N rows only (0 = all)")
     e.set_defaults(func=_cmd_embed)
+
+    x = sub.add_parser("export", parents=[common],
+                       help="write a fitted pipeline as ONNX + tokenizer.json (runs without "
+                            "torch via bertfeat.runtime)")
+    x.add_argument("pipeline", metavar="PIPELINE.joblib",
+                   help="fitted Pipeline starting with BertFeaturizer or TextUnion (joblib; "
+                        "load only files you trust)")
+    x.add_argument("outdir", metavar="OUTDIR", help="folder to write")
+    x.add_argument("--precision", default="fp32", choices=["fp32", "int8"],
+                   help="int8: per-token dynamic int8 encoder (fidelity is printed)")
+    x.add_argument("--overwrite", action="store_true", help="replace an earlier export")
+    x.set_defaults(func=_cmd_export)
 
     c = sub.add_parser("cache", parents=[common], help="inspect or clear the feature store")
     csub = c.add_subparsers(dest="cache_command", metavar="ACTION")

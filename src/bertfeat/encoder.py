@@ -24,7 +24,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +32,7 @@ import numpy as np
 from .pooling import pool_layers
 
 __all__ = ["encode", "Tokenized", "tokenize", "tokenize_chunks", "make_batches",
-           "pool_layers"]
+           "pool_layers", "all_cores"]
 
 BatchCallback = Callable[[np.ndarray, np.ndarray, "np.ndarray | None", np.ndarray], None]
 
@@ -295,6 +295,29 @@ def cpu_streams() -> tuple[int, int]:
 
     threads = torch.get_num_threads()
     return (2, threads // 2) if threads >= 2 else (1, threads)
+
+
+@contextmanager
+def all_cores():
+    """Let torch use every core of this process while the block runs (then put it back).
+
+    For the process holding a store's encode lock: the other workers of a search wait
+    for it in the kernel, so the cores they were given (joblib's loky backend gives each
+    of ``n_jobs`` workers ``cores // n_jobs`` threads, so workers never oversubscribe)
+    are free for the one that encodes.
+    """
+    import joblib
+    import torch
+
+    before = torch.get_num_threads()
+    cores = joblib.cpu_count()
+    if cores > before:
+        torch.set_num_threads(cores)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def _in_parallel(run: Callable, items: Sequence, streams: int, threads: int):

@@ -11,6 +11,7 @@ This module holds no torch code: models live in :mod:`bertfeat.models`, batches 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
@@ -84,8 +85,10 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         Weights and activations precision. ``"auto"`` picks the fastest one that keeps
         vectors within cosine 0.999 of fp32: bf16 on CPUs with AMX or AVX512-BF16 and on
         GPUs with bf16, fp16 on older GPUs, fp32 otherwise. ``int8`` is dynamic int8
-        quantization of the linear layers with per-token scales (CPU; for CPUs without
-        bf16 support: faster than fp32, cosine to fp32 about 0.997 on average).
+        quantization of the linear layers with per-token scales (CPU; cosine to fp32 about
+        0.997 on average, so ``auto`` never picks it). It needs int8 dot-product
+        instructions (AMX, AVX512-VNNI or AVX-VNNI), where it is faster than fp32; on other
+        CPUs it is refused with a ``ValueError``.
     revision : str, optional
         Hub revision (branch, tag or commit) for hub ids.
     cache : "auto", str, path, FeatureStore, False or None, default="auto"
@@ -347,9 +350,12 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         else:
             chunking = {}
         self.chunk_stride_ = chunking.get("chunk_stride")
+        extra = dict(chunking)
+        if store is not None and store.dtype != "float32":
+            extra["store_dtype"] = store.dtype  # float16 vectors are other vectors
         # what the fingerprint hashes besides the files, to check it again later
         self._fingerprint_settings = {"max_length": max_length, "precision": precision,
-                                      "long_text": self.long_text, "extra": chunking}
+                                      "long_text": self.long_text, "extra": extra}
         self._rt_signature = models.model_signature(info)
         # without a store nothing needs the weights' digest: no hashing of the weights
         self.fingerprint_ = None
@@ -497,6 +503,10 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         if store is None and self.fingerprint_ is None:
             self._rt_signature = signature  # fitted without a store: nothing to compare
             return
+        extra = {k: v for k, v in (settings.get("extra") or {}).items() if k != "store_dtype"}
+        if store is not None and store.dtype != "float32":
+            extra["store_dtype"] = store.dtype  # the store in use decides, as in fit
+        settings = {**settings, "extra": extra}
         current, signature = models.checked_fingerprint(info, persistent=store, **settings)
         if self.fingerprint_ is None:  # fitted without a store, given one since
             self.fingerprint_ = current
@@ -533,7 +543,9 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
             found = np.zeros(n, dtype=bool)
             truncated = np.zeros(n, dtype=bool)
         missing = np.flatnonzero(~found)
-        if len(missing):
+        if len(missing) and store is not None:
+            self._encode_once(texts, digests, missing, stats, pooler, store, truncated)
+        elif len(missing):
             self._encode_missing(texts, digests, missing, stats, pooler, store, truncated)
         rows = np.ones(n, dtype=np.int64) if counts is None else np.asarray(counts)
         n_truncated = int(rows[truncated].sum())
@@ -552,11 +564,46 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
                 UserWarning, stacklevel=3)
         return stats, pooler
 
+    def _store_depth(self, store: FeatureStore | None) -> int:
+        """How deep misses are encoded: every layer when a store keeps them (so that a
+        later request for any layer is a read), else only as deep as this call needs."""
+        if self.pooling == "pooler" or (store is not None and store.depth == "full"):
+            return self.n_layers_
+        return max(self._needed_layers())
+
+    def _encode_once(self, texts, digests, missing, stats, pooler, store,
+                     truncated) -> None:
+        """Encode the misses under the store's encode lock of this fingerprint.
+
+        Whoever holds the lock re-reads its misses first: texts another process (a
+        search worker) encoded meanwhile are read, not encoded again. The holder lets
+        torch use every core; processes waiting for the lock use none.
+        """
+        needed = self._needed_layers()
+        want_pooler = self.pooling == "pooler"
+        store.check_working_set(self.fingerprint_, len(texts), self._store_depth(store),
+                                self.hidden_size_, pooler=want_pooler)
+        with store.encode_lock(self.fingerprint_):
+            again = store.read(self.fingerprint_, [digests[i] for i in missing], needed,
+                               self.hidden_size_, pooler=want_pooler, count=False)
+            if again.found.any():
+                rows = missing[again.found]
+                for layer in needed:
+                    stats[layer][rows] = again.stats[layer][again.found]
+                if want_pooler:
+                    pooler[rows] = again.pooler[again.found]
+                truncated[rows] = again.truncated[again.found]
+                missing = missing[~again.found]
+            if not len(missing):
+                return
+            with encoder.all_cores() if self.device_ == "cpu" else contextlib.nullcontext():
+                self._encode_missing(texts, digests, missing, stats, pooler, store, truncated)
+
     def _encode_missing(self, texts, digests, missing, stats, pooler, store,
                         truncated_out=None) -> None:
         needed = self._needed_layers()
         want_pooler = self.pooling == "pooler"
-        depth = self.n_layers_ if want_pooler else max(needed)
+        depth = self._store_depth(store)
         # transformers records hidden states with hooks on the layers: a model cut to zero
         # layers returns none at all, so layers=0 (embedding output) keeps one layer
         depth = max(depth, min(1, self.n_layers_))
@@ -568,9 +615,22 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         batch_texts = [texts[i] for i in missing]
 
         writing = [store is not None]  # a failed write turns the store off for this call
+        # safetensors weights are memory-mapped: bytes written over the file while this
+        # call encodes would change the loaded model under it (checked per batch: a stat)
+        weights_at_start = models.weights_stat(info)
 
         def on_batch(positions, batch_stats, batch_pooler, truncated):
+            if models.weights_stat(info) != weights_at_start:
+                raise models.ModelChangedError(
+                    f"model={info.spec!r}: the weight files in {info.path} changed while "
+                    "texts were being encoded; the batches since cannot be trusted and were "
+                    "neither returned nor stored (those before were). Run again when "
+                    "whatever writes them has finished.")
             rows = missing[positions]
+            if store is not None:  # what a later read returns: cached == uncached
+                batch_stats = store.storable(batch_stats)
+                if batch_pooler is not None:
+                    batch_pooler = store.storable(batch_pooler)
             # keep the batch in memory first: a store failure must never lose it
             for layer in needed:
                 stats[layer][rows] = batch_stats[:, layer]

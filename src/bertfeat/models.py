@@ -31,11 +31,14 @@ __all__ = [
     "ModelChangedError",
     "file_signature",
     "model_signature",
+    "weights_stat",
     "load",
     "load_count",
     "check_custom_code",
     "resolve_device",
     "resolve_precision",
+    "cpu_flags",
+    "int8_path",
     "STORE_FORMAT",
     "PRECISIONS",
     "random_init_model",
@@ -430,6 +433,31 @@ def file_digest(path: Path, persistent: Any = None) -> str:
     return digest
 
 
+def weights_stat(info: ModelInfo) -> tuple:
+    """``(inode, size, mtime_ns, ctime_ns)`` of each weight file: a check cheap per batch.
+
+    Parameters
+    ----------
+    info : ModelInfo
+        The resolved model.
+
+    Returns
+    -------
+    tuple
+        Empty entries for files that vanished (so a vanished file is a change too).
+    """
+    out = []
+    for file in _weight_files(info.path):
+        try:
+            stat = file.stat()
+        except OSError:
+            out.append((file.name,))
+            continue
+        out.append((file.name, stat.st_ino, stat.st_size, stat.st_mtime_ns,
+                    stat.st_ctime_ns))
+    return tuple(out)
+
+
 def model_signature(info: ModelInfo) -> tuple:
     """:func:`file_signature` of every file :func:`fingerprint` reads.
 
@@ -660,11 +688,65 @@ def cpu_has_fast_bf16() -> bool:
     return False
 
 
+#: CPU features that give int8 matrix products a fast kernel, best first, and the path's
+#: name. Measured (benchmarks/bench_encode.py, the int8 rows): with AMX or AVX512-VNNI
+#: per-token int8 beats fp32; with AVX2 alone oneDNN's int8 GEMM is no faster than fp32
+#: and int8 ran 39x slower than fp32 on an AVX2-only AMD EPYC (issue 17), so it is refused
+INT8_PATHS = (("amx_int8", "amx"), ("avx512_vnni", "avx512_vnni"), ("avx_vnni", "avx_vnni"))
+#: ONEDNN_MAX_CPU_ISA values (prefixes) that keep oneDNN off every int8 dot-product kernel
+_ONEDNN_NO_VNNI = ("SSE41", "AVX", "AVX2", "AVX512_CORE")
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def int8_path(flags: frozenset[str] | None = None) -> str | None:
+    """Which fast int8 kernel path this CPU has: ``"amx"``, ``"avx512_vnni"``,
+    ``"avx_vnni"``, or ``None`` (no int8 dot-product instructions, or oneDNN capped below
+    them by ``ONEDNN_MAX_CPU_ISA``)."""
+    flags = cpu_flags() if flags is None else flags
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if cap in _ONEDNN_NO_VNNI:
+        return None
+    for flag, path in INT8_PATHS:
+        if flag in flags:
+            if cap == "AVX2_VNNI" and path != "avx_vnni":
+                continue
+            return path
+    return None
+
+
+def _int8_refusal(flags: frozenset[str]) -> str:
+    shown = ", ".join(sorted(f for f in flags if f.startswith(("avx", "amx", "sse4")))) \
+        or "none readable"
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    why = (f"ONEDNN_MAX_CPU_ISA={cap} keeps oneDNN off them" if cap and cap.upper()
+           in _ONEDNN_NO_VNNI else f"this one has none (vector flags: {shown})")
+    return (
+        "precision='int8' needs a CPU with int8 dot-product instructions (AMX, AVX512-VNNI "
+        f"or AVX-VNNI); {why}. Without them int8 matrix "
+        "products are no faster than fp32, and int8 encoding was measured up to 39x slower "
+        "than fp32 on an AVX2-only CPU. Use precision='fp32' (or 'auto'), or export the "
+        "fitted pipeline with `bertfeat export` and run it with onnxruntime "
+        "(bertfeat.runtime).")
+
+
 def resolve_precision(precision: str, device: str) -> str:
     """Turn ``"auto"`` into the fastest precision that keeps vectors faithful on ``device``.
 
     ``bf16`` on CPUs with AMX/AVX512-BF16 and on GPUs that support bf16, ``fp16`` on older
-    CUDA GPUs, ``fp32`` otherwise.
+    CUDA GPUs, ``fp32`` otherwise. Never ``int8``: its mean cosine to fp32 (about 0.997) is
+    under the 0.999 that ``auto`` keeps. An explicit ``int8`` is refused on a CPU without
+    a fast int8 path (:func:`int8_path`).
     """
     kind = device.split(":")[0]
     if precision == "auto":
@@ -679,6 +761,10 @@ def resolve_precision(precision: str, device: str) -> str:
         raise ValueError("precision='fp16' is for GPUs; on a CPU use 'bf16', 'int8' or 'fp32'")
     if precision == "int8" and kind != "cpu":
         raise ValueError("precision='int8' (dynamic quantization) runs on the CPU only")
+    if precision == "int8":
+        flags = cpu_flags()
+        if int8_path(flags) is None:
+            raise ValueError(_int8_refusal(flags))
     return precision
 
 

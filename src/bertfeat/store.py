@@ -8,13 +8,28 @@ Layout (all rows live in one diskcache ``Cache``; every key is a ``str``, every 
 ``{fp}/b/{block id}/{layer}``
     One encoder batch's statistics for one layer: float32 array (n, 3, hidden) behind a
     small header (see :func:`encode_array`). Layer ``P`` holds the pooler output (n, hidden).
-``{fp}/model``
-    A JSON description of the model settings behind the fingerprint.
-``stats/{fp}/{hits|misses|encoded}``
-    Counters.
+
+Bookkeeping lives in three small tables of the same SQLite file, beside diskcache's
+``Cache`` table, so that eviction (which only ever removes ``Cache`` rows) never takes it:
+
+``bertfeat_counts (fp, name, value)``
+    Per fingerprint ``entries`` (index rows), ``encoded``, ``hits`` and ``misses``.
+    ``entries`` and ``encoded`` are kept by SQLite triggers on the index rows, so they
+    stay exact whatever removes a row (eviction, ``clear``, an interrupted ``clear``)
+    and :meth:`FeatureStore.stats` answers without scanning keys.
+``bertfeat_blocks (block, fp, depth, pooler, live)``
+    How many index rows point into each block (kept by the same triggers): a block
+    whose rows have all been overwritten is deleted, never orphaned.
+``bertfeat_meta (key, value)``
+    Model descriptions (``model/{fp}``) and remembered weight digests.
 
 Blocks keep writes cheap (one row per layer per batch instead of per text) and reads
 cheap (one small index row per text, then a few large block reads).
+
+Encoding is coordinated across processes by one OS file lock per fingerprint
+(``locks/{fp}.lock``, see :meth:`FeatureStore.encode_lock`): the holder re-reads its
+misses, encodes the rest and writes them; the others wait in the kernel (no CPU) and
+then find the vectors stored. The OS releases the lock of a process that dies.
 """
 
 from __future__ import annotations
@@ -23,6 +38,8 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import shutil
 import sqlite3
 import struct
 import time
@@ -38,18 +55,37 @@ import numpy as np
 __all__ = [
     "FeatureStore",
     "StoreError",
+    "store_errors",
+    "human_bytes",
     "default_cache_dir",
     "encode_array",
     "decode_array",
     "text_digest",
     "DEFAULT_SIZE_LIMIT",
+    "LOCK_TIMEOUT",
+    "STORE_DEPTHS",
+    "STORE_DTYPES",
     "STORE_FORMAT",
 ]
 
 #: bump when the meaning of stored vectors changes (part of every fingerprint)
 STORE_FORMAT = 1
-#: default size limit of a store: 8 GiB, then the least recently stored rows go first
+#: the smallest automatic size limit (``size_limit=None``), and the limit before it existed:
+#: 8 GiB; beyond the limit the least recently stored rows go first
 DEFAULT_SIZE_LIMIT = 8 * 2**30
+#: share of the disk space available to a store (its database + free space) that an
+#: automatic size limit takes, when that is more than :data:`DEFAULT_SIZE_LIMIT`
+AUTO_LIMIT_SHARE = 0.5
+#: seconds to wait for another process's write transaction before giving up on the store
+#: (a write batch holds it for milliseconds; a stuck or damaged holder must not cost minutes)
+LOCK_TIMEOUT = 10.0
+#: storage dtypes of vectors; float16 halves the bytes per text (fidelity measured in
+#: benchmarks/bench_store.py)
+STORE_DTYPES = ("float32", "float16")
+#: how deep misses are encoded: every layer (any later layer request is a read), or only
+#: as deep as the call needs
+STORE_DEPTHS = ("full", "needed")
+_FLOAT16_MAX = float(np.finfo(np.float16).max)
 _MAGIC = b"BFS1"
 _DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f2")}
 _DTYPE_CODES = {v: k for k, v in _DTYPES.items()}
@@ -78,6 +114,12 @@ def _store_errors() -> tuple[type[BaseException], ...]:
     import diskcache
 
     return (sqlite3.Error, OSError, diskcache.Timeout)
+
+
+def store_errors() -> tuple[type[BaseException], ...]:
+    """The exception types that mean "the store is unusable right now" (for callers that
+    report them, like the CLI): SQLite errors, OS errors, diskcache timeouts."""
+    return _store_errors()
 
 
 def _is_corruption(exc: BaseException) -> bool:
@@ -113,6 +155,175 @@ def _file_identity(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (info.st_dev, info.st_ino)
+
+
+# -------------------------------------------------------------------- bookkeeping schema
+# SQL over diskcache's ``Cache`` table. An index row is a 23-byte blob under a key whose
+# first "/" is followed by "t/" (``{fp}/t/{digest}``); its first 16 bytes are the block id.
+
+
+def _is_index(row: str) -> str:
+    return (f"(substr({row}.key, instr({row}.key, '/'), 3) = '/t/' "
+            f"AND typeof({row}.value) = 'blob' AND length({row}.value) = {_INDEX.size})")
+
+
+def _fp_of(row: str) -> str:
+    return f"substr({row}.key, 1, instr({row}.key, '/') - 1)"
+
+
+def _block_of(row: str) -> str:
+    return f"lower(hex(substr({row}.value, 1, 16)))"
+
+
+def _bump(fp: str, name: str, amount: str) -> str:
+    return (f"INSERT INTO bertfeat_counts (fp, name, value) VALUES ({fp}, '{name}', {amount}) "
+            "ON CONFLICT (fp, name) DO UPDATE SET value = value + excluded.value;")
+
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS bertfeat_counts (fp TEXT NOT NULL, name TEXT NOT NULL, "
+    "value INTEGER NOT NULL, PRIMARY KEY (fp, name)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS bertfeat_blocks (block TEXT PRIMARY KEY, fp TEXT NOT NULL, "
+    "depth INTEGER NOT NULL, pooler INTEGER NOT NULL, live INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS bertfeat_blocks_live ON bertfeat_blocks (live)",
+    "CREATE TABLE IF NOT EXISTS bertfeat_meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
+    f"CREATE TRIGGER IF NOT EXISTS bertfeat_index_insert AFTER INSERT ON Cache "
+    f"WHEN {_is_index('new')} BEGIN "
+    f"{_bump(_fp_of('new'), 'entries', '1')} {_bump(_fp_of('new'), 'encoded', '1')} "
+    f"UPDATE bertfeat_blocks SET live = live + 1 WHERE block = {_block_of('new')}; END",
+    f"CREATE TRIGGER IF NOT EXISTS bertfeat_index_update AFTER UPDATE OF value ON Cache "
+    f"WHEN {_is_index('new')} OR {_is_index('old')} BEGIN "
+    f"{_bump(_fp_of('new'), 'encoded', _is_index('new'))} "
+    f"{_bump(_fp_of('new'), 'entries', _is_index('new') + ' - ' + _is_index('old'))} "
+    f"UPDATE bertfeat_blocks SET live = live - 1 WHERE {_is_index('old')} "
+    f"AND block = {_block_of('old')}; "
+    f"UPDATE bertfeat_blocks SET live = live + 1 WHERE {_is_index('new')} "
+    f"AND block = {_block_of('new')}; END",
+    f"CREATE TRIGGER IF NOT EXISTS bertfeat_index_delete AFTER DELETE ON Cache "
+    f"WHEN {_is_index('old')} BEGIN "
+    f"UPDATE bertfeat_counts SET value = value - 1 WHERE fp = {_fp_of('old')} "
+    f"AND name = 'entries'; "
+    f"UPDATE bertfeat_blocks SET live = live - 1 WHERE block = {_block_of('old')}; END",
+    "CREATE TRIGGER IF NOT EXISTS bertfeat_block_delete AFTER DELETE ON Cache "
+    "WHEN substr(old.key, instr(old.key, '/'), 3) = '/b/' AND old.key GLOB '*/0' BEGIN "
+    "DELETE FROM bertfeat_blocks WHERE block = substr(old.key, instr(old.key, '/') + 3, 32); "
+    "END",
+)
+_SCHEMA_NAMES = frozenset({"bertfeat_counts", "bertfeat_blocks", "bertfeat_blocks_live",
+                           "bertfeat_meta", "bertfeat_index_insert", "bertfeat_index_update",
+                           "bertfeat_index_delete", "bertfeat_block_delete"})
+#: one-time copy of a store written by an older bertfeat, whose bookkeeping lived in
+#: (evictable) ``Cache`` rows: entry counts, counters, model descriptions, metadata
+_MIGRATE = (
+    f"INSERT OR IGNORE INTO bertfeat_counts (fp, name, value) SELECT {_fp_of('Cache')}, "
+    f"'entries', count(*) FROM Cache WHERE {_is_index('Cache')} GROUP BY 1",
+    f"INSERT OR IGNORE INTO bertfeat_counts (fp, name, value) SELECT {_fp_of('Cache')}, "
+    f"'encoded', count(*) FROM Cache WHERE {_is_index('Cache')} GROUP BY 1",
+    "INSERT OR REPLACE INTO bertfeat_counts (fp, name, value) "
+    "SELECT substr(key, 7, instr(substr(key, 7), '/') - 1), "
+    "substr(key, 7 + instr(substr(key, 7), '/')), value FROM Cache "
+    "WHERE key GLOB 'stats/*/*' AND typeof(value) = 'integer' "
+    "AND substr(key, 7 + instr(substr(key, 7), '/')) IN ('hits', 'misses', 'encoded')",
+    "INSERT OR IGNORE INTO bertfeat_meta (key, value) "
+    "SELECT 'model/' || substr(key, 1, length(key) - 6), value FROM Cache "
+    "WHERE key GLOB '*/model' AND typeof(value) = 'text' AND instr(key, '/') = length(key) - 5",
+    "INSERT OR IGNORE INTO bertfeat_meta (key, value) SELECT substr(key, 6), value FROM Cache "
+    "WHERE key GLOB 'meta/*' AND typeof(value) IN ('text', 'integer')",
+)
+
+
+def _ensure_schema(cache) -> None:
+    """Create the bookkeeping tables and triggers (once per store file).
+
+    Runs on diskcache's own connection (``_sql``), so that the triggers and the
+    bookkeeping writes join diskcache's transactions: a batch and its counts commit
+    together or not at all.
+    """
+    sql = cache._sql
+    have = {row[0] for row in sql(
+        "SELECT name FROM sqlite_master WHERE name GLOB 'bertfeat_*'").fetchall()}
+    if _SCHEMA_NAMES <= have:
+        return
+    with cache.transact():
+        fresh = sql("SELECT count(*) FROM sqlite_master "
+                    "WHERE name = 'bertfeat_counts'").fetchone()[0] == 0
+        for statement in _SCHEMA:
+            sql(statement)
+        if fresh:
+            for statement in _MIGRATE:
+                sql(statement)
+
+
+def _check_not_locked(db: Path, timeout: float) -> None:
+    """Fail within ``timeout`` seconds when another process holds the write lock.
+
+    diskcache retries its set-up statements for a minute on a locked database; a
+    process stuck in a write transaction (or holding a damaged file) must not cost that.
+
+    Raises
+    ------
+    StoreError
+        When the lock is still held after ``timeout`` seconds.
+    sqlite3.DatabaseError
+        When the file is damaged (the caller moves it aside).
+    """
+    try:
+        con = sqlite3.connect(str(db), timeout=timeout, isolation_level=None)
+    except sqlite3.Error:
+        return  # diskcache reports it
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        con.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:
+        message = str(exc).lower()
+        if "locked" in message or "busy" in message:
+            raise StoreError(
+                f"bertfeat store {db.parent}: the database has been locked by another "
+                f"process for more than {timeout:g} s ({exc}). If no bertfeat process is "
+                "running, the file may be damaged or held by a stuck process: stop it, "
+                "or use another store (cache=<directory>, or cache=False).") from exc
+        if _is_corruption(exc):
+            raise
+    except sqlite3.DatabaseError as exc:
+        if _is_corruption(exc):
+            raise
+    finally:
+        con.close()
+
+
+def _lock_name(fingerprint: str) -> str:
+    if re.fullmatch(r"[0-9A-Za-z_.-]{1,64}", fingerprint):
+        return fingerprint
+    return text_digest(fingerprint)
+
+
+_warned_working_sets: set[tuple[str, str]] = set()
+
+
+def human_bytes(n: float) -> str:
+    """``n`` bytes for people: ``512 B``, ``1.5 MB`` ... (powers of 1024)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+_human = human_bytes
+
+
+def _round_up(n: int) -> str:
+    """``n`` bytes rounded up to a whole GiB (at least 1), as Python source."""
+    return f"{max(1, -(-n // 2**30))} * 2**30"
+
+
+def _to_storage(array: np.ndarray) -> np.ndarray:
+    """float16 copy of a float32 array, or the array itself when float16 cannot hold it."""
+    finite = np.isfinite(array)
+    if not finite.all() or (array.size and float(np.abs(array).max()) > _FLOAT16_MAX):
+        return array
+    return array.astype(np.float16)
 
 
 def default_cache_dir() -> Path:
@@ -242,8 +453,25 @@ class FeatureStore:
     ----------
     directory : str or Path, optional
         Where the store lives. Default: :func:`default_cache_dir`.
-    size_limit : int, default=8 GiB
-        Bytes on disk before the least recently stored entries are evicted.
+    size_limit : int, optional
+        Bytes on disk before the least recently stored entries are evicted. Default
+        (``None``): half of the disk space available to the store (its database plus the
+        free space) when the store opens, and at least 8 GiB (:data:`DEFAULT_SIZE_LIMIT`).
+        A call whose texts need more than the limit warns once, with the numbers.
+    dtype : {"float32", "float16"}, default="float32"
+        How vectors are stored. ``"float16"`` halves the bytes per text; results are then
+        rounded to float16 whether they come from the store or the encoder (cached ==
+        uncached still holds, bit for bit), and their fingerprint differs from float32.
+        A batch whose values do not fit float16 is stored as float32.
+    depth : {"full", "needed"}, default="full"
+        ``"full"``: a text the store lacks is encoded through every layer, so a later
+        request for any layer or pooling of the same model is a read, whatever order a
+        search asks in. ``"needed"``: only as deep as the call needs (cheaper when only
+        shallow layers are ever used; a deeper request later encodes again).
+    timeout : float, optional
+        Seconds to wait for another process's write lock on the database before the
+        store is given up for the call (results are unaffected). Default:
+        :data:`LOCK_TIMEOUT` (10 s).
 
     Examples
     --------
@@ -254,12 +482,21 @@ class FeatureStore:
     """
 
     def __init__(self, directory: str | os.PathLike | None = None,
-                 size_limit: int = DEFAULT_SIZE_LIMIT) -> None:
+                 size_limit: int | None = None, dtype: str = "float32",
+                 depth: str = "full", timeout: float | None = None) -> None:
         self.directory = str(Path(directory).expanduser() if directory is not None
                              else default_cache_dir())
-        self.size_limit = int(size_limit)
+        self.size_limit = None if size_limit is None else int(size_limit)
+        if dtype not in STORE_DTYPES:
+            raise ValueError(f"FeatureStore dtype must be one of {STORE_DTYPES}, got {dtype!r}")
+        if depth not in STORE_DEPTHS:
+            raise ValueError(f"FeatureStore depth must be one of {STORE_DEPTHS}, got {depth!r}")
+        self.dtype = dtype
+        self.depth = depth
+        self.timeout = None if timeout is None else float(timeout)
         self._cache = None
         self._db_identity: tuple[int, int] | None = None
+        self._limit: int | None = None
 
     @classmethod
     def from_cache(cls, cache: Any) -> FeatureStore | None:
@@ -308,7 +545,8 @@ class FeatureStore:
 
         A database file that SQLite finds damaged ("file is not a database", "database
         disk image is malformed") is moved aside to ``cache.db.corrupt-<time>-<pid>``
-        with a ``RuntimeWarning``, and an empty store takes its place.
+        with a ``RuntimeWarning``, and an empty store takes its place. A database another
+        process keeps locked for longer than ``timeout`` raises :class:`StoreError`.
         """
         if self._cache is None:
             Path(self.directory).mkdir(parents=True, exist_ok=True)
@@ -324,19 +562,47 @@ class FeatureStore:
     def _open(self):
         import diskcache
 
-        self._db_identity = _file_identity(Path(self.directory) / "cache.db")
+        db = Path(self.directory) / "cache.db"
+        self._db_identity = _file_identity(db)
+        if self._db_identity is not None:
+            _check_not_locked(db, self._timeout())
         cache = diskcache.Cache(
             self.directory,
+            timeout=self._timeout(),
             disk=_safe_disk_class(),
-            size_limit=self.size_limit,
+            size_limit=self.limit,
             disk_min_file_size=2**21,
             eviction_policy="least-recently-stored",
             statistics=False,
             tag_index=True,
         )
         if self._db_identity is None:  # created just now
-            self._db_identity = _file_identity(Path(self.directory) / "cache.db")
+            self._db_identity = _file_identity(db)
+        try:
+            _ensure_schema(cache)
+        except BaseException:
+            cache.close()
+            raise
         return cache
+
+    def _timeout(self) -> float:
+        return LOCK_TIMEOUT if self.timeout is None else self.timeout
+
+    @property
+    def limit(self) -> int:
+        """The size limit in bytes in effect (``size_limit``, or the automatic one)."""
+        if self.size_limit is not None:
+            return self.size_limit
+        if self._limit is None:
+            directory = Path(self.directory)
+            try:
+                free = shutil.disk_usage(directory).free
+                used = sum(directory.joinpath(f"cache.db{s}").stat().st_size
+                           for s in ("", "-wal") if directory.joinpath(f"cache.db{s}").exists())
+            except OSError:
+                free, used = 0, 0
+            self._limit = max(DEFAULT_SIZE_LIMIT, int(AUTO_LIMIT_SHARE * (free + used)))
+        return self._limit
 
     def _recover(self, exc: BaseException) -> None:
         """Move a damaged database aside (once, whichever process sees it first).
@@ -385,45 +651,67 @@ class FeatureStore:
             self._cache = None
 
     def __getstate__(self) -> dict:
-        return {"directory": self.directory, "size_limit": self.size_limit}
+        return {"directory": self.directory, "size_limit": self.size_limit,
+                "dtype": self.dtype, "depth": self.depth, "timeout": self.timeout}
 
     def __setstate__(self, state: dict) -> None:
         self.directory = state["directory"]
         self.size_limit = state["size_limit"]
+        self.dtype = state.get("dtype", "float32")
+        self.depth = state.get("depth", "full")
+        self.timeout = state.get("timeout")
         self._cache = None
         self._db_identity = None
+        self._limit = None
+
+    def _key(self) -> tuple:
+        return (self.directory, self.size_limit, self.dtype, self.depth, self.timeout)
 
     def __repr__(self) -> str:
-        return f"FeatureStore({self.directory!r}, size_limit={self.size_limit})"
+        extra = "".join(f", {name}={value!r}" for name, value, default in (
+            ("dtype", self.dtype, "float32"), ("depth", self.depth, "full"),
+            ("timeout", self.timeout, None)) if value != default)
+        return f"FeatureStore({self.directory!r}, size_limit={self.size_limit}{extra})"
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, FeatureStore) and other.directory == self.directory
-                and other.size_limit == self.size_limit)
+        return isinstance(other, FeatureStore) and other._key() == self._key()
 
     def __hash__(self) -> int:
-        return hash((self.directory, self.size_limit))
+        return hash(self._key())
 
     # -- small metadata ----------------------------------------------------------------
+    def _sql(self, statement: str, args: tuple = ()):
+        return self.cache._sql(statement, args)
+
     def get_meta(self, key: str) -> Any:
         """Read a small metadata value (str or int), or None (also when unreadable)."""
         try:
-            value = self.cache.get(f"meta/{key}")
-        except _store_errors():
+            row = self._sql("SELECT value FROM bertfeat_meta WHERE key = ?", (key,)).fetchone()
+        except (*_store_errors(), StoreError):
             return None
+        value = row[0] if row else None
         return value if isinstance(value, (str, int)) else None
 
     def set_meta(self, key: str, value: str | int) -> None:
-        """Write a small metadata value; best effort (a full or read-only store skips it)."""
-        with contextlib.suppress(*_store_errors()):
-            self.cache.set(f"meta/{key}", value, tag="meta")
+        """Write a small metadata value; best effort (a full or read-only store skips it).
+
+        Metadata is never evicted by the size limit.
+        """
+        if not isinstance(value, (str, int)):
+            raise TypeError("bertfeat store metadata values are str or int")
+        with contextlib.suppress(*_store_errors(), StoreError):
+            self._sql("INSERT OR REPLACE INTO bertfeat_meta (key, value) VALUES (?, ?)",
+                      (key, value))
 
     def register(self, fingerprint: str, description: dict) -> None:
-        """Remember what a fingerprint stands for (shown by :meth:`stats`); best effort."""
-        key = f"{fingerprint}/model"
+        """Remember what a fingerprint stands for (shown by :meth:`stats`); best effort.
+
+        The description is bookkeeping, never evicted by the size limit, so
+        ``clear(model=...)`` finds the model's entries however full the store is.
+        """
         text = json.dumps(description, sort_keys=True)
-        with contextlib.suppress(*_store_errors()):
-            if self.cache.get(key) != text:
-                self.cache.set(key, text, tag=fingerprint)
+        if self.get_meta(f"model/{fingerprint}") != text:
+            self.set_meta(f"model/{fingerprint}", text)
 
     def encoded_count(self, fingerprint: str) -> int:
         """Texts encoded and written under ``fingerprint`` (the ``encoded`` counter).
@@ -438,12 +726,98 @@ class FeatureStore:
         int
             The counter :meth:`stats` reports as ``encoded``; 0 when nothing was stored.
         """
-        return int(self.cache.get(f"stats/{fingerprint}/encoded") or 0)
+        return self.counts(fingerprint)["encoded"]
 
     def _count(self, fingerprint: str, name: str, amount: int) -> None:
         if amount:  # counters are best effort: never fail a read over them
-            with contextlib.suppress(*_store_errors()):
-                self.cache.incr(f"stats/{fingerprint}/{name}", amount, default=0)
+            with contextlib.suppress(*_store_errors(), StoreError):
+                self._sql("INSERT INTO bertfeat_counts (fp, name, value) VALUES (?, ?, ?) "
+                          "ON CONFLICT (fp, name) DO UPDATE SET value = value + excluded.value",
+                          (fingerprint, name, int(amount)))
+
+    # -- cross-process coordination ------------------------------------------------------
+    @contextlib.contextmanager
+    def encode_lock(self, fingerprint: str):
+        """Hold the encode lock of one fingerprint (exclusive across processes and threads).
+
+        Taken around "re-read the misses, encode the rest, write them", so that workers
+        missing the same texts at the same time encode each of them once: the others
+        wait, then find the vectors stored. It is an OS file lock (``flock``) on
+        ``locks/{fingerprint}.lock`` in the store directory: waiting costs no CPU, and
+        the OS releases the lock of a process that dies, even by SIGKILL. Different
+        fingerprints have different locks and never wait for each other. Where the lock
+        cannot be taken (no ``fcntl``, e.g. Windows; a read-only directory) the call
+        proceeds without it: results are the same, a text may then be encoded twice.
+        """
+        handle = None
+        try:
+            import fcntl
+
+            folder = Path(self.directory) / "locks"
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = open(folder / f"{_lock_name(fingerprint)}.lock", "a+b")  # noqa: SIM115
+        except (ImportError, OSError):
+            handle = None
+        if handle is None:
+            yield
+            return
+        with handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    # -- layout --------------------------------------------------------------------------
+    def bytes_per_text(self, depth: int, hidden_size: int, pooler: bool = False) -> int:
+        """Bytes one text takes in the store when encoded ``depth`` layers deep.
+
+        The vectors (cls, mean and max of hidden states ``0..depth``, plus the pooler)
+        in the storage dtype, plus its index row; measured totals on disk are within a
+        few percent of this (benchmarks/bench_store.py).
+        """
+        itemsize = np.dtype(self.dtype).itemsize
+        values = (depth + 1) * 3 * hidden_size + (hidden_size if pooler else 0)
+        return values * itemsize + _INDEX.size + 64
+
+    def storable(self, array: np.ndarray) -> np.ndarray:
+        """``array`` as a read will return it: float32, rounded through the storage dtype.
+
+        Callers that return results of a miss apply this first, so cached and uncached
+        results are equal bit for bit. With ``dtype="float16"`` an array holding values
+        float16 cannot represent is returned (and stored) as float32 unchanged.
+        """
+        array = np.asarray(array, dtype=np.float32)
+        if self.dtype == "float32":
+            return array
+        return _to_storage(array).astype(np.float32)
+
+    def check_working_set(self, fingerprint: str, n_texts: int, depth: int,
+                          hidden_size: int, pooler: bool = False) -> None:
+        """Warn once per store and fingerprint when a call's texts exceed the size limit.
+
+        Within the call nothing is lost (its vectors are kept in memory, and no text is
+        encoded twice), but the store evicts entries as it writes, so a later call (the
+        next fold of a search) encodes some of the same texts again.
+        """
+        per_text = self.bytes_per_text(depth, hidden_size, pooler)
+        need = n_texts * per_text
+        limit = self.limit
+        key = (self.directory, fingerprint)
+        if need <= limit or key in _warned_working_sets:
+            return
+        _warned_working_sets.add(key)
+        half = (" or store float16 (FeatureStore(..., dtype='float16'): half the bytes)"
+                if self.dtype == "float32" else "")
+        warnings.warn(
+            f"bertfeat store {self.directory}: this call's {n_texts:,} texts need about "
+            f"{_human(need)} in the store ({_human(per_text)} per text: {depth + 1} hidden "
+            f"states x cls/mean/max x {hidden_size} in {self.dtype}), more than its size "
+            f"limit of {_human(limit)}. This call's results are unaffected, but the store "
+            "evicts the oldest entries as it writes, so later calls on the same texts (the "
+            "next fold of a search) encode some of them again. Raise the limit "
+            f"(FeatureStore({self.directory!r}, size_limit={_round_up(need)})){half}.",
+            RuntimeWarning, stacklevel=3)
 
     # -- vectors -----------------------------------------------------------------------
     def read(self, fingerprint: str, digests: Sequence[str], layers: Iterable[int],
@@ -627,73 +1001,147 @@ class FeatureStore:
     def _write(self, fingerprint: str, digests: Sequence[str], stats: np.ndarray,
                pooler: np.ndarray | None, truncated: np.ndarray | None) -> None:
         stats = np.asarray(stats, dtype=np.float32)
+        if self.dtype == "float16":
+            stats = _to_storage(stats)
+            pooler = None if pooler is None else _to_storage(np.asarray(pooler, np.float32))
+        elif pooler is not None:
+            pooler = np.asarray(pooler, dtype=np.float32)
         depth = stats.shape[1] - 1
         block = uuid.uuid4().bytes
         block_id = block.hex()
         cache = self.cache
         with cache.transact():
-            for layer in range(depth + 1):
-                cache.set(f"{fingerprint}/b/{block_id}/{layer}",
-                          encode_array(stats[:, layer]), tag=fingerprint)
-            if pooler is not None:
-                cache.set(f"{fingerprint}/b/{block_id}/P",
-                          encode_array(np.asarray(pooler, dtype=np.float32)), tag=fingerprint)
+            cache._sql("INSERT OR REPLACE INTO bertfeat_blocks (block, fp, depth, pooler, live) "
+                       "VALUES (?, ?, ?, ?, 0)",
+                       (block_id, fingerprint, depth, int(pooler is not None)))
+            # index rows first: eviction (oldest first) then takes a batch's index rows
+            # before its blocks, so no index row outlives the vectors it points to
             base = 1 if pooler is not None else 0
             for row, digest in enumerate(digests):
                 flags = base | (2 if truncated is not None and truncated[row] else 0)
                 cache.set(f"{fingerprint}/t/{digest}", _INDEX.pack(block, row, depth, flags),
                           tag=fingerprint)
-            # inside the transaction and not best effort: a failure here undoes the batch
-            cache.incr(f"stats/{fingerprint}/encoded", len(digests), default=0)
+            for layer in range(depth + 1):
+                cache.set(f"{fingerprint}/b/{block_id}/{layer}",
+                          encode_array(stats[:, layer]), tag=fingerprint)
+            if pooler is not None:
+                cache.set(f"{fingerprint}/b/{block_id}/P", encode_array(pooler),
+                          tag=fingerprint)
+            self._drop_dead_blocks(cache)
+
+    def _drop_dead_blocks(self, cache) -> None:
+        """Delete blocks no index row points into any more (all of them overwritten).
+
+        Runs inside the caller's transaction. Block ids and depths come from the
+        trigger-kept ``bertfeat_blocks`` table; no key is scanned.
+        """
+        dead = cache._sql("SELECT block, fp, depth, pooler FROM bertfeat_blocks "
+                          "WHERE live <= 0 LIMIT 256").fetchall()
+        for block_id, fingerprint, depth, pooler in dead:
+            for layer in [*range(int(depth) + 1), *(["P"] if pooler else [])]:
+                cache.delete(f"{fingerprint}/b/{block_id}/{layer}")
+            cache._sql("DELETE FROM bertfeat_blocks WHERE block = ?", (block_id,))
 
     # -- housekeeping --------------------------------------------------------------------
     def _models(self) -> dict[str, dict]:
         models = {}
-        for key in self.cache.iterkeys():
-            if isinstance(key, str) and key.endswith("/model") and key.count("/") == 1:
-                fp = key.split("/", 1)[0]
-                try:
-                    models[fp] = json.loads(self.cache.get(key) or "{}")
-                except (TypeError, ValueError):
-                    models[fp] = {}
+        rows = self._sql("SELECT key, value FROM bertfeat_meta WHERE key >= 'model/' "
+                         "AND key < 'model0'").fetchall()
+        for key, value in rows:
+            try:
+                models[key[len("model/"):]] = json.loads(value or "{}")
+            except (TypeError, ValueError):
+                models[key[len("model/"):]] = {}
         return models
 
+    def counts(self, fingerprint: str) -> dict[str, int]:
+        """``entries``, ``hits``, ``misses`` and ``encoded`` of one fingerprint (O(1)).
+
+        Raises
+        ------
+        StoreError
+            When the store cannot be read.
+        """
+        try:
+            rows = self._sql("SELECT name, value FROM bertfeat_counts WHERE fp = ?",
+                             (fingerprint,)).fetchall()
+        except _store_errors() as exc:
+            raise StoreError(f"bertfeat store {self.directory}: reading counters failed "
+                             f"({type(exc).__name__}: {exc})") from exc
+        values = dict.fromkeys(("entries", "hits", "misses", "encoded"), 0)
+        values.update({name: int(value) for name, value in rows if name in values})
+        return values
+
     def stats(self) -> dict:
-        """Usage of the store.
+        """Usage of the store, from counters (no key is scanned: O(models), not O(entries)).
 
         Returns
         -------
         dict
-            ``directory``, ``size_limit``, ``bytes`` (on disk), ``entries`` (texts
-            stored, all models) and ``models``: per fingerprint its description,
-            ``entries``, ``hits``, ``misses`` and ``encoded`` (texts sent through the
-            encoder).
+            ``directory``, ``size_limit`` (in effect), ``bytes`` (on disk), ``entries``
+            (texts stored, all models), ``dtype``, ``depth`` and ``models``: per
+            fingerprint its description, ``entries``, ``hits``, ``misses`` and ``encoded``
+            (texts sent through the encoder).
+
+        Raises
+        ------
+        StoreError
+            When the store cannot be read (locked by a stuck process, damaged, I/O error):
+            the message says what is wrong.
         """
-        cache = self.cache
-        entries: dict[str, int] = {}
-        for key in cache.iterkeys():
-            parts = key.split("/") if isinstance(key, str) else ()
-            if len(parts) == 3 and parts[1] == "t":
-                entries[parts[0]] = entries.get(parts[0], 0) + 1
-        models = self._models()
+        try:
+            cache = self.cache
+            counts: dict[str, dict[str, int]] = {}
+            for fp, name, value in self._sql(
+                    "SELECT fp, name, value FROM bertfeat_counts").fetchall():
+                counts.setdefault(fp, {})[name] = int(value)
+            models = self._models()
+            volume = int(cache.volume())
+        except _store_errors() as exc:
+            raise StoreError(f"bertfeat store {self.directory}: reading its statistics "
+                             f"failed ({type(exc).__name__}: {exc})") from exc
         per_model = {}
-        for fp in sorted(set(models) | set(entries)):
+        for fp in sorted(set(models) | {f for f, c in counts.items() if c.get("entries")}):
+            mine = counts.get(fp, {})
             per_model[fp] = {
                 "model": models.get(fp, {}),
-                "entries": entries.get(fp, 0),
-                **{name: int(cache.get(f"stats/{fp}/{name}") or 0)
-                   for name in ("hits", "misses", "encoded")},
+                **{name: mine.get(name, 0) for name in ("entries", "hits", "misses",
+                                                        "encoded")},
             }
         return {
             "directory": self.directory,
-            "size_limit": self.size_limit,
-            "bytes": int(cache.volume()),
-            "entries": sum(entries.values()),
+            "size_limit": self.limit,
+            "bytes": volume,
+            "entries": sum(c.get("entries", 0) for c in counts.values()),
+            "dtype": self.dtype,
+            "depth": self.depth,
             "models": per_model,
         }
 
+    def _delete_index_rows(self, fingerprint: str) -> int:
+        """Delete a fingerprint's index rows (a key range), a thousand per transaction."""
+        cache = self.cache
+        removed = 0
+        while True:
+            with cache.transact():
+                rows = cache._sql(
+                    "SELECT rowid, filename FROM Cache WHERE key >= ? AND key < ? AND raw = 1 "
+                    "LIMIT 1000", (f"{fingerprint}/t/", f"{fingerprint}/t0")).fetchall()
+                if not rows:
+                    return removed
+                cache._sql(f"DELETE FROM Cache WHERE rowid IN ({','.join('?' * len(rows))})",
+                           tuple(r for r, _ in rows))
+            for _, filename in rows:
+                if filename is not None:
+                    cache._disk.remove(filename)
+            removed += len(rows)
+
     def clear(self, model: str | None = None) -> int:
         """Delete entries: all of them, or those of one model.
+
+        Index rows go first, then blocks, then counters and the model description, so
+        an interrupted ``clear`` leaves a store whose :meth:`stats` are exact, and a
+        second ``clear`` finishes the job.
 
         Parameters
         ----------
@@ -710,13 +1158,27 @@ class FeatureStore:
         if model is None:
             removed = len(cache)
             cache.clear()
+            with cache.transact():
+                for table in ("bertfeat_counts", "bertfeat_blocks"):
+                    cache._sql(f"DELETE FROM {table}")
+                cache._sql("DELETE FROM bertfeat_meta WHERE key >= 'model/' "
+                           "AND key < 'model0'")
             return removed
-        targets = [fp for fp, desc in self._models().items()
-                   if desc.get("model") == model or desc.get("path") == model
+        models = self._models()
+        known = set(models) | {row[0] for row in self._sql(
+            "SELECT DISTINCT fp FROM bertfeat_counts").fetchall()}
+        targets = [fp for fp in known
+                   if models.get(fp, {}).get("model") == model
+                   or models.get(fp, {}).get("path") == model
                    or (len(model) >= 6 and fp.startswith(model))]
         removed = 0
         for fp in targets:
+            removed += self._delete_index_rows(fp)
             removed += cache.evict(fp)
-            for name in ("hits", "misses", "encoded"):
+            for name in ("hits", "misses", "encoded"):  # rows of older bertfeat versions
                 cache.delete(f"stats/{fp}/{name}")
+            with cache.transact():
+                cache._sql("DELETE FROM bertfeat_counts WHERE fp = ?", (fp,))
+                cache._sql("DELETE FROM bertfeat_blocks WHERE fp = ?", (fp,))
+                cache._sql("DELETE FROM bertfeat_meta WHERE key = ?", (f"model/{fp}",))
         return removed

@@ -53,10 +53,11 @@ on cached features is exactly ``cross_val_score`` of that Pipeline. The recommen
 the best recommendable row (every family but the control), so it never scores below the
 TF-IDF baseline the probe reports.
 
-Modules: :mod:`.core` (:func:`probe`: argument checks and orchestration),
+Modules: :mod:`.core` (:func:`probe`: orchestration), :mod:`.checks` (arguments, folds),
 :mod:`.context` (shared state, scoring), :mod:`.candidates`, :mod:`.heads`,
-:mod:`.families`, :mod:`.result` (:class:`ProbeResult`), :mod:`.report` (the text
-summary), :mod:`.plot` (the figure), :mod:`.codegen` (:func:`pipeline_code`).
+:mod:`.families`, :mod:`.stats` and :mod:`.nested` (the pick and its estimate),
+:mod:`.result` (:class:`ProbeResult`), :mod:`.report` (the text summary), :mod:`.plot`
+(the figure), :mod:`.codegen` (:func:`pipeline_code`), :mod:`.progress`.
 """
 
 from ..models import random_init_model

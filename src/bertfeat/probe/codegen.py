@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
-from ..store import DEFAULT_SIZE_LIMIT, FeatureStore
+from ..store import FeatureStore
 
 __all__ = ["pipeline_code"]
 
@@ -31,10 +31,10 @@ def _value_code(value: Any, imports: set[str]) -> str:
     if isinstance(value, BaseEstimator):
         return _estimator_code(value, imports)
     if isinstance(value, FeatureStore):  # a directory names the same store
-        if value.size_limit == DEFAULT_SIZE_LIMIT:
+        if value == FeatureStore(value.directory):  # every setting at its default
             return repr(value.directory)
         imports.add("from bertfeat import FeatureStore")
-        return f"FeatureStore({value.directory!r}, size_limit={value.size_limit})"
+        return repr(value)  # FeatureStore('dir', size_limit=..., dtype=...): runs as printed
     if isinstance(value, os.PathLike):  # a PosixPath repr would not run as printed
         return repr(os.fspath(value))
     if isinstance(value, np.ndarray):

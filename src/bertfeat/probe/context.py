@@ -24,7 +24,7 @@ from ..featurizer import BertFeaturizer
 from ..store import FeatureStore, text_digest
 from .candidates import Candidate, EncodedLayers, FeatureSet
 
-__all__ = ["ProbeContext", "encode_all_layers", "logger"]
+__all__ = ["ProbeContext", "encode_all_layers", "cv_score", "restrict_splits", "logger"]
 
 #: progress messages of the probe (``probe(verbose=True)`` shows them on stderr)
 logger = logging.getLogger("bertfeat.probe")
@@ -143,6 +143,9 @@ class ProbeContext:
         Seconds per stage (``ProbeResult.timings``).
     scored : list of (dict, Candidate)
         The rows scored so far, with their candidates, in scoring order.
+    fold_scores : dict of str -> ndarray
+        Every scored candidate's score on each split (in ``splits`` order), by key: the
+        paired samples of the statistics (:mod:`bertfeat.probe.stats`).
     """
 
     texts: list[str]
@@ -164,6 +167,7 @@ class ProbeContext:
     encoding: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     scored: list[tuple[dict, Candidate]] = field(default_factory=list)
+    fold_scores: dict[str, np.ndarray] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     encode_seconds: float = 0.0
 
@@ -209,8 +213,8 @@ class ProbeContext:
         try:
             y, splits = self.y, self.splits
             if cand.rows is not None:
-                y, splits = self.y[cand.rows], restrict_splits(self.splits, cand.rows, len(y))
-            scores = _cv_score(cand, y, splits, self.scoring, self.n_jobs)
+                y, splits = self.y[cand.rows], restrict_splits(self.splits, cand.rows, len(self.y))
+            scores = cv_score(cand, y, splits, self.scoring, self.n_jobs)
         except Exception as exc:  # one head failing on this data must not end the probe
             from .result import describe
 
@@ -218,6 +222,7 @@ class ProbeContext:
                           f"out ({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=3)
             self.failures.append(cand.key)
             return None
+        self.fold_scores[cand.key] = scores.pop("fold_scores")
         row = _row(cand, scores)
         self.scored.append((row, cand))
         return row
@@ -241,7 +246,7 @@ def restrict_splits(splits: list, rows: np.ndarray, n: int) -> list:
     return out
 
 
-def _cv_score(candidate: Candidate, y: np.ndarray, splits: list, scoring: Any,
+def cv_score(candidate: Candidate, y: np.ndarray, splits: list, scoring: Any,
               n_jobs: int | None) -> dict:
     from threadpoolctl import threadpool_limits
 
@@ -253,6 +258,7 @@ def _cv_score(candidate: Candidate, y: np.ndarray, splits: list, scoring: Any,
             res = cross_validate(candidate.estimator, candidate.X, y, cv=splits,
                                  scoring=scoring, n_jobs=n_jobs, error_score="raise")
     return {
+        "fold_scores": np.asarray(res["test_score"], dtype=float),
         "mean_score": float(np.mean(res["test_score"])),
         "std_score": float(np.std(res["test_score"])),
         "fit_time": float(np.mean(res["fit_time"])),

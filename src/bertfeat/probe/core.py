@@ -3,33 +3,40 @@ families on the same folds, rank every row, refit the best."""
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import KFold, StratifiedKFold, check_cv
-from sklearn.utils._param_validation import StrOptions, validate_params
-from sklearn.utils.multiclass import type_of_target
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
+from ..cvstats import split_ratio
 from ..featurizer import BertFeaturizer
-from ..inputs import to_texts
 from ..params import StrictInterval, non_negative_int
 from ..store import FeatureStore
-from .candidates import SWEEP_POOLINGS, Candidate
+from .candidates import Candidate
+from .checks import (
+    check_data,
+    check_poolings,
+    design,
+    holdout_split,
+    inner_splits,
+    make_splits,
+    probe_store,
+)
 from .context import ProbeContext, logger
 from .families import registered
 from .heads import resolve_heads
+from .nested import outer_estimate
+from .progress import StageBar, progress_handler
 from .result import ProbeResult
+from .stats import annotate
 
 __all__ = ["probe"]
 
@@ -64,6 +71,11 @@ _RESERVED = ("model", "layers", "pooling", "layer_combine", "cache")
         "refit": ["boolean"],
         "featurizer_params": [dict, None],
         "verbose": ["boolean"],
+        "repeats": [Interval(Integral, 1, None, closed="left")],
+        "nested": ["boolean"],
+        "test_size": [Interval(Real, 0, 1, closed="neither"), None],
+        "alpha": [Interval(Real, 0, 1, closed="neither")],
+        "select": [StrOptions({"cheapest", "top"})],
     },
     # the featurizers and heads the probe builds from the user's values are validated
     prefer_skip_nested_validation=False,
@@ -95,6 +107,11 @@ def probe(
     refit: bool = True,
     featurizer_params: dict | None = None,
     verbose: bool = False,
+    repeats: int = 1,
+    nested: bool = False,
+    test_size: float | None = None,
+    alpha: float = 0.05,
+    select: str = "cheapest",
 ) -> ProbeResult:
     """Find the layer, pooling and head of an encoder that suit a task, in one encoder pass.
 
@@ -181,13 +198,36 @@ def probe(
         into the recommended Pipeline.
     verbose : bool, default=False
         Report progress on stderr.
+    repeats : int, default=1
+        Repeats of the k-fold split when ``cv`` is an int (``RepeatedStratifiedKFold``;
+        repeat 1 is the plain split). Every candidate is scored on the same
+        ``repeats x cv`` splits; the store makes a repeat cost head fits only, no
+        encoding. More repeats narrow the intervals and sharpen the paired tests.
+    nested : bool, default=False
+        Also estimate how the whole selection does on new data: each of ``cv`` outer
+        folds runs the complete probe (every family, the tied group, the pick) on inner
+        folds of its training rows, then scores its pick on the outer test fold
+        (``result.nested_score``, ``result.nested``). No extra encoding; about ``cv``
+        times the cross-validation work.
+    test_size : float, optional
+        Also hold out this share of the rows (stratified): the whole selection runs on
+        the rest and its pick is scored once on the held-out rows
+        (``result.holdout``). The table itself is still the cross-validation on all rows.
+    alpha : float, default=0.05
+        Level of the corrected paired tests: a candidate is *tied* with the top one when
+        its test against it gives ``p >= alpha``.
+    select : {"cheapest", "top"}, default="cheapest"
+        The recommendation: the cheapest candidate tied with the top one (the rule is
+        :data:`bertfeat.probe.stats.PICK_RULE`), or the top mean itself.
 
     Returns
     -------
     ProbeResult
         ``.table`` (tidy DataFrame, best first), ``.best``, ``.best_estimator`` (fitted on
         all data when ``refit``), ``.make_pipeline()`` (unfitted), ``.best_code``,
-        ``.baselines``, ``.encoding``, ``.plot()``, ``.summary()``.
+        ``.baselines``, ``.encoding``, ``.plot()``, ``.summary()``; the statistics:
+        ``.top``, ``.tied``, ``.recommendation``, ``.comparisons``, ``.fold_scores``,
+        ``.nested_score``, ``.holdout``, ``.report("markdown")``.
 
     Examples
     --------
@@ -200,7 +240,7 @@ def probe(
     """
     options = {name: value for name, value in locals().items()
                if name not in ("texts", "y", "featurizer_params")}
-    handler = _progress_handler() if verbose else None
+    handler = progress_handler() if verbose else None
     try:
         return _run(texts, y, options, dict(featurizer_params or {}))
     finally:
@@ -208,21 +248,13 @@ def probe(
             logger.removeHandler(handler)
 
 
-def _progress_handler() -> logging.Handler:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("[probe] %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    return handler
-
-
 def _run(texts: Any, y: Any, options: dict, params: dict) -> ProbeResult:
     started = time.perf_counter()
-    texts, y, task = _check_data(texts, y, options["task"])
+    texts, y, task = check_data(texts, y, options["task"])
     scoring = options["scoring"] or ("accuracy" if task == "classification" else "r2")
     scoring_name = scoring if isinstance(scoring, str) else getattr(
         scoring, "__name__", type(scoring).__name__)
-    options["poolings"] = _check_poolings(options["poolings"])
+    options["poolings"] = check_poolings(options["poolings"])
     if options["union"] is None:
         options["union"] = options["tfidf"]
     for reserved in _RESERVED:
@@ -232,31 +264,39 @@ def _run(texts: Any, y: Any, options: dict, params: dict) -> ProbeResult:
     # refuse a bad featurizer parameter before any work (the same check fit makes)
     BertFeaturizer(model=options["model"], **params)._validate_params()
     heads = resolve_heads(options["heads"], task, options["random_state"])
-    splits = _splits(options["cv"], task, y, len(texts), options["random_state"])
+    splits = make_splits(options["cv"], task, y, len(texts), options["random_state"],
+                     options["repeats"])
+    if options["nested"] and not isinstance(options["cv"], Integral):
+        raise ValueError("nested=True needs cv as an int (the number of outer and inner "
+                         f"folds), got {options['cv']!r}")
     cache = options["cache"]
-    store, tmp = _probe_store(cache)
+    store, tmp = probe_store(cache)
     ctx = ProbeContext(
         texts=texts, y=y, task=task, splits=splits, scoring=scoring, model=options["model"],
         params=params, poolings=options["poolings"], heads=heads, store=store,
         pipeline_params={"cache": False if cache is None or cache is False else cache},
         options=options, n_jobs=options["n_jobs"], random_state=options["random_state"])
     stages = _stages(registered())
-    bar = _StageBar(len(stages) + 2, enabled=options["verbose"])
+    bar = StageBar(len(stages) + 2, enabled=options["verbose"])
     try:
         bar.stage("encode")
         _encode(ctx, options["layers"])
-        for stage, families in stages:
-            bar.stage(stage)
-            _run_stage(ctx, stage, families)
-        if not ctx.scored:
-            raise ValueError(f"probe: every candidate failed (first: {ctx.failures[0]}); "
-                             "see the warnings")
+        table, folds, recommendation = _study(ctx, bar)
         result = ProbeResult(
-            table=_ranked_table([row for row, _ in ctx.scored]),
-            candidates={cand.key: cand for _, cand in ctx.scored}, task=task,
+            table=table, candidates={cand.key: cand for _, cand in ctx.scored}, task=task,
             scoring=scoring_name, n_splits=len(splits), n_layers=ctx.n_layers,
             model=str(options["model"]), encoding=ctx.encoding, timings=ctx.timings,
-            best_estimator=None)
+            best_estimator=None, fold_scores=folds, recommendation=recommendation,
+            design=design(options, len(splits)))
+        t0 = time.perf_counter()
+        if options["nested"]:
+            outer = make_splits(options["cv"], task, y, len(texts), options["random_state"] + 1)
+            result.nested = outer_estimate(ctx, outer, _study, inner_splits, "nested fold")
+        if options["test_size"] is not None:
+            result.holdout = outer_estimate(ctx, [holdout_split(options, task, y)], _study,
+                                            inner_splits, "held-out split")
+        if options["nested"] or options["test_size"] is not None:
+            ctx.timings["nested"] = time.perf_counter() - t0
         bar.stage("refit")
         t0 = time.perf_counter()
         if options["refit"]:
@@ -291,28 +331,25 @@ def _encode(ctx: ProbeContext, layers: Any) -> None:
     ctx.log(f"encoder ran on {ctx.bert.encoded} texts ({ctx.timings['encode']:.1f} s)")
 
 
-class _StageBar:
-    """One progress bar over the probe's stages, in a terminal with ``verbose=True``."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, desc="bertfeat probe", unit="stage", leave=False)
-        self.started = False
-
-    def stage(self, name: str) -> None:
-        if self.bar is not None:
-            if self.started:
-                self.bar.update(1)
-            self.bar.set_postfix_str(name)
-        self.started = True
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.close()
+def _study(ctx: ProbeContext, bar: StageBar | None = None,
+           ) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
+    """Every family on ``ctx.splits``: the annotated table, the fold scores, the pick."""
+    for stage, families in _stages(registered()):
+        if bar is not None:
+            bar.stage(stage)
+        _run_stage(ctx, stage, families)
+    if not ctx.scored:
+        raise ValueError(f"probe: every candidate failed (first: {ctx.failures[0]}); "
+                         "see the warnings")
+    table = _ranked_table([row for row, _ in ctx.scored])
+    folds = pd.DataFrame.from_dict(ctx.fold_scores, orient="index")
+    folds.columns = [f"split_{i}" for i in range(folds.shape[1])]
+    recommendable = [cand.key for _, cand in ctx.scored if cand.recommendable]
+    table, recommendation = annotate(
+        table, folds, split_ratio(ctx.splits), head_order=list(ctx.heads),
+        recommendable=recommendable, alpha=ctx.options["alpha"],
+        select=ctx.options["select"])
+    return table, folds, recommendation
 
 
 def _stages(families: list) -> list[tuple[str, list]]:
@@ -352,63 +389,3 @@ def _ranked_table(rows: list[dict]) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-# ----------------------------------------------------------------------- argument checks
-def _check_data(texts: Any, y: Any, task: str) -> tuple[list[str], np.ndarray, str]:
-    texts, _ = to_texts(texts, "raise")
-    y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
-    if y.ndim != 1 or len(y) != len(texts):
-        raise ValueError(f"y must be 1-D with one value per text: {len(texts)} texts, "
-                         f"y of shape {y.shape}")
-    if len(texts) == 0:
-        raise ValueError("probe needs texts")
-    return texts, y, _infer_task(y, task)
-
-
-def _check_poolings(poolings: Any) -> tuple[str, ...]:
-    poolings = tuple(dict.fromkeys([poolings] if isinstance(poolings, str) else poolings))
-    bad = [p for p in poolings if p not in SWEEP_POOLINGS]
-    if bad or not poolings:
-        raise ValueError(f"poolings must be among {SWEEP_POOLINGS}, got {poolings!r}"
-                         + (" ('pooler' exists for the last layer only: use "
-                            "BertFeaturizer(pooling='pooler'))" if "pooler" in bad else ""))
-    return poolings
-
-
-def _infer_task(y: np.ndarray, task: str) -> str:
-    if task != "auto":
-        return task
-    kind = type_of_target(y)
-    if kind in ("binary", "multiclass"):
-        return "classification"
-    if kind == "continuous":
-        return "regression"
-    raise ValueError(f"y must be one label or one number per text; got a {kind!r} target")
-
-
-def _splits(cv: Any, task: str, y: np.ndarray, n: int, random_state: int) -> list:
-    """The folds: shuffled (stratified) K-fold for an int, else the user's splitter."""
-    cv = 5 if cv is None else cv
-    if not (isinstance(cv, Integral) and not isinstance(cv, bool)):
-        return list(check_cv(cv, y, classifier=task == "classification").split(np.zeros(n), y))
-    if task == "classification":
-        labels, counts = np.unique(y, return_counts=True)
-        if len(labels) < 2:
-            raise ValueError("y holds a single class; a probe needs at least two")
-        if counts.min() < cv:
-            rare = labels[counts.argmin()]
-            raise ValueError(
-                f"class {rare!r} has only {counts.min()} example(s), fewer than cv={cv} "
-                "folds; lower cv, drop rare classes, or pass a splitter as cv")
-        splitter = StratifiedKFold(int(cv), shuffle=True, random_state=random_state)
-    else:
-        splitter = KFold(int(cv), shuffle=True, random_state=random_state)
-    return list(splitter.split(np.zeros(n), y))
-
-
-def _probe_store(cache: Any) -> tuple[FeatureStore, tempfile.TemporaryDirectory | None]:
-    """The store the probe reads and writes; a temporary one when caching is off."""
-    store = FeatureStore.from_cache(cache)
-    if store is not None:
-        return store, None
-    tmp = tempfile.TemporaryDirectory(prefix="bertfeat-probe-")
-    return FeatureStore(tmp.name), tmp

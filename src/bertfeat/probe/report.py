@@ -1,40 +1,53 @@
-"""The text report of a probe: the table's top rows, the baselines and the winner."""
+"""The text report of a probe: the table's top rows, the baselines, the tied group, the pick."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .paper import format_p, report_table
 from .result import describe
 
 if TYPE_CHECKING:  # pragma: no cover
     from .result import ProbeResult
 
-__all__ = ["summary"]
+__all__ = ["summary", "study_table"]
 
 #: metrics in [0, 1] whose differences read as percentage points
 PROPORTION_METRICS = ("accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc",
                       "jaccard", "average_precision")
 
 
+def _vs_top(row, top_key: str) -> str:
+    if row["candidate"] == top_key:
+        return "top"
+    return f"{format_p(float(row['p_value']))}{' =' if row['tied'] else ''}"
+
+
 def summary(result: ProbeResult, top: int = 12) -> str:
-    """:meth:`ProbeResult.summary`: the ``top`` rows, the baselines and the winner."""
+    """:meth:`ProbeResult.summary`: the ``top`` rows, the baselines, the tied group, the pick."""
     metric = result.scoring
+    rec = result.recommendation
+    level = f"{round(100 * rec.level)}%"
     lines = []
     shown = result.table.head(top)
     header = (f"{'rank':>4}  {'family':<6}  {'layer':<14}  {'pooling':<8}  "
-              f"{'head':<13}  {metric + ' (mean ± std)':<22}  {'fit s':>6}")
+              f"{'head':<13}  {metric:>8}  {level + ' interval':<16}  {'p vs top':>9}  "
+              f"{'fit s':>6}")
     lines.append(header)
     lines.append("-" * len(header))
     for _, row in shown.iterrows():
+        mark = "*" if row["candidate"] == rec.pick else " "
         lines.append(
-            f"{row['rank']:>4}  {row['family']:<6}  {row['layer']:<14}  "
-            f"{row['pooling']:<8}  {row['head']:<13}  "
-            f"{row['mean_score']:.4f} ± {row['std_score']:.4f}{'':<5}  "
+            f"{row['rank']:>4}{mark} {row['family']:<6}  {row['layer']:<14}  "
+            f"{row['pooling']:<8}  {row['head']:<13}  {row['mean_score']:>8.4f}  "
+            f"[{row['ci_low']:.4f}, {row['ci_high']:.4f}]  {_vs_top(row, rec.top):>9}  "
             f"{row['fit_time']:>6.2f}")
     if len(result.table) > top:
         lines.append(f"... {len(result.table) - top} more rows in the CSV")
+    lines.append(f"{result.design}, the same splits for every row; interval: corrected "
+                 f"resampled t (Nadeau & Bengio); p vs top: corrected paired t-test, "
+                 f"two-sided ('=' tied: p >= {rec.alpha:g}); * the pick")
     lines.append("")
-    best = result.best
     b = result.baselines
 
     def fmt(value: float | None) -> str:
@@ -52,15 +65,88 @@ def summary(result: ProbeResult, top: int = 12) -> str:
     control = result.encoding.get("control")
     if control and "stratified subset" in control:  # else: as documented, every text
         lines.append(f"control: {control}")
-    proportion = metric.startswith(PROPORTION_METRICS)
-    gains = []
+    top_row, best = result.top, result.best
+
+    def score(row) -> str:
+        return (f"{metric} {row['mean_score']:.4f} [{row['ci_low']:.4f}, "
+                f"{row['ci_high']:.4f}]")
+
+    lines.append(f"top mean: {describe(top_row)}  {score(top_row)}")
+    n_rec = sum(1 for key in result.table["candidate"] if result.is_recommendable(key))
+    lines.append(f"tied with it (corrected paired t-test, p >= {rec.alpha:g}): "
+                 f"{len(rec.group)} of {n_rec} recommendable candidates")
+    if rec.select == "top":
+        lines.append(f"best: {describe(best)}  {score(best)}  (the top mean, select='top')")
+    else:
+        lines.append(f"best: {describe(best)}  {score(best)}  (pick: "
+                     + ("the top mean is also " if best["candidate"] == rec.top else "")
+                     + "the cheapest of the tied group)")
+        lines.append(f"  pick rule: {rec.rule}")
+    gains = _gains(result)
+    if gains:
+        lines.append("  best vs " + "; vs ".join(gains))
+    nested = result.nested
+    if nested is not None:
+        lines.append(_nested_line(result, nested))
+    holdout = result.holdout
+    if holdout is not None:
+        lines.append(f"held-out estimate ({holdout['n_test']:,} rows never seen by the "
+                     f"selection): {metric} {holdout['score']:.4f} for "
+                     f"{holdout['picks'][0]} (selected and fitted on the other "
+                     f"{holdout['n_train']:,} rows); CV score of the best above: "
+                     f"{best['mean_score']:.4f}")
+    return "\n".join(lines)
+
+
+def _gains(result: ProbeResult) -> list[str]:
+    """``last layer: +0.5 points, p=0.62 (not significant)`` per baseline that ran."""
+    proportion = result.scoring.startswith(PROPORTION_METRICS)
+    out = []
     for name, label in (("last_layer", "last layer"), ("tfidf", "TF-IDF"),
                         ("random", "random weights")):
-        if b[name] is not None:
-            diff = best["mean_score"] - b[name]
-            gains.append(f"{100 * diff:+.1f} points vs {label}" if proportion
-                         else f"{diff:+.4f} vs {label}")
-    lines.append(f"best: {describe(best)}  "
-                 f"{metric} {best['mean_score']:.4f} ± {best['std_score']:.4f}"
-                 + (f"  ({', '.join(gains)})" if gains else ""))
-    return "\n".join(lines)
+        test = result.comparisons.get(name)
+        if test is None:
+            continue
+        if result.baseline_keys[name] == result.best["candidate"]:
+            out.append(f"{label}: the pick is that row")
+            continue
+        diff = f"{100 * test.diff:+.1f} points" if proportion else f"{test.diff:+.4f}"
+        verdict = "significant" if test.significant(result.recommendation.alpha) \
+            else "not significant"
+        p = format_p(test.p_value)
+        out.append(f"{label}: {diff}, p{p if p.startswith('<') else '=' + p} ({verdict})")
+    return out
+
+
+def _nested_line(result: ProbeResult, nested: dict) -> str:
+    metric = result.scoring
+    picks = nested["picks"]
+    common = max(set(picks), key=picks.count)
+    return (f"nested CV estimate of the whole selection ({len(nested['scores'])} outer "
+            f"folds, selection on inner folds): {metric} {nested['mean']:.4f} "
+            f"[{nested['ci_low']:.4f}, {nested['ci_high']:.4f}]  vs CV score of the best "
+            f"{result.best['mean_score']:.4f}; the outer folds picked {common} "
+            f"{picks.count(common)} of {len(picks)} times")
+
+
+def study_table(result: ProbeResult, fmt: str = "markdown", rows: int = 10) -> str:
+    """:meth:`ProbeResult.report`: the study's table for a paper (Markdown or LaTeX)."""
+    rec = result.recommendation
+    extra = [key for key in result.baseline_keys.values() if key is not None]
+    note = (f"{result.scoring}: mean over {result.design} (the same splits for every row); "
+            f"{round(100 * rec.level)}% CI: corrected resampled t (Nadeau & Bengio 2003; "
+            f"Bouckaert & Frank 2004); p vs top: corrected paired t-test, two-sided; tied: "
+            f"p >= {rec.alpha:g}. ")
+    if rec.select == "top":
+        note += "Pick: the top mean."
+    else:
+        note += f"Pick: {rec.rule}."
+    if result.nested is not None:
+        n = result.nested
+        note += (f" Nested CV estimate of the selection: {n['mean']:.3f} "
+                 f"[{n['ci_low']:.3f}, {n['ci_high']:.3f}] ({len(n['scores'])} outer folds).")
+    if result.holdout is not None:
+        h = result.holdout
+        note += f" Held-out estimate: {h['score']:.3f} ({h['n_test']:,} rows)."
+    return report_table(result.table, fmt=fmt, describe=describe, scoring=result.scoring,
+                        top=rec.top, pick=rec.pick, extra=extra, rows=rows, note=note)

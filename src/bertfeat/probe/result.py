@@ -8,8 +8,10 @@ from typing import Any
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from ..cvstats import PairedTest
 from .candidates import Candidate
 from .codegen import pipeline_code
+from .stats import Recommendation, compare
 
 __all__ = ["ProbeResult", "describe"]
 
@@ -44,13 +46,40 @@ class ProbeResult:
         ``tfidf``, ``union`` or ``random``), ``layer`` (``L4``, ``L3-6 concat`` ...;
         ``L4 chunked`` for the chunked long-text mode),
         ``layer_index`` (hidden state for single layers, else NA), ``pooling``, ``head``,
-        ``mean_score``, ``std_score`` (across folds), ``fit_time`` and ``score_time``
-        (seconds per fold), ``n_features``, ``stage`` (``screen``, ``refine``,
-        ``chunk``, ``union``, ``control`` or ``baseline``) and ``candidate`` (a unique
-        key).
+        ``mean_score``, ``std_score`` (across folds), ``ci_low`` and ``ci_high`` (the 95%
+        interval of the mean, corrected resampled t), ``p_value`` (corrected paired
+        t-test against the top row, two-sided), ``tied`` (``p_value >= alpha``),
+        ``fit_time`` and ``score_time`` (seconds per fold), ``n_features``, ``stage``
+        (``screen``, ``refine``, ``chunk``, ``union``, ``control`` or ``baseline``) and
+        ``candidate`` (a unique key). ``docs/statistics.md`` gives the formulas.
+    top : pandas.Series
+        The row with the highest mean among the recommendable candidates (every family
+        but the random-weights control).
     best : pandas.Series
-        The best row among the recommendable candidates (every family but the
-        random-weights control): never below the TF-IDF baseline when that ran.
+        The recommendation: with ``select="cheapest"`` the cheapest row of the group tied
+        with ``top`` (:data:`bertfeat.probe.stats.PICK_RULE`; never below a cheaper
+        candidate such as TF-IDF); with ``select="top"``, ``top``.
+    tied : pandas.DataFrame
+        The recommendable rows not distinguishable from ``top`` (the tied group).
+    recommendation : Recommendation
+        ``top``, ``pick``, ``group`` (keys), ``rule``, ``alpha``, ``level``.
+    comparisons : dict of str -> PairedTest
+        ``best`` minus each baseline row (``last_layer``, ``tfidf``, ``random``) on the
+        same folds: ``diff``, ``p_value``, ``significant()``; absent when not run.
+    baseline_keys : dict
+        The candidate key of each baseline row (None when not run).
+    fold_scores : pandas.DataFrame
+        Each candidate's score on every split (rows: candidate keys).
+    design : str
+        The cross-validation design, e.g. ``2 x 5-fold CV``.
+    nested : dict or None
+        With ``nested=True``: ``scores`` (one per outer fold), ``mean``, ``ci_low``,
+        ``ci_high``, ``picks`` and ``tops`` (what each outer fold's selection chose).
+    nested_score : float or None
+        ``nested["mean"]``: the estimate of the whole selection on new data.
+    holdout : dict or None
+        With ``test_size``: ``score`` of the selection's pick on the held-out rows,
+        ``picks``, ``n_train``, ``n_test``.
     best_estimator : Pipeline or None
         The best configuration **fitted on all the data** (when ``refit=True``), a
         Pipeline on raw texts ready for ``predict``.
@@ -87,7 +116,9 @@ class ProbeResult:
 
     def __init__(self, *, table: pd.DataFrame, candidates: dict[str, Candidate],
                  task: str, scoring: str, n_splits: int, n_layers: int, model: str,
-                 encoding: dict, timings: dict, best_estimator: Pipeline | None) -> None:
+                 encoding: dict, timings: dict, best_estimator: Pipeline | None,
+                 fold_scores: pd.DataFrame, recommendation: Recommendation,
+                 design: str) -> None:
         self.table = table
         self._candidates = candidates
         self.task = task
@@ -98,18 +129,26 @@ class ProbeResult:
         self.encoding = encoding
         self.timings = timings
         self.best_estimator = best_estimator
-        recommendable = table[table["candidate"].map(
-            lambda key: candidates[key].recommendable).astype(bool)]
-        if recommendable.empty:
-            raise ValueError("probe scored no BERT or TF-IDF candidate")
-        self.best = recommendable.iloc[0]
-        self.baselines = {
-            "last_layer": self._score_of(
-                (table["family"] == "bert") & (table["layer"] == f"L{n_layers}")
-                & (table["pooling"] == "mean") & (table["stage"] == "screen")),
-            "tfidf": self._score_of(table["family"] == "tfidf"),
-            "random": self._score_of(table["family"] == "random"),
+        self.fold_scores = fold_scores
+        self.recommendation = recommendation
+        self.design = design
+        self.nested: dict | None = None
+        self.holdout: dict | None = None
+        rows = table.set_index("candidate", drop=False)
+        self.top = rows.loc[recommendation.top]
+        self.best = rows.loc[recommendation.pick]
+        self.tied = table[table["candidate"].isin(set(recommendation.group))]
+        masks = {
+            "last_layer": (table["family"] == "bert") & (table["layer"] == f"L{n_layers}")
+            & (table["pooling"] == "mean") & (table["stage"] == "screen"),
+            "tfidf": table["family"] == "tfidf",
+            "random": table["family"] == "random",
         }
+        self.baseline_keys = {name: self._key_of(mask) for name, mask in masks.items()}
+        self.baselines = {name: self._score_of(mask) for name, mask in masks.items()}
+        self.comparisons: dict[str, PairedTest] = {
+            name: compare(fold_scores, self.best["candidate"], key, recommendation.ratio)
+            for name, key in self.baseline_keys.items() if key is not None}
         chunked = table["stage"] == "chunk"
         self.families = {
             "bert": self._score_of((table["family"] == "bert") & ~chunked),
@@ -118,6 +157,19 @@ class ProbeResult:
             "union": self._score_of(table["family"] == "union"),
             "random": self.baselines["random"],
         }
+
+    def _key_of(self, mask: pd.Series) -> str | None:
+        rows = self.table[mask]  # best first
+        return None if rows.empty else str(rows["candidate"].iloc[0])
+
+    @property
+    def nested_score(self) -> float | None:
+        """The nested-CV estimate of the whole selection (None without ``nested=True``)."""
+        return None if self.nested is None else float(self.nested["mean"])
+
+    def is_recommendable(self, key: str) -> bool:
+        """Whether the candidate ``key`` may be recommended (the control may not)."""
+        return bool(self._candidates[key].recommendable)
 
     def _score_of(self, mask: pd.Series) -> float | None:
         rows = self.table[mask]
@@ -180,6 +232,28 @@ class ProbeResult:
         from .report import summary
 
         return summary(self, top)
+
+    def report(self, fmt: str = "markdown", rows: int = 10) -> str:
+        """The study's table for a paper: Markdown or LaTeX (booktabs).
+
+        The ``rows`` best rows, the recommendation and the baseline rows, with the mean,
+        the 95% interval, the p-value against the top row and whether the row is tied
+        with it; a note under the table states the design, the methods, the pick rule
+        and the nested (or held-out) estimate.
+
+        Parameters
+        ----------
+        fmt : {"markdown", "latex"}, default="markdown"
+        rows : int, default=10
+            Leading rows of the table to show.
+
+        Returns
+        -------
+        str
+        """
+        from .report import study_table
+
+        return study_table(self, fmt, rows)
 
     @property
     def screen_head(self) -> str:

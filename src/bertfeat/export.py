@@ -1,0 +1,589 @@
+"""Export a fitted pipeline to a folder that runs without torch and transformers.
+
+:func:`export_pipeline` turns a fitted ``Pipeline`` whose first step is a
+:class:`~bertfeat.BertFeaturizer` (or a :class:`~bertfeat.TextUnion`) into::
+
+    OUTDIR/
+      manifest.json    what the runtime needs: pooling, limits, batching, classes, checks
+      tokenizer.json   the fast tokenizer (truncation set up as the featurizer's)
+      encoder.onnx     the encoder cut at the deepest needed layer, with the pooling,
+                       the layer combination and the normalisation inside the graph:
+                       (input_ids, attention_mask) -> features
+      head.onnx        the scikit-learn steps after the featurizer (skl2onnx), if any
+      tfidf.json       TextUnion only: vocabulary, idf and analyzer settings, and the
+                       scaler of the BERT block
+
+No file in the folder is a pickle. :func:`bertfeat.runtime.load` reads it with
+onnxruntime, tokenizers and numpy only.
+
+Precision ``"int8"`` rewrites every matrix product with a weight matrix into per-token
+dynamic int8 (one scale per token row and one per output channel, int32 accumulation:
+the scheme of :mod:`bertfeat._linear`), and prints its cosine to the fp32 graph.
+
+Needs the ``export`` extra: ``pip install 'bertfeat[export]'`` (onnx, onnxruntime,
+skl2onnx).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["export_pipeline", "ExportError", "ExportReport", "MANIFEST", "FORMAT"]
+
+#: the manifest's file name and format version (bump when the folder's meaning changes)
+MANIFEST = "manifest.json"
+FORMAT = 1
+#: every file an export writes
+_FILES = (MANIFEST, "encoder.onnx", "tokenizer.json", "head.onnx", "tfidf.json")
+#: ONNX opset of the encoder graph (scaled_dot_product_attention needs >= 14)
+OPSET = 17
+#: texts the exported graph is checked on when the caller gives none
+_CHECK_TEXTS = (
+    "", "a", "the film was good", "an awful, boring plot and very bad acting",
+    "I love this movie! The music, the story and the actors are great.",
+    "what is the fee for a card payment abroad?", "hello world " * 40,
+    "not good, not bad", "Why? Who? When?", "free prize: call now to win",
+)
+
+
+class ExportError(ValueError):
+    """The pipeline (or one of its steps) cannot be exported; the message says which."""
+
+
+@dataclass
+class ExportReport:
+    """What :func:`export_pipeline` wrote and how faithful the exported graph is.
+
+    Attributes
+    ----------
+    directory : Path
+        The folder written.
+    precision : str
+        ``"fp32"`` or ``"int8"``.
+    cosine_mean, cosine_min : float
+        Cosine between the exported encoder's features and the torch featurizer's (fp32)
+        on the check texts.
+    n_check_texts : int
+        How many texts were checked.
+    files : dict of str to int
+        File name -> size in bytes.
+    """
+
+    directory: Path
+    precision: str
+    cosine_mean: float
+    cosine_min: float
+    n_check_texts: int
+    files: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def size_bytes(self) -> int:
+        """Total size of the folder."""
+        return sum(self.files.values())
+
+
+# ------------------------------------------------------------------------- the graph
+def pool_graph(hidden, mask, pooling: str, first=None):
+    """One layer's pooling inside the exported graph (torch ops, traced to ONNX).
+
+    The same arithmetic as :func:`bertfeat.pooling.pool_stats` followed by
+    :func:`bertfeat.pooling.build_pooling`, computed for the requested pooling only.
+    """
+    import torch
+
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    if pooling == "cls":
+        return hidden[:, 0]
+    mean = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
+    if pooling == "mean":
+        return mean
+    if pooling == "first_last":
+        first_mean = (first * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
+        return (first_mean + mean) * 0.5
+    mx = hidden.masked_fill(m == 0, torch.finfo(hidden.dtype).min).amax(dim=1)
+    if pooling == "max":
+        return mx
+    if pooling == "mean_max":
+        return torch.cat((mean, mx), dim=1)
+    raise ExportError(f"pooling={pooling!r} cannot be exported")
+
+
+def combine_graph(blocks: list, combine: str):
+    """Join the pooled layers (``concat``/``mean``/``sum``), as the featurizer does."""
+    import torch
+
+    if len(blocks) == 1:
+        return blocks[0]
+    if combine == "concat":
+        return torch.cat(blocks, dim=1)
+    total = torch.stack(blocks, dim=0).sum(dim=0)
+    return total / len(blocks) if combine == "mean" else total
+
+
+def normalize_graph(features):
+    """Row-wise L2 normalisation, as ``BertFeaturizer(normalize=True)``."""
+    norms = features.norm(dim=1, keepdim=True)
+    return features / norms.clamp(min=1e-12)
+
+
+def _featurizer_settings(feat) -> dict[str, Any]:
+    """What the exported graph must compute, read from a fitted featurizer.
+
+    Fitted attributes (``pooling_``, ``normalize_``) win over parameters, so a pooling
+    resolved at fit time (``pooling="auto"``) is exported as resolved.
+    """
+    from .pooling import FIRST_LAYER
+
+    pooling = getattr(feat, "pooling_", feat.pooling)
+    normalize = bool(getattr(feat, "normalize_", getattr(feat, "normalize", False)))
+    if getattr(feat, "long_text", "truncate") != "truncate":
+        raise ExportError(
+            f"BertFeaturizer(long_text={feat.long_text!r}) cannot be exported: the exported "
+            "runtime truncates long texts; refit with long_text='truncate' to export.")
+    layers = [int(x) for x in feat.layers_]
+    if pooling == "pooler":
+        depth = int(feat.n_layers_)
+    else:
+        depth = max(layers + ([FIRST_LAYER] if pooling == "first_last" else []))
+    return {"layers": layers, "pooling": pooling, "layer_combine": feat.layer_combine,
+            "normalize": normalize, "depth": depth, "first_layer": FIRST_LAYER}
+
+
+class _FeatureGraph:
+    """Builds the ``torch.nn.Module`` that is traced: encoder + pooling + combination."""
+
+    @staticmethod
+    def build(model, settings: dict[str, Any], with_types: bool):
+        import torch
+
+        class FeatureGraph(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, input_ids, attention_mask):
+                kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+                if with_types:
+                    kwargs["token_type_ids"] = torch.zeros_like(input_ids)
+                out = self.model(**kwargs, output_hidden_states=True, return_dict=True)
+                if settings["pooling"] == "pooler":
+                    features = out.pooler_output
+                else:
+                    hidden = out.hidden_states
+                    first = hidden[settings["first_layer"]] \
+                        if settings["pooling"] == "first_last" else None
+                    blocks = [pool_graph(hidden[layer], attention_mask, settings["pooling"],
+                                         first) for layer in settings["layers"]]
+                    features = combine_graph(blocks, settings["layer_combine"])
+                if settings["normalize"]:
+                    features = normalize_graph(features)
+                return features
+
+        return FeatureGraph().eval()
+
+
+def _example_inputs(pad_id: int):
+    """A padded two-row batch: tracing sees a real mask, never an all-ones one."""
+    import torch
+
+    ids = torch.tensor([[5, 6, 7, 8, 9], [5, 6, 7, pad_id, pad_id]], dtype=torch.int64)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=torch.int64)
+    return ids, mask
+
+
+def _export_onnx(module, example: tuple, path: Path) -> None:
+    """Trace ``module`` to ONNX with dynamic batch and sequence axes.
+
+    The TorchScript exporter needs nothing beyond torch; where a torch no longer has it,
+    the ``torch.export`` based one is used (it needs the ``onnxscript`` package).
+    """
+    import torch
+
+    axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+            "features": {0: "batch"}}
+    names = {"input_names": ["input_ids", "attention_mask"], "output_names": ["features"]}
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(module, example, str(path), dynamo=False, dynamic_axes=axes,
+                              opset_version=OPSET, do_constant_folding=True, **names)
+            return
+        except (TypeError, NotImplementedError, AttributeError) as exc:
+            legacy_error = exc
+        try:
+            batch, tokens = torch.export.Dim("batch"), torch.export.Dim("tokens")
+            shapes = {"input_ids": {0: batch, 1: tokens}, "attention_mask": {0: batch, 1: tokens}}
+            torch.onnx.export(module, example, str(path), dynamo=True, dynamic_shapes=shapes,
+                              opset_version=max(OPSET, 18), external_data=False, **names)
+        except ModuleNotFoundError as exc:
+            raise ExportError(
+                f"this torch cannot export with the TorchScript exporter ({legacy_error}) and "
+                f"its torch.export based exporter needs a missing package ({exc}); "
+                "pip install onnxscript") from exc
+
+
+# ------------------------------------------------------------------------ int8 rewrite
+def quantize_graph(src: Path, dst: Path) -> int:
+    """Per-token dynamic int8 for every ``MatMul``/``Gemm`` with a constant weight.
+
+    Each such product ``x @ W`` becomes ``(q(x) @ q(W)) * s_x * s_W``: ``q(W)`` int8 with
+    one scale per output channel (computed once, stored), ``q(x)`` int8 with one scale per
+    row of ``x`` (per token, computed in the graph), ``MatMulInteger`` accumulating in int32.
+    Returns the number of products rewritten.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    new_nodes, new_inits, count = [], [], 0
+    shared = {"q_eps": np.array(1e-12, np.float32), "q_127": np.array(127.0, np.float32),
+              "q_lo": np.array(-127.0, np.float32), "q_axes": np.array([-1], np.int64),
+              "q_128": np.array(128.0, np.float32), "q_zp": np.array(128, np.uint8),
+              "q_one": np.array(1.0, np.float32)}
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    for name, value in shared.items():
+        new_inits.append(numpy_helper.from_array(value, name))
+    for node in graph.node:
+        weight_name = node.input[1] if len(node.input) > 1 else None
+        gemm_ok = node.op_type == "Gemm" and not any(
+            a.name == "transA" and a.i for a in node.attribute)
+        if node.op_type not in ("MatMul", "Gemm") or (node.op_type == "Gemm" and not gemm_ok) \
+                or weight_name not in inits:
+            new_nodes.append(node)
+            continue
+        weight = numpy_helper.to_array(inits[weight_name]).astype(np.float32)
+        if weight.ndim != 2:
+            new_nodes.append(node)
+            continue
+        trans_b = node.op_type == "Gemm" and any(a.name == "transB" and a.i for a in node.attribute)
+        if trans_b:
+            weight = weight.T  # (in, out)
+        for attr in node.attribute:
+            if attr.name in ("alpha", "beta") and abs(attr.f - 1.0) > 0:
+                raise ExportError(f"int8: Gemm node {node.name} has {attr.name}={attr.f}")
+        scale = np.maximum(np.abs(weight).max(axis=0), 1e-12) / 127.0
+        qweight = np.clip(np.round(weight / scale), -127, 127).astype(np.int8)
+        p = f"q{count}_"
+        new_inits += [numpy_helper.from_array(qweight, p + "w"),
+                      numpy_helper.from_array(scale.astype(np.float32), p + "ws")]
+        x, out = node.input[0], node.output[0]
+        bias = node.input[2] if node.op_type == "Gemm" and len(node.input) > 2 else ""
+        new_nodes += [
+            helper.make_node("Abs", [x], [p + "abs"]),
+            helper.make_node("ReduceMax", [p + "abs", "q_axes"], [p + "amax"], keepdims=1)
+            if opset >= 18 else
+            helper.make_node("ReduceMax", [p + "abs"], [p + "amax"], axes=[-1], keepdims=1),
+            helper.make_node("Max", [p + "amax", "q_eps"], [p + "amax1"]),
+            helper.make_node("Div", [p + "amax1", "q_127"], [p + "xs"]),   # row scale
+            helper.make_node("Div", ["q_127", p + "amax1"], [p + "inv"]),
+            helper.make_node("Mul", [x, p + "inv"], [p + "xd"]),            # |x| <= 127
+            # shifted to uint8 around a zero point of 128 (128 is even, so rounding is
+            # unchanged): onnxruntime's fastest x86 int8 kernels take unsigned activations
+            # and signed weights (U8S8)
+            helper.make_node("Add", [p + "xd", "q_128"], [p + "xu"]),
+            helper.make_node("Round", [p + "xu"], [p + "xr"]),
+            helper.make_node("Cast", [p + "xr"], [p + "xq"], to=TensorProto.UINT8),
+            # int32 accumulation, times the per-channel weight scales, in one kernel
+            helper.make_node("MatMulIntegerToFloat",
+                             [p + "xq", p + "w", "q_one", p + "ws", "q_zp"], [p + "y1"],
+                             domain="com.microsoft"),
+        ]
+        if bias:
+            new_nodes += [helper.make_node("Mul", [p + "y1", p + "xs"], [p + "y2"]),
+                          helper.make_node("Add", [p + "y2", bias], [out])]
+        else:
+            new_nodes.append(helper.make_node("Mul", [p + "y1", p + "xs"], [out]))
+        count += 1
+    used = {i for n in new_nodes for i in n.input}
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    del graph.initializer[:]
+    graph.initializer.extend(kept + [i for i in new_inits if i.name in used])
+    if count and not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    onnx.save(model, str(dst))
+    return count
+
+
+# ----------------------------------------------------------------------------- heads
+def _has_converter(step: Any) -> bool:
+    """Whether skl2onnx (with any converter registered by the user) can convert ``step``."""
+    try:  # the registry itself: class -> converter alias (LogisticRegression ->
+        # "SklearnLinearClassifier"), including update_registered_converter() additions
+        from skl2onnx._supported_operators import sklearn_operator_name_map
+    except ImportError:  # pragma: no cover - a skl2onnx that moved it: try converting
+        return True
+    return type(step) in sklearn_operator_name_map
+
+
+def _export_head(steps: list[tuple[str, Any]], width: int, path: Path) -> dict[str, Any]:
+    """Convert the scikit-learn steps after the featurizer to one ONNX graph.
+
+    Returns the manifest entry: input dtype, output names and what they mean.
+    """
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+    from sklearn.pipeline import Pipeline
+
+    _check_head_steps(steps)
+    tail = Pipeline([(n, s) for n, s in steps if s is not None and s != "passthrough"])
+    last = tail.steps[-1][1]
+    options = {id(last): {"zipmap": False}} if hasattr(last, "classes_") else None
+    errors = []
+    # double first: scikit-learn computes the head in float64, and so does this graph
+    for dtype, kind in ((DoubleTensorType, "float64"), (FloatTensorType, "float32")):
+        try:
+            onx = to_onnx(tail, initial_types=[("features", dtype([None, width]))],
+                          options=options, target_opset={"": OPSET, "ai.onnx.ml": 3})
+            break
+        except Exception as exc:  # noqa: BLE001 - a converter may refuse one dtype
+            errors.append(f"{kind}: {type(exc).__name__}: {exc}")
+    else:
+        raise ExportError(f"the scikit-learn steps {[n for n, _ in steps]} could not be "
+                          f"converted to ONNX: {'; '.join(errors)}")
+    path.write_bytes(onx.SerializeToString())
+    outputs = [o.name for o in onx.graph.output]
+    entry: dict[str, Any] = {"file": path.name, "input_dtype": kind, "outputs": outputs,
+                             "steps": [[n, type(s).__name__] for n, s in tail.steps]}
+    if hasattr(last, "classes_"):
+        entry["classes"] = np.asarray(last.classes_).tolist()
+        entry["label"] = outputs[0]
+        entry["scores"] = outputs[1] if len(outputs) > 1 else None
+        entry["proba"] = bool(hasattr(last, "predict_proba") and _has_proba(last))
+    elif hasattr(last, "predict") and not hasattr(last, "transform"):
+        entry["prediction"] = outputs[0]
+    else:
+        entry["transform"] = outputs[0]
+    return entry
+
+
+def _has_proba(estimator) -> bool:
+    try:
+        return callable(estimator.predict_proba)
+    except AttributeError:  # SVC(probability=False) hides it
+        return False
+
+
+# --------------------------------------------------------------------------- TextUnion
+def _tfidf_spec(union) -> dict[str, Any]:
+    """The TF-IDF block of a fitted TextUnion as plain JSON, for the numpy runtime."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    tfidf = union.tfidf_
+    if type(tfidf) is not TfidfVectorizer:
+        raise ExportError(f"TextUnion(tfidf={type(tfidf).__name__}) cannot be exported: only "
+                          "a TfidfVectorizer block is")
+    problems = [f"{name}={getattr(tfidf, name)!r}" for name, ok in (
+        ("analyzer", tfidf.analyzer == "word"), ("tokenizer", tfidf.tokenizer is None),
+        ("preprocessor", tfidf.preprocessor is None),
+        ("strip_accents", tfidf.strip_accents in (None, "ascii", "unicode")),
+        ("norm", tfidf.norm in (None, "l1", "l2")), ("use_idf", True)) if not ok]
+    if problems:
+        raise ExportError(f"TextUnion's TfidfVectorizer({', '.join(problems)}) cannot be "
+                          "exported: the runtime implements analyzer='word' with the "
+                          "default tokenizer and preprocessor")
+    stop = tfidf.get_stop_words()
+    vocab = {str(k): int(v) for k, v in tfidf.vocabulary_.items()}
+    scaler = union.scaler_
+    return {
+        "vocabulary": vocab, "idf": tfidf.idf_.tolist() if tfidf.use_idf else None,
+        "lowercase": bool(tfidf.lowercase), "token_pattern": tfidf.token_pattern,
+        "ngram_range": list(tfidf.ngram_range), "stop_words": sorted(stop) if stop else None,
+        "strip_accents": tfidf.strip_accents, "sublinear_tf": bool(tfidf.sublinear_tf),
+        "binary": bool(tfidf.binary), "norm": tfidf.norm, "tfidf_weight": float(union.tfidf_weight),
+        "bert_weight": float(union.bert_weight),
+        "scaler_mean": None if scaler is None else scaler.mean_.tolist(),
+        "scaler_scale": None if scaler is None else scaler.scale_.tolist(),
+    }
+
+
+# ------------------------------------------------------------------------------ main
+def _split(pipeline) -> tuple[Any, Any, list[tuple[str, Any]]]:
+    """(featurizer, union or None, head steps) of a pipeline or a bare featurizer."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.utils.validation import check_is_fitted
+
+    from .featurizer import BertFeaturizer
+    from .union import TextUnion
+
+    if isinstance(pipeline, Pipeline):
+        first_name, first = pipeline.steps[0]
+        steps = list(pipeline.steps[1:])
+    else:
+        first_name, first, steps = "step 0", pipeline, []
+    if isinstance(first, TextUnion):
+        check_is_fitted(first, "bert_")
+        return first.bert_, first, steps
+    if not isinstance(first, BertFeaturizer):
+        raise ExportError(
+            f"the pipeline's first step {first_name!r} is a {type(first).__name__}; "
+            "bertfeat exports pipelines that start with BertFeaturizer or TextUnion")
+    check_is_fitted(first, "layers_")
+    for name, step in steps:
+        if isinstance(step, (BertFeaturizer, TextUnion)):
+            raise ExportError(f"pipeline step {name!r}: only the first step may be a "
+                              f"{type(step).__name__}")
+    return first, None, steps
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
+    num = (a * b).sum(axis=1)
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return num / np.maximum(den, 1e-30)
+
+
+def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32",
+                    check_texts: list[str] | None = None, overwrite: bool = False,
+                    verbose: bool = True) -> ExportReport:
+    """Write a fitted pipeline to ``outdir`` as ONNX graphs, a tokenizer and a manifest.
+
+    Parameters
+    ----------
+    pipeline : Pipeline, BertFeaturizer or TextUnion
+        Fitted. A ``Pipeline`` must start with a ``BertFeaturizer`` or ``TextUnion``;
+        the steps after it are converted with skl2onnx.
+    outdir : str or Path
+        Folder to write (created; must be empty or absent unless ``overwrite``).
+    precision : {"fp32", "int8"}, default="fp32"
+        ``"int8"``: per-token dynamic int8 matrix products in the encoder graph.
+    check_texts : list of str, optional
+        Texts the exported encoder is compared on with the torch one (default: a few
+        built-in sentences); the cosines are in the report and printed.
+    overwrite : bool, default=False
+        Replace the files of an existing export in ``outdir``.
+    verbose : bool, default=True
+        Print the fidelity and the folder size.
+
+    Returns
+    -------
+    ExportReport
+
+    Raises
+    ------
+    ExportError
+        A step cannot be exported (the message names it), or ``outdir`` is not empty.
+    """
+    if precision not in ("fp32", "int8"):
+        raise ExportError(f"precision must be 'fp32' or 'int8', got {precision!r}")
+    feat, union, steps = _split(pipeline)
+    settings = _featurizer_settings(feat)
+    outdir = Path(outdir)
+    if outdir.exists() and any(outdir.iterdir()):
+        if not overwrite and not (outdir / MANIFEST).exists():
+            raise ExportError(f"{outdir} exists and is not empty; choose a new folder")
+        if not overwrite:
+            raise ExportError(f"{outdir} already holds an export; pass overwrite=True "
+                              "(--overwrite) to replace it")
+    head_width = union.n_features_out_ if union is not None else feat.n_features_out_
+    if steps:
+        _check_head_steps(steps)
+
+    from . import models
+    from .encoder import _backend
+    from .featurizer import DEFAULT_BATCH_TOKENS
+
+    info = models.resolve_model(feat.model, feat.revision)
+    tokenizer, model = models.load(info, depth=max(settings["depth"], min(1, feat.n_layers_)),
+                                   device="cpu", precision="fp32",
+                                   trust_remote_code=feat.trust_remote_code)
+    with_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ())
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    graph = _FeatureGraph.build(model, settings, with_types)
+    backend = _backend(tokenizer, int(feat.max_length_), stride=0)
+    if backend is None:
+        raise ExportError(f"model {feat.model!r} has no fast tokenizer to export")
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    for name in _FILES:  # an earlier export's files (overwrite=True): none may linger
+        (outdir / name).unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(dir=outdir) as tmp:
+        fp32_path = Path(tmp) / "encoder.onnx"
+        _export_onnx(graph, _example_inputs(pad_id), fp32_path)
+        encoder_path = outdir / "encoder.onnx"
+        n_quantized = 0
+        if precision == "int8":
+            n_quantized = quantize_graph(fp32_path, encoder_path)
+        else:
+            shutil.move(str(fp32_path), encoder_path)
+    backend.save(str(outdir / "tokenizer.json"))
+
+    manifest: dict[str, Any] = {
+        "format": FORMAT, "kind": "bertfeat-export", "precision": precision,
+        "model": str(feat.model), "model_type": info.model_type,
+        "fingerprint": getattr(feat, "fingerprint_", None),
+        "max_length": int(feat.max_length_), "pad_id": int(pad_id),
+        "encode_special_tokens": bool(getattr(tokenizer, "split_special_tokens", False)),
+        "batch_size": int(feat.batch_size),
+        "max_batch_tokens": int(feat.max_batch_tokens or DEFAULT_BATCH_TOKENS),
+        "n_features": int(feat.n_features_out_), "settings": settings,
+        "feature_names": [str(n) for n in feat.get_feature_names_out()],
+        "n_quantized_matmuls": n_quantized, "tfidf": None, "head": None,
+    }
+    if union is not None:
+        (outdir / "tfidf.json").write_text(json.dumps(_tfidf_spec(union)), encoding="utf-8")
+        manifest["tfidf"] = "tfidf.json"
+        manifest["union_features"] = int(union.n_features_out_)
+    if steps:
+        manifest["head"] = _export_head(steps, head_width, outdir / "head.onnx")
+
+    texts = list(check_texts) if check_texts else list(_CHECK_TEXTS)
+    from .runtime import ExportedPipeline
+
+    (outdir / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    runtime = ExportedPipeline(outdir)
+    got = runtime.encode(texts)
+    ids = [e.ids for e in backend.encode_batch(texts)]
+    want = np.concatenate([_torch_features(graph, ids[i:i + 32], pad_id)
+                           for i in range(0, len(ids), 32)])
+    cos = _cosines(got, want)
+    manifest["check"] = {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
+                         "n_texts": len(texts)}
+    (outdir / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    files = {p.name: p.stat().st_size for p in sorted(outdir.iterdir()) if p.is_file()}
+    report = ExportReport(outdir, precision, float(cos.mean()), float(cos.min()), len(texts),
+                          files)
+    if verbose:
+        print(f"bertfeat export: {outdir} ({report.size_bytes / 1e6:.1f} MB, {precision}); "
+              f"cosine to the torch featurizer (fp32) on {len(texts)} texts: "
+              f"mean {report.cosine_mean:.5f}, min {report.cosine_min:.5f}")
+    return report
+
+
+def _check_head_steps(steps: list[tuple[str, Any]]) -> None:
+    """Fail before the slow encoder export when a head step has no converter."""
+    for name, step in steps:
+        if step is None or step == "passthrough":
+            continue
+        if not _has_converter(step):
+            raise ExportError(
+                f"pipeline step {name!r} ({type(step).__name__}) has no ONNX converter in "
+                "skl2onnx, so the pipeline cannot be exported; steps that can include "
+                "StandardScaler, PCA, LogisticRegression, LinearSVC, SVC, MLPClassifier, "
+                "Ridge (see skl2onnx.supported_converters())")
+
+
+def _torch_features(graph, ids: list[list[int]], pad_id: int) -> np.ndarray:
+    """The traced module's features for token ids, in torch (fp32), one padded batch."""
+    import torch
+
+    width = max(len(i) for i in ids)
+    batch = torch.full((len(ids), width), pad_id, dtype=torch.int64)
+    mask = torch.zeros((len(ids), width), dtype=torch.int64)
+    for row, seq in enumerate(ids):
+        batch[row, :len(seq)] = torch.tensor(seq, dtype=torch.int64)
+        mask[row, :len(seq)] = 1
+    with torch.inference_mode():
+        return graph(batch, mask).float().numpy()

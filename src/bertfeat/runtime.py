@@ -1,0 +1,367 @@
+"""Run an exported pipeline with onnxruntime, tokenizers and numpy only (no torch).
+
+>>> from bertfeat import runtime
+>>> pipe = runtime.load("sst2-export")                     # doctest: +SKIP
+>>> pipe.predict(["a gripping, funny film"])              # doctest: +SKIP
+array([1])
+
+The folder is written by :func:`bertfeat.export.export_pipeline` (``bertfeat export``).
+Texts are tokenised once, sorted by token length and run in batches bounded by the
+featurizer's ``batch_size`` and token budget, as :mod:`bertfeat.encoder` does, so a batch
+is padded only to its own longest text.
+
+This module imports nothing that needs torch, transformers or scikit-learn: on a machine
+with only ``pip install onnxruntime tokenizers numpy`` and ``pip install --no-deps
+bertfeat`` it runs as is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import unicodedata
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .encoder import (
+    _MIN_BATCHES_PER_STREAM,
+    _encode_batch,
+    _flatten,
+    _pad_batch,
+    make_batches,
+)
+from .models import INT8_PATHS, cpu_flags
+
+__all__ = ["load", "ExportedPipeline"]
+
+#: manifest format versions this runtime reads
+_FORMATS = (1,)
+#: rows per call of the head graph (bounds memory for wide TextUnion inputs)
+_HEAD_ROWS = 512
+
+
+def load(directory: str | Path, *, threads: int | None = None,
+         streams: int | None = None) -> ExportedPipeline:
+    """Load an exported pipeline folder.
+
+    Parameters
+    ----------
+    directory : str or Path
+        Folder written by ``bertfeat export``.
+    threads : int, optional
+        Cores to use (default: all this process may run on).
+    streams : int, optional
+        Batches run at once, each on ``threads // streams`` onnxruntime threads (default:
+        2 with at least 2 cores, as the torch encoder does).
+
+    Returns
+    -------
+    ExportedPipeline
+    """
+    return ExportedPipeline(directory, threads=threads, streams=streams)
+
+
+class ExportedPipeline:
+    """An exported pipeline: ``transform`` / ``predict`` / ``predict_proba`` on raw texts.
+
+    Parameters
+    ----------
+    directory : str or Path
+        Folder written by :func:`bertfeat.export.export_pipeline`.
+    threads : int, optional
+        Cores to use (default: all this process may run on).
+    streams : int, optional
+        Batches run at once (default: 2 with at least 2 cores).
+
+    Attributes
+    ----------
+    manifest : dict
+        The folder's ``manifest.json``.
+    classes_ : ndarray
+        Class labels, when the pipeline ends in a classifier.
+    n_features_out_ : int
+        Width of :meth:`transform`'s output.
+    """
+
+    def __init__(self, directory: str | Path, *, threads: int | None = None,
+                 streams: int | None = None) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.directory = Path(directory)
+        path = self.directory / "manifest.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{self.directory} holds no exported pipeline "
+                                    "(no manifest.json); write one with `bertfeat export`")
+        self.manifest = json.loads(path.read_text(encoding="utf-8"))
+        if self.manifest.get("kind") != "bertfeat-export" or \
+                self.manifest.get("format") not in _FORMATS:
+            raise ValueError(f"{path}: not a bertfeat export of a format this runtime reads "
+                             f"(format {self.manifest.get('format')!r}, reads {_FORMATS})")
+        m = self.manifest
+        if m["precision"] == "int8":
+            _check_int8_cpu()
+        self._tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(int(m["max_length"]))
+        if hasattr(self._tokenizer, "encode_special_tokens"):
+            self._tokenizer.encode_special_tokens = bool(m["encode_special_tokens"])
+        cores = int(threads) if threads else _cores()
+        self._streams = max(1, min(int(streams) if streams else 2, cores))
+        options = ort.SessionOptions()
+        # one session, ``streams`` batches in flight (onnxruntime's Run is thread-safe); on
+        # 2 cores two one-thread batches beat one two-thread batch, as in bertfeat.encoder
+        options.intra_op_num_threads = max(1, cores // self._streams)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = ["CPUExecutionProvider"]
+        self._encoder = ort.InferenceSession(str(self.directory / "encoder.onnx"), options,
+                                             providers=providers)
+        head = m.get("head")
+        self._head = None if head is None else ort.InferenceSession(
+            str(self.directory / head["file"]), options, providers=providers)
+        self._tfidf = None
+        if m.get("tfidf"):
+            self._tfidf = _Tfidf(json.loads(
+                (self.directory / m["tfidf"]).read_text(encoding="utf-8")))
+        if head is not None and "classes" in head:
+            self.classes_ = np.asarray(head["classes"])
+        self.n_features_out_ = int(m.get("union_features") or m["n_features"])
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        steps = [s[1] for s in (m.get("head") or {}).get("steps", [])]
+        return (f"ExportedPipeline({str(self.directory)!r}, model={m['model']!r}, "
+                f"precision={m['precision']!r}, head={steps})")
+
+    # --------------------------------------------------------------------- encoding
+    def encode(self, texts: Iterable[str]) -> np.ndarray:
+        """The featurizer's output (pooled, combined, normalised as fitted) for ``texts``.
+
+        Parameters
+        ----------
+        texts : iterable of str
+
+        Returns
+        -------
+        ndarray of shape (n_texts, n_features), float32
+        """
+        texts = _as_texts(texts)
+        unique: dict[str, int] = {}
+        inverse = np.fromiter((unique.setdefault(t, len(unique)) for t in texts),
+                              dtype=np.int64, count=len(texts))
+        distinct = list(unique)
+        out = np.zeros((len(distinct), int(self.manifest["n_features"])), dtype=np.float32)
+        if not distinct:
+            return out[inverse]
+        ids = [e.ids for e in _encode_batch(self._tokenizer, distinct)]
+        flat, offsets, lengths = _flatten(ids)
+        m = self.manifest
+        pad = int(m["pad_id"])
+        batches = make_batches(lengths, int(m["batch_size"]), int(m["max_batch_tokens"]))
+
+        def run(positions: np.ndarray) -> None:
+            batch, mask = _pad_batch(flat, offsets, lengths, positions, pad)
+            out[positions] = self._encoder.run(
+                ["features"], {"input_ids": batch, "attention_mask": mask})[0]
+
+        if self._streams < 2 or len(batches) < _MIN_BATCHES_PER_STREAM * self._streams:
+            for positions in batches:
+                run(positions)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(self._streams, thread_name_prefix="bertfeat-ort") as pool:
+                list(pool.map(run, batches))  # rows are disjoint: no lock needed
+        return out[inverse]
+
+    def transform(self, texts: Iterable[str]) -> np.ndarray:
+        """Features of the first step (``BertFeaturizer`` or ``TextUnion``), or the output
+        of the whole pipeline when every step after it is a transformer.
+
+        Parameters
+        ----------
+        texts : iterable of str
+
+        Returns
+        -------
+        ndarray of shape (n_texts, width)
+        """
+        texts = _as_texts(texts)
+        head = self.manifest.get("head")
+        if head is not None and "transform" in head:
+            return self._run_head(texts, head["transform"])
+        return self._first_step(texts)
+
+    def predict(self, texts: Iterable[str]) -> np.ndarray:
+        """Labels (classifier) or values (regressor) of the pipeline for ``texts``.
+
+        Parameters
+        ----------
+        texts : iterable of str
+
+        Returns
+        -------
+        ndarray of shape (n_texts,)
+        """
+        head = self._need_head("predict")
+        if "label" in head:
+            labels = self._run_head(_as_texts(texts), head["label"])
+            return labels.astype(self.classes_.dtype, copy=False)
+        if "prediction" not in head:
+            raise AttributeError("the exported pipeline ends in a transformer: use transform")
+        values = self._run_head(_as_texts(texts), head["prediction"])
+        return values.reshape(-1) if values.ndim == 2 and values.shape[1] == 1 else values
+
+    def predict_proba(self, texts: Iterable[str]) -> np.ndarray:
+        """Class probabilities, columns in the order of :attr:`classes_`.
+
+        Parameters
+        ----------
+        texts : iterable of str
+
+        Returns
+        -------
+        ndarray of shape (n_texts, n_classes)
+        """
+        head = self._need_head("predict_proba")
+        if not head.get("proba"):
+            raise AttributeError("the exported pipeline's last step has no predict_proba")
+        return self._run_head(_as_texts(texts), head["scores"])
+
+    # ----------------------------------------------------------------------- helpers
+    def _need_head(self, what: str) -> dict[str, Any]:
+        head = self.manifest.get("head")
+        if head is None:
+            raise AttributeError(f"{what}: the export holds no scikit-learn head (it was a "
+                                 "featurizer alone); use transform")
+        return head
+
+    def _first_step(self, texts: list[str]) -> np.ndarray:
+        features = self.encode(texts)
+        if self._tfidf is None:
+            return features
+        return self._tfidf.join(texts, features)
+
+    def _run_head(self, texts: list[str], output: str) -> np.ndarray:
+        head = self.manifest["head"]
+        dtype = np.float64 if head["input_dtype"] == "float64" else np.float32
+        if self._tfidf is None:
+            features = self.encode(texts).astype(dtype)
+            return self._head.run([output], {"features": features})[0]
+        dense = self.encode(texts)
+        parts = []
+        for start in range(0, max(len(texts), 1), _HEAD_ROWS):
+            rows = slice(start, start + _HEAD_ROWS)
+            joined = self._tfidf.join(texts[rows], dense[rows]).astype(dtype)
+            parts.append(self._head.run([output], {"features": joined})[0])
+        return np.concatenate(parts) if parts else parts
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _check_int8_cpu(flags: frozenset[str] | None = None) -> None:
+    """Refuse an int8 export on an x86 CPU without int8 dot-product instructions.
+
+    There onnxruntime's int8 kernels multiply-add pairs of bytes into 16-bit sums
+    (``vpmaddubsw``), which can saturate with full 8-bit weights: vectors would be wrong
+    without an error. The fidelity printed at export was measured on a CPU with VNNI/AMX.
+    """
+    flags = cpu_flags() if flags is None else flags
+    if "sse2" not in flags:  # not x86 (or unreadable): nothing known to be wrong
+        return
+    if not any(flag in flags for flag, _ in INT8_PATHS):
+        raise ValueError(
+            "this export is int8, and this CPU has no int8 dot-product instructions (AMX, "
+            "AVX512-VNNI or AVX-VNNI): onnxruntime's int8 kernels here can saturate and "
+            "change the vectors silently. Export with precision='fp32' (bertfeat export "
+            "--precision fp32) for this machine.")
+
+
+def _as_texts(texts: Any) -> list[str]:
+    if isinstance(texts, (str, bytes)):
+        raise TypeError("pass a list of texts, not a single string (wrap it: [text])")
+    if hasattr(texts, "columns"):  # a 1-column DataFrame
+        if len(texts.columns) != 1:
+            raise ValueError(f"a DataFrame input needs exactly one text column, "
+                             f"got {len(texts.columns)}")
+        texts = texts.iloc[:, 0]
+    out = list(texts)
+    for row, text in enumerate(out):
+        if not isinstance(text, str):
+            raise TypeError(f"row {row}: expected a string, got {type(text).__name__} "
+                            f"({text!r:.40})")
+    return out
+
+
+class _Tfidf:
+    """A fitted ``TfidfVectorizer`` (analyzer='word') and TextUnion's block scaling."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.vocab = spec["vocabulary"]
+        self.idf = None if spec["idf"] is None else np.asarray(spec["idf"], dtype=np.float64)
+        self.pattern = re.compile(spec["token_pattern"])
+        self.stop = frozenset(spec["stop_words"] or ())
+        if spec["scaler_mean"] is not None:
+            self.mean = np.asarray(spec["scaler_mean"], dtype=np.float64)
+            self.scale = np.asarray(spec["scaler_scale"], dtype=np.float64)
+
+    def _terms(self, text: str) -> list[str]:
+        s = self.spec
+        if s["lowercase"]:
+            text = text.lower()
+        if s["strip_accents"] == "unicode":
+            text = "".join(c for c in unicodedata.normalize("NFKD", text)
+                           if not unicodedata.combining(c))
+        elif s["strip_accents"] == "ascii":
+            text = unicodedata.normalize("NFKD", text).encode("ASCII", "ignore").decode("ASCII")
+        tokens = [t for t in self.pattern.findall(text) if t not in self.stop]
+        low, high = s["ngram_range"]
+        if high == 1:
+            return tokens
+        grams = list(tokens) if low == 1 else []
+        for n in range(max(low, 2), high + 1):
+            grams += [" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+        return grams
+
+    def lexical(self, texts: list[str]) -> np.ndarray:
+        """The TF-IDF rows of ``texts`` as a dense float64 array."""
+        s = self.spec
+        out = np.zeros((len(texts), len(self.vocab)), dtype=np.float64)
+        for row, text in enumerate(texts):
+            for term in self._terms(text):
+                col = self.vocab.get(term)
+                if col is not None:
+                    out[row, col] += 1.0
+        if s["binary"]:
+            np.minimum(out, 1.0, out=out)
+        if s["sublinear_tf"]:
+            nonzero = out > 0
+            out[nonzero] = np.log(out[nonzero]) + 1.0
+        if self.idf is not None:
+            out *= self.idf
+        if s["norm"] == "l2":
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-300)
+        elif s["norm"] == "l1":
+            out /= np.maximum(np.abs(out).sum(axis=1, keepdims=True), 1e-300)
+        return out
+
+    def join(self, texts: list[str], dense: np.ndarray) -> np.ndarray:
+        """TextUnion's output: weighted TF-IDF block, then the scaled BERT block."""
+        s = self.spec
+        if s["scaler_mean"] is not None:
+            block = (dense - self.mean) / self.scale / np.sqrt(dense.shape[1])
+        else:
+            block = dense / np.maximum(np.linalg.norm(dense, axis=1, keepdims=True), 1e-12)
+        lexical = self.lexical(texts).astype(np.float32) * np.float32(s["tfidf_weight"])
+        block = block.astype(np.float32) * np.float32(s["bert_weight"])
+        return np.hstack([lexical, block])
