@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup demo quickstart test lint bench clean
+.PHONY: setup demo quickstart test lint docs wheel bench clean
 
 setup: $(VENV)/.bertfeat-installed
 
@@ -30,6 +30,12 @@ test: setup
 
 lint: setup
 	$(PY) -m ruff check src tests examples benchmarks
+
+docs: setup  # API reference from the docstrings (pdoc): build/api/index.html
+	$(PY) docs/build_api.py build/api
+
+wheel:  # dist/bertfeat-*.whl, installable with `pip install dist/*.whl`
+	$(PYTHON) -m pip wheel --no-deps -w dist .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,7 +1,8 @@
 """Quick start: frozen MiniLM features + logistic regression on SST-2, against TF-IDF.
 
-Run:  python examples/quickstart.py            (full SST-2 train -> test)
-      python examples/quickstart.py --limit 200  (a fast smoke run)
+Run:  python examples/quickstart.py              (full SST-2 train -> test)
+      python examples/quickstart.py --quick      (200 sentences of each: a fast smoke run)
+      python examples/quickstart.py --limit 1000
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--limit", type=int, default=None, help="use only the first N rows")
+    parser.add_argument("--quick", action="store_true", help="small run: --limit 200")
     parser.add_argument("--cache", default="auto", help="feature store directory")
     args = parser.parse_args()
 
     train = pd.read_csv(DATA / "sst2_train.csv", keep_default_na=False)
     test = pd.read_csv(DATA / "sst2_test.csv", keep_default_na=False)
-    if args.limit:
-        train, test = train.head(args.limit), test.head(args.limit)
+    limit = 200 if args.quick else args.limit
+    if limit:
+        train, test = train.head(limit), test.head(limit)
     print(f"SST-2: {len(train)} training and {len(test)} test sentences")
 
     bert = make_pipeline(

@@ -40,12 +40,12 @@ def _accuracies(text: str) -> list[float]:
 def test_every_example_is_tested():
     scripts = {p.name for p in EXAMPLES.glob("*.py")}
     tested = {"quickstart.py", "grid_search.py", "mlp_head.py", "svm_head.py",
-              "cv_study_columntransformer.py"}
+              "cv_study_columntransformer.py", "regression.py", "persist_skops.py"}
     assert scripts == tested, f"add a test for {sorted(scripts - tested)}"
 
 
 def test_quickstart():
-    out = _run("quickstart.py", "--limit", "200")
+    out = _run("quickstart.py", "--quick")
     assert "SST-2: 200 training and 200 test sentences" in out
     assert len(_accuracies(out)) == 2
 
@@ -84,3 +84,22 @@ def test_cv_study_columntransformer():
                          "text + numbers")}
     # the text carries most of the signal: BERT features beat the two numbers alone
     assert rows["text only (BERT layer -3)"] > rows["numbers only (length, digits)"]
+
+
+def test_regression():
+    out = _run("regression.py", "--quick")
+    assert "200 training and 100 test sentences" in out
+    r2 = {name: float(re.search(rf"{name}.*R2 (-?\d\.\d+)", out).group(1))
+          for name in ("BertFeaturizer", "TF-IDF")}
+    # frozen sentence embeddings carry sentiment: they explain part of the variance
+    assert r2["BertFeaturizer"] > 0.05
+
+
+def test_persist_skops():
+    pytest.importorskip("skops")
+    out = _run("persist_skops.py", "--quick")
+    assert "types skops does not trust by default: ['bertfeat.featurizer.BertFeaturizer']" in out
+    assert "load without trusted=: refused (UntrustedTypesFoundException)" in out
+    assert "predictions identical: True" in out
+    size = int(re.search(r"spam\.skops: (\d+) KiB", out).group(1))
+    assert size < 1024  # no weights in the file (the model alone is 87 MiB)

@@ -109,9 +109,9 @@ def _dataset(n: int = 40, seed: int = 0) -> tuple[list[str], np.ndarray]:
 TEXTS, LABELS = _dataset()
 
 DEFAULTS = dict(
-    model="default", layers=-1, pooling="mean", layer_combine="concat", max_length=None,
+    model="default", layers=-1, pooling="auto", layer_combine="concat", max_length=None,
     batch_size=128, device="auto", precision="auto", revision=None, cache="auto",
-    normalize=False, show_progress="auto",
+    normalize="auto", show_progress="auto",
 )
 
 

@@ -20,11 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from . import __version__
+from .pooling import POOLINGS
 
 __all__ = ["main"]
 
@@ -100,6 +104,21 @@ def _parse_layers(value: str) -> str | int | list[int]:
     if not items:
         raise argparse.ArgumentTypeError("layers must name at least one layer")
     return items[0] if len(items) == 1 else items
+
+
+#: a value of --layers that argparse would take for an option: "-4,-3" or "-2,5"
+_NEGATIVE_LIST = re.compile(r"^-\d+(,\s*-?\d+)+$")
+
+
+def _glue_negative_layers(argv: list[str]) -> list[str]:
+    """``--layers -4,-3`` -> ``--layers=-4,-3`` (argparse reads ``-4,-3`` as an option)."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--layers" and _NEGATIVE_LIST.match(arg):
+            out[-1] = f"--layers={arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 def _row_limit(value: str) -> int:
@@ -316,7 +335,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
             frame = pd.concat([df[keep], frame], axis=1)
         frame.reset_index(drop=True).to_parquet(output, index=False)
     print(f"wrote {X.shape[0]:,} x {X.shape[1]:,} features (model {args.model!r}, layers "
-          f"{featurizer.layers_}, pooling {args.pooling!r}) to {output} in {seconds:.1f} s; "
+          f"{featurizer.layers_}, pooling {featurizer.pooling_!r}) to {output} in {seconds:.1f} s; "
           f"encoder ran on {encoded:,} texts; rows: {rows}")
     return 0
 
@@ -385,14 +404,18 @@ def _cmd_cache_info(args: argparse.Namespace) -> int:
 
 def _cmd_cache_clear(args: argparse.Namespace) -> int:
     store = _store(args)
+    texts = _store_call(store, "stats")["entries"]
     removed = _store_call(store, "clear", model=args.model)
+    texts -= _store_call(store, "stats")["entries"]  # stored texts (of every model) that went
     if args.model is None:
         random_dir = store.random_init_directory
         if random_dir.is_dir():
             shutil.rmtree(random_dir)
-        print(f"cleared the feature store at {store.directory}: {removed:,} rows removed")
+        print(f"cleared the feature store at {store.directory}: {texts:,} stored texts "
+              f"removed ({removed:,} database rows)")
     elif removed:
-        print(f"removed {removed:,} rows of model {args.model!r} from {store.directory}")
+        print(f"removed {texts:,} stored texts of model {args.model!r} from "
+              f"{store.directory} ({removed:,} database rows)")
     else:
         print(f"no entries for model {args.model!r} in {store.directory} (give the model "
               "spec used, its directory, or a fingerprint prefix from `bertfeat cache info`)")
@@ -415,7 +438,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------------------- parser
 def _parser() -> argparse.ArgumentParser:
     from .models import PRECISIONS
-    from .pooling import COMBINES, POOLINGS
+    from .pooling import COMBINES
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--cache-dir", default=argparse.SUPPRESS, metavar="DIR",
@@ -443,6 +466,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bertfeat", parents=[common],
         description="BERT-family encoders as scikit-learn features, with a feature store.")
+    parser.add_argument("--version", action="version", version=f"bertfeat {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser(
@@ -525,10 +549,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--layers", type=_parse_layers, default=-1,
                    help="'all' or comma-separated hidden states (default -1; write "
                         "--layers=-4,-3,-2,-1 for negative lists)")
-    e.add_argument("--pooling", default="mean",
-                   choices=POOLINGS)
+    e.add_argument("--pooling", default="auto", choices=POOLINGS,
+                   help="default auto: the model's own sentence embedding")
     e.add_argument("--layer-combine", default="concat", choices=COMBINES)
-    e.add_argument("--normalize", action="store_true", help="L2-normalise each row")
+    e.add_argument("--normalize", action="store_const", const=True, default="auto",
+                   help="L2-normalise each row (default: as the model's own sentence "
+                        "embedding with --pooling auto)")
     e.add_argument("--keep-cols", default=None,
                    help="comma-separated columns copied into the Parquet output")
     e.add_argument("--limit", type=_row_limit, default=None,
@@ -589,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         (Ctrl-C; vectors already encoded stay in the store).
     """
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_glue_negative_layers(sys.argv[1:] if argv is None else argv))
     if not hasattr(args, "cache_dir"):
         args.cache_dir = None
     if not hasattr(args, "func"):

@@ -316,7 +316,7 @@ def _manifest(featurizer: BertFeaturizer, names: list[str], n_partitions: int, c
         "model": str(featurizer.model),
         "features": hashlib.sha256("\n".join(names).encode()).hexdigest(),
         "n_features": len(names),
-        "normalize": bool(featurizer.normalize),
+        "normalize": bool(featurizer.normalize_),
         "n_partitions": int(n_partitions),
         "column": None if column is None else str(column),
         "keep": [str(k) for k in keep],

@@ -34,6 +34,7 @@ from .pooling import (
     build_pooling,
     combine_layers,
     feature_names,
+    sentence_pooling,
 )
 from .store import FeatureStore, StoreError, text_digest
 
@@ -66,8 +67,12 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
     layers : int, list of int or "all", default=-1
         Hidden states to use: 0 is the embedding output, 1..N the transformer layers,
         negative values count from the end (-1 is the last layer). ``"all"`` is 0..N.
-    pooling : {"cls", "mean", "max", "mean_max", "first_last", "pooler"}, default="mean"
-        How token vectors become one vector per layer. ``mean`` and ``max`` use real
+    pooling : {"auto", "cls", "mean", "max", "mean_max", "first_last", "pooler"}, \
+default="auto"
+        How token vectors become one vector per layer. ``auto``: the model's own sentence
+        embedding: the pooling its sentence-transformers configuration names
+        (``modules.json``, ``1_Pooling/config.json``; ``mean`` for the bundled
+        all-MiniLM-L6-v2), ``mean`` for a plain encoder. ``mean`` and ``max`` use real
         tokens only (special tokens included, padding never); ``mean_max`` concatenates
         both; ``first_last`` averages the mean of layer 1 with the mean of each selected
         layer; ``pooler`` is the model's trained pooler head (last layer only).
@@ -95,8 +100,11 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         Where encoded vectors are kept. ``"auto"``: the per-user store
         (``$BERTFEAT_CACHE_DIR`` or ``~/.cache/bertfeat``); a path: a store there; a
         :class:`~bertfeat.FeatureStore`; ``False``/``None``: no store.
-    normalize : bool, default=False
-        L2-normalise each output row.
+    normalize : "auto" or bool, default="auto"
+        L2-normalise each output row. ``"auto"``: when ``pooling="auto"`` and the model's
+        sentence-transformers configuration ends in a ``Normalize`` module (as
+        all-MiniLM-L6-v2 does), so that the defaults give the model's own sentence
+        embedding; otherwise not.
     show_progress : "auto" or bool, default="auto"
         Progress bar while encoding; ``"auto"`` shows it for long runs in a terminal.
     max_batch_tokens : int, optional
@@ -125,6 +133,10 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
+    pooling_ : str
+        Pooling in use (``pooling`` with ``"auto"`` resolved).
+    normalize_ : bool
+        Whether rows are L2-normalised (``normalize`` with ``"auto"`` resolved).
     layers_ : list of int
         Selected hidden-state indices (0..N).
     n_layers_ : int
@@ -175,7 +187,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         "precision": [StrOptions(set(models.PRECISIONS))],
         "revision": [str, None],
         "cache": [StrOptions({"auto"}), str, os.PathLike, FeatureStore, "boolean", None],
-        "normalize": ["boolean"],
+        "normalize": [StrOptions({"auto"}), "boolean"],
         "show_progress": [StrOptions({"auto"}), "boolean"],
         "max_batch_tokens": [positive_int(), None],
         "on_bad_input": [StrOptions(set(BAD_INPUT_POLICIES))],
@@ -189,7 +201,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         self,
         model: str = "default",
         layers: int | list[int] | str = -1,
-        pooling: str = "mean",
+        pooling: str = "auto",
         layer_combine: str = "concat",
         max_length: int | None = None,
         batch_size: int = 128,
@@ -197,7 +209,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         precision: str = "auto",
         revision: str | None = None,
         cache: Any = "auto",
-        normalize: bool = False,
+        normalize: bool | str = "auto",
         show_progress: str | bool = "auto",
         max_batch_tokens: int | None = None,
         on_bad_input: str = "raise",
@@ -232,6 +244,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.requires_fit = True
         tags.non_deterministic = False
+        tags.transformer_tags.preserves_dtype = ["float32"]  # the output is always float32
         return tags
 
     def __getstate__(self) -> dict:
@@ -268,6 +281,18 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         if len(set(resolved)) != len(resolved):
             raise ValueError(f"layers={spec!r} names the same layer twice")
         return resolved
+
+    def _resolve_pooling(self, info: models.ModelInfo) -> tuple[str, bool]:
+        """``pooling`` and ``normalize`` with ``"auto"`` resolved for this model."""
+        auto = sentence_pooling(info.path) if self.pooling == "auto" else None
+        if auto is not None and auto.note:
+            warnings.warn(f"BertFeaturizer(pooling='auto'): model {info.spec!r} is a "
+                          f"sentence-transformers model, but {auto.note}.", UserWarning,
+                          stacklevel=5)
+        pooling = auto.pooling if auto is not None else self.pooling
+        if self.normalize == "auto":
+            return pooling, bool(auto is not None and auto.normalize)
+        return pooling, bool(self.normalize)
 
     def _check_against_model(self, info: models.ModelInfo) -> list[int]:
         """The checks that need the model: layer range, pooler, length limit.
@@ -326,6 +351,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         info = models.resolve_model(self.model, self.revision)
         models.check_custom_code(info, self.trust_remote_code)
         layers = self._check_against_model(info)
+        pooling, normalize = self._resolve_pooling(info)
         device = models.resolve_device(self.device)
         precision = models.resolve_precision(self.precision, device)
         max_length = int(self.max_length or info.max_length)
@@ -368,6 +394,8 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
                 "hidden_size": info.hidden_size, "max_length": max_length,
                 "precision": precision, "long_text": self.long_text, **chunking,
             })
+        self.pooling_ = pooling
+        self.normalize_ = normalize
         self.layers_ = layers
         self.n_layers_ = info.n_layers
         self.hidden_size_ = info.hidden_size
@@ -392,7 +420,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         return store
 
     def _feature_names(self) -> np.ndarray:
-        return feature_names(self.layers_, self.pooling, self.hidden_size_, self.layer_combine)
+        return feature_names(self.layers_, self.pooling_, self.hidden_size_, self.layer_combine)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Names of the output columns, saying layer and pooling.
@@ -451,21 +479,38 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         ndarray of shape (n_texts, n_features_out_), float32
         """
         check_is_fitted(self, "layers_")
+        self._check_column_name(X)
         texts, _ = to_texts(X, self.on_bad_input)
         return self._transform_texts(texts)
+
+    def _check_column_name(self, X: Any) -> None:
+        """A DataFrame's text column must have the name seen in ``fit`` (as scikit-learn's
+        own transformers require of ``feature_names_in_``)."""
+        seen = getattr(self, "feature_names_in_", None)
+        columns = getattr(X, "columns", None)
+        if seen is None or columns is None or len(columns) != 1:
+            return
+        name = str(list(columns)[0])
+        if name != seen[0]:
+            raise ValueError(
+                "The feature names should match those that were passed during fit.\n"
+                f"Feature names unseen at fit time:\n- {name}\n"
+                f"Feature names seen at fit time, yet now missing:\n- {seen[0]}\n"
+                "BertFeaturizer was fitted on a DataFrame with the text column "
+                f"{seen[0]!r}; transform got column {name!r}.")
 
     def _transform_texts(self, texts: list[str]) -> np.ndarray:
         unique, inverse = dedup(texts)
         stats, pooler = self._vectors(unique, np.bincount(inverse, minlength=len(unique)))
         features = self._assemble(stats, pooler)[inverse]
-        if self.normalize:
+        if self.normalize_:
             norms = np.linalg.norm(features, axis=1, keepdims=True)
             features = features / np.maximum(norms, np.float32(1e-12))
         return features.astype(np.float32, copy=False)
 
     def _needed_layers(self) -> list[int]:
         needed = set(self.layers_)
-        if self.pooling == "first_last":
+        if self.pooling_ == "first_last":
             needed.add(FIRST_LAYER)
         return sorted(needed)
 
@@ -527,7 +572,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         warning count input rows, not distinct texts.
         """
         needed = self._needed_layers()
-        want_pooler = self.pooling == "pooler"
+        want_pooler = self.pooling_ == "pooler"
         n, hidden = len(texts), self.hidden_size_
         store = self._runtime_store()
         self._check_model_files(store)
@@ -567,7 +612,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
     def _store_depth(self, store: FeatureStore | None) -> int:
         """How deep misses are encoded: every layer when a store keeps them (so that a
         later request for any layer is a read), else only as deep as this call needs."""
-        if self.pooling == "pooler" or (store is not None and store.depth == "full"):
+        if self.pooling_ == "pooler" or (store is not None and store.depth == "full"):
             return self.n_layers_
         return max(self._needed_layers())
 
@@ -580,7 +625,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
         torch use every core; processes waiting for the lock use none.
         """
         needed = self._needed_layers()
-        want_pooler = self.pooling == "pooler"
+        want_pooler = self.pooling_ == "pooler"
         store.check_working_set(self.fingerprint_, len(texts), self._store_depth(store),
                                 self.hidden_size_, pooler=want_pooler)
         with store.encode_lock(self.fingerprint_):
@@ -602,7 +647,7 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
     def _encode_missing(self, texts, digests, missing, stats, pooler, store,
                         truncated_out=None) -> None:
         needed = self._needed_layers()
-        want_pooler = self.pooling == "pooler"
+        want_pooler = self.pooling_ == "pooler"
         depth = self._store_depth(store)
         # transformers records hidden states with hooks on the layers: a model cut to zero
         # layers returns none at all, so layers=0 (embedding output) keeps one layer
@@ -661,8 +706,8 @@ class BertFeaturizer(TransformerMixin, BaseEstimator):
             chunk_stride=self.chunk_stride_ or 0, max_chunks=self.max_chunks)
 
     def _assemble(self, stats: dict[int, np.ndarray], pooler: np.ndarray | None) -> np.ndarray:
-        if self.pooling == "pooler":
+        if self.pooling_ == "pooler":
             return pooler
         first = stats.get(FIRST_LAYER)
-        blocks = [build_pooling(stats[layer], self.pooling, first) for layer in self.layers_]
+        blocks = [build_pooling(stats[layer], self.pooling_, first) for layer in self.layers_]
         return combine_layers(blocks, self.layer_combine)

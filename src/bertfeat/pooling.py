@@ -11,6 +11,9 @@ Two halves, one vocabulary:
   user asked for (``cls``, ``mean``, ``max``, ``mean_max``, ``first_last``) for one
   layer; :func:`combine_layers` joins the vectors of several layers (``concat``, ``mean``,
   ``sum``) and :func:`feature_names` names the resulting columns.
+* :func:`sentence_pooling` says what ``pooling="auto"`` means for a model: the pooling and
+  normalisation of its own sentence embedding (sentence-transformers configuration), else
+  ``mean``.
 
 :class:`~bertfeat.BertFeaturizer` and :func:`bertfeat.probe.probe` both build their
 features with these functions, so a feature set the probe scores from one encoder pass
@@ -19,7 +22,11 @@ equals, bit for bit, what the recommended featurizer computes.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -33,12 +40,14 @@ __all__ = [
     "combine_layers",
     "feature_names",
     "COMBINES",
+    "SentencePooling",
+    "sentence_pooling",
 ]
 
 #: statistics stored per layer, in this order along the stats axis
 STATS = ("cls", "mean", "max")
-#: user-facing pooling names
-POOLINGS = ("cls", "mean", "max", "mean_max", "first_last", "pooler")
+#: user-facing pooling names; "auto" resolves per model (:func:`sentence_pooling`)
+POOLINGS = ("cls", "mean", "max", "mean_max", "first_last", "pooler", "auto")
 #: how the vectors of several selected layers are joined
 COMBINES = ("concat", "mean", "sum")
 #: the layer whose mean is averaged with the selected layer's mean for "first_last"
@@ -213,3 +222,94 @@ def feature_names(layers: list[int], pooling: str, hidden_size: int,
         tag = f"L{combine}{'+'.join(map(str, layers))}"
         names = [f"{tag}_{part}" for part in parts]
     return np.asarray(names, dtype=object)
+
+
+#: sentence-transformers Pooling config keys -> bertfeat pooling
+_ST_MODES = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",
+             "pooling_mode_max_tokens": "max"}
+#: sentence-transformers modules that "auto" reproduces exactly
+_ST_REPRODUCED = ("Transformer", "Pooling", "Normalize")
+
+
+@dataclass(frozen=True)
+class SentencePooling:
+    """What ``pooling="auto"`` resolves to for one model.
+
+    Attributes
+    ----------
+    pooling : str
+        A concrete pooling (``cls``, ``mean``, ``max`` or ``mean_max``).
+    normalize : bool
+        Whether the model's sentence embedding is L2-normalised (a ``Normalize`` module).
+    source : str
+        Where the choice came from: ``"sentence-transformers"`` or ``"fallback"``.
+    note : str or None
+        What ``auto`` does not reproduce of the model's own embedding, if anything.
+    """
+
+    pooling: str
+    normalize: bool
+    source: str
+    note: str | None = None
+
+
+def _read(path: Path):
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def sentence_pooling(model_dir: str | os.PathLike) -> SentencePooling:
+    """The pooling and normalisation of a model's own sentence embedding.
+
+    A sentence-transformers model says both in its files: ``modules.json`` lists its modules
+    (``Transformer``, ``Pooling``, optionally ``Normalize``), and the ``Pooling`` module's
+    ``config.json`` (``1_Pooling/config.json``) holds its ``pooling_mode_*`` flags. A model
+    without them (a plain encoder) gets ``mean`` without normalisation.
+
+    Parameters
+    ----------
+    model_dir : str or path
+        The model's directory.
+
+    Returns
+    -------
+    SentencePooling
+    """
+    root = Path(model_dir)
+    fallback = SentencePooling("mean", False, "fallback")
+    try:
+        modules = _read(root / "modules.json")
+    except (OSError, ValueError):
+        return fallback
+    if not isinstance(modules, list):
+        return fallback
+    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules if isinstance(m, dict)]
+    pooling_module = next((m for m, kind in zip(modules, kinds) if kind == "Pooling"), None)
+    if pooling_module is None:
+        return fallback
+    try:
+        config = _read(root / str(pooling_module.get("path", "")) / "config.json")
+    except (OSError, ValueError):
+        return fallback
+    modes = [name for key, name in _ST_MODES.items() if config.get(key)]
+    mode = config.get("pooling_mode")  # newer sentence-transformers may write the name
+    if isinstance(mode, str) and not modes:
+        modes = [mode] if mode in _ST_MODES.values() else []
+    other = [k for k, v in config.items() if k.startswith("pooling_mode_") and v
+             and k not in _ST_MODES]
+    notes = []
+    if len(modes) == 1 and not other:
+        pooling = modes[0]
+    elif set(modes) == {"mean", "max"} and not other:
+        pooling = "mean_max"
+        notes.append("its columns come in the order mean, max (sentence-transformers: max, "
+                     "mean)")
+    else:
+        pooling = "mean"
+        notes.append(f"its pooling ({', '.join(modes + other) or 'none'}) is not one of "
+                     "cls, mean, max; using mean")
+    extra = sorted({k for k in kinds if k not in _ST_REPRODUCED})
+    if extra:
+        notes.append(f"its {', '.join(extra)} module(s) are not applied")
+    return SentencePooling(pooling, "Normalize" in kinds, "sentence-transformers",
+                           "; ".join(notes) or None)

@@ -67,10 +67,13 @@ def make_splits(cv: Any, task: str, y: np.ndarray, n: int, random_state: int,
         if len(labels) < 2:
             raise ValueError("y holds a single class; a probe needs at least two")
         if counts.min() < cv:
-            rare = labels[counts.argmin()]
+            rare = labels.tolist()[counts.argmin()]  # 9.0, not np.float64(9.0)
+            numbers = np.asarray(y).dtype.kind == "f"  # 3.0, 4.5 ... read as classes
             raise ValueError(
                 f"class {rare!r} has only {counts.min()} example(s), fewer than cv={cv} "
-                "folds; lower cv, drop rare classes, or pass a splitter as cv")
+                "folds; lower cv, drop rare classes, or pass a splitter as cv"
+                + ("; if y holds numbers to predict, not classes, pass task='regression' "
+                   "(bertfeat probe --task regression)" if numbers else ""))
     return cv_splits(y, int(cv), repeats, stratify=task == "classification",
                      random_state=random_state)
 

@@ -15,6 +15,8 @@ from ..candidates import Candidate, FeatureSet, bert_candidate, feature_sets
 from ..context import ProbeContext
 from . import Family
 
+__all__ = ["Chunked", "FAMILY", "truncated_count"]
+
 
 def truncated_count(ctx: ProbeContext) -> int:
     """Distinct texts that the (truncating) main encoder pass had to cut to ``max_length``."""

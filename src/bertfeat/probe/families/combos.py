@@ -10,6 +10,8 @@ from ..candidates import Candidate, bert_candidate, feature_sets
 from ..context import ProbeContext
 from . import Family
 
+__all__ = ["Combos", "FAMILY", "resolve_combos"]
+
 
 def resolve_combos(spec: Any, n_layers: int) -> list[tuple[list[int], str]]:
     """Layer combinations: ``True`` = concat and mean of the last four transformer layers."""

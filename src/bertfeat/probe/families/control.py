@@ -20,6 +20,8 @@ from ..candidates import Candidate, bert_candidate, feature_sets
 from ..context import ProbeContext
 from . import Family
 
+__all__ = ["RandomControl", "FAMILY"]
+
 
 class RandomControl(Family):
     name = "control"

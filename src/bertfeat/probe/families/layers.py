@@ -6,6 +6,8 @@ from ..candidates import Candidate, bert_candidate, feature_sets
 from ..context import ProbeContext
 from . import Family
 
+__all__ = ["Layers", "FAMILY"]
+
 
 class Layers(Family):
     name = "layers"

@@ -6,6 +6,8 @@ from ..candidates import Candidate, bert_candidate
 from ..context import ProbeContext
 from . import Family
 
+__all__ = ["Refine", "FAMILY"]
+
 
 class Refine(Family):
     name = "refine"

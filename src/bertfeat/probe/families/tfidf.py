@@ -9,6 +9,8 @@ from ..context import ProbeContext
 from ..heads import RIDGE_ALPHAS, TFIDF_C
 from . import Family
 
+__all__ = ["Tfidf", "FAMILY"]
+
 
 class Tfidf(Family):
     name = "tfidf"
