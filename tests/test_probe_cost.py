@@ -121,3 +121,22 @@ def test_cli_passes_control_texts(csv_file, tiny_model, tmp_path, monkeypatch, e
     with pytest.raises(_Stop):
         main(_probe_args(csv_file, tiny_model, tmp_path / "out", *extra))
     assert seen == [want]
+
+
+def test_stage_bar_in_a_terminal_only(monkeypatch):
+    import io
+    import sys
+
+    from bertfeat.probe.progress import StageBar
+
+    assert StageBar(3, enabled=True).bar is None or sys.stderr.isatty()  # not a terminal
+    assert StageBar(3, enabled=False).bar is None
+    screen = io.StringIO()
+    screen.isatty = lambda: True
+    monkeypatch.setattr(sys, "stderr", screen)
+    bar = StageBar(3, enabled=True)
+    for name in ("encode", "screen", "refit"):
+        bar.stage(name)
+    assert bar.bar.n == 2 and "refit" in screen.getvalue()
+    bar.close()
+    assert bar.bar.n == 3
