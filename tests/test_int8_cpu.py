@@ -1,8 +1,9 @@
 """Issue 17: ``precision="int8"`` only where the CPU has a fast int8 path (faked flags).
 
 The kernel path follows the CPU's features: AMX, AVX512-VNNI or AVX-VNNI give int8 dot
-products; an AVX2-only CPU has none, and there int8 is refused with a message that says why
-and what to use. ``"auto"`` never picks int8 (its fidelity is below the 0.999 rule).
+products; an AVX2-only CPU has none. int8 was measured faster than fp32 only with AMX, so
+everywhere else it is refused with a message that says why and what to use. ``"auto"``
+never picks int8 (its fidelity is below the 0.999 rule).
 """
 
 from __future__ import annotations
@@ -40,14 +41,20 @@ def test_onednn_isa_cap_turns_the_fast_path_off(monkeypatch):
 
 def test_int8_is_refused_without_a_fast_path(monkeypatch, tiny_model):
     monkeypatch.setattr(models, "cpu_flags", lambda: AVX2_ONLY)
-    with pytest.raises(ValueError, match=r"int8 dot-product.*avx2.*precision='fp32'.*export"):
+    with pytest.raises(ValueError, match=r"AMX.*no int8 dot-product.*avx2.*'fp32'.*export"):
         models.resolve_precision("int8", "cpu")
-    with pytest.raises(ValueError, match="AVX512-VNNI"):
+    with pytest.raises(ValueError, match="39x slower"):
         BertFeaturizer(model=tiny_model, precision="int8", device="cpu", cache=False).fit(["x"])
 
 
-def test_int8_is_accepted_with_vnni(monkeypatch, tiny_model):
-    monkeypatch.setattr(models, "cpu_flags", lambda: AVX2_ONLY | {"avx512_vnni"})
+def test_int8_is_refused_with_vnni_but_no_amx(monkeypatch):
+    monkeypatch.setattr(models, "cpu_flags", lambda: AVX2_ONLY | {"avx512_vnni", "avx_vnni"})
+    with pytest.raises(ValueError, match="int8 path is avx512_vnni without AMX"):
+        models.resolve_precision("int8", "cpu")
+
+
+def test_int8_is_accepted_with_amx(monkeypatch, tiny_model):
+    monkeypatch.setattr(models, "cpu_flags", lambda: AVX2_ONLY | {"avx512_vnni", "amx_int8"})
     feat = BertFeaturizer(model=tiny_model, precision="int8", device="cpu", cache=False)
     assert feat.fit(["x"]).precision_ == "int8"
 

@@ -93,9 +93,9 @@ default="auto"
         vectors within cosine 0.999 of fp32: bf16 on CPUs with AMX or AVX512-BF16 and on
         GPUs with bf16, fp16 on older GPUs, fp32 otherwise. ``int8`` is dynamic int8
         quantization of the linear layers with per-token scales (CPU; cosine to fp32 about
-        0.997 on average, so ``auto`` never picks it). It needs int8 dot-product
-        instructions (AMX, AVX512-VNNI or AVX-VNNI), where it is faster than fp32; on other
-        CPUs it is refused with a ``ValueError``.
+        0.997 on average, so ``auto`` never picks it). Used only on CPUs with AMX, where
+        it was measured faster than fp32; on other CPUs it is refused with a
+        ``ValueError`` (see :func:`bertfeat.models.int8_path`).
     revision : str, optional
         Hub revision (branch, tag or commit) for hub ids.
     cache : "auto", str, path, FeatureStore, False or None, default="auto"

@@ -37,8 +37,14 @@ __all__ = [
     "check_custom_code",
     "resolve_device",
     "resolve_precision",
+    "load_tokenizer",
+    "load_trainable",
+    "transformer_layers",
+    "tokenizer_files",
+    "quiet_transformers",
     "cpu_flags",
     "int8_path",
+    "FAST_INT8_PATHS",
     "STORE_FORMAT",
     "random_init_model",
 ]
@@ -685,11 +691,14 @@ def cpu_has_fast_bf16() -> bool:
     return False
 
 
-#: CPU features that give int8 matrix products a fast kernel, best first, and the path's
-#: name. Measured (benchmarks/bench_encode.py, the int8 rows): with AMX or AVX512-VNNI
-#: per-token int8 beats fp32; with AVX2 alone oneDNN's int8 GEMM is no faster than fp32
-#: and int8 ran 39x slower than fp32 on an AVX2-only AMD EPYC (issue 17), so it is refused
+#: CPU features that give int8 matrix products a dot-product kernel, best first, and the
+#: path's name (what oneDNN's GEMM behind ``torch._int_mm`` uses)
 INT8_PATHS = (("amx_int8", "amx"), ("avx512_vnni", "avx512_vnni"), ("avx_vnni", "avx_vnni"))
+#: the paths where per-token int8 encoding was measured faster than fp32
+#: (benchmarks/README.md): AMX 1.25x. AVX512-VNNI without AMX: 0.5x (slower; the per-token
+#: quantisation ops cost more than the int8 GEMM saves); AVX2 alone: up to 39x slower
+#: (issue 17). precision="int8" is refused on every other path.
+FAST_INT8_PATHS = ("amx",)
 #: ONEDNN_MAX_CPU_ISA values (prefixes) that keep oneDNN off every int8 dot-product kernel
 _ONEDNN_NO_VNNI = ("SSE41", "AVX", "AVX2", "AVX512_CORE")
 
@@ -722,19 +731,23 @@ def int8_path(flags: frozenset[str] | None = None) -> str | None:
     return None
 
 
-def _int8_refusal(flags: frozenset[str]) -> str:
+def _int8_refusal(flags: frozenset[str], path: str | None) -> str:
     shown = ", ".join(sorted(f for f in flags if f.startswith(("avx", "amx", "sse4")))) \
         or "none readable"
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
-    why = (f"ONEDNN_MAX_CPU_ISA={cap} keeps oneDNN off them" if cap and cap.upper()
-           in _ONEDNN_NO_VNNI else f"this one has none (vector flags: {shown})")
+    if path is not None:
+        why = (f"this CPU's int8 path is {path} without AMX, where per-token int8 encoding "
+               "was measured at about half the speed of fp32")
+    elif cap and cap.upper() in _ONEDNN_NO_VNNI:
+        why = f"ONEDNN_MAX_CPU_ISA={cap} keeps oneDNN off the int8 dot-product kernels"
+    else:
+        why = ("this CPU has no int8 dot-product instructions (vector flags: "
+               f"{shown}), where int8 encoding was measured up to 39x slower than fp32")
     return (
-        "precision='int8' needs a CPU with int8 dot-product instructions (AMX, AVX512-VNNI "
-        f"or AVX-VNNI); {why}. Without them int8 matrix "
-        "products are no faster than fp32, and int8 encoding was measured up to 39x slower "
-        "than fp32 on an AVX2-only CPU. Use precision='fp32' (or 'auto'), or export the "
-        "fitted pipeline with `bertfeat export` and run it with onnxruntime "
-        "(bertfeat.runtime).")
+        "precision='int8' is used only where it is faster than fp32: CPUs with AMX "
+        f"(amx_int8); {why}. Use precision='fp32' (or 'auto', which picks bf16 where the "
+        "CPU has it), or export the fitted pipeline with `bertfeat export` and run it with "
+        "onnxruntime (bertfeat.runtime).")
 
 
 def resolve_precision(precision: str, device: str) -> str:
@@ -742,8 +755,8 @@ def resolve_precision(precision: str, device: str) -> str:
 
     ``bf16`` on CPUs with AMX/AVX512-BF16 and on GPUs that support bf16, ``fp16`` on older
     CUDA GPUs, ``fp32`` otherwise. Never ``int8``: its mean cosine to fp32 (about 0.997) is
-    under the 0.999 that ``auto`` keeps. An explicit ``int8`` is refused on a CPU without
-    a fast int8 path (:func:`int8_path`).
+    under the 0.999 that ``auto`` keeps. An explicit ``int8`` is refused on a CPU whose
+    int8 path (:func:`int8_path`) is not in :data:`FAST_INT8_PATHS`.
     """
     kind = device.split(":")[0]
     if precision == "auto":
@@ -760,8 +773,9 @@ def resolve_precision(precision: str, device: str) -> str:
         raise ValueError("precision='int8' (dynamic quantization) runs on the CPU only")
     if precision == "int8":
         flags = cpu_flags()
-        if int8_path(flags) is None:
-            raise ValueError(_int8_refusal(flags))
+        path = int8_path(flags)
+        if path not in FAST_INT8_PATHS:
+            raise ValueError(_int8_refusal(flags, path))
     return precision
 
 
@@ -810,6 +824,11 @@ def load(info: ModelInfo, *, depth: int, device: str, precision: str,
                      trust_remote_code=opted_in(trust_remote_code))
 
 
+def quiet_transformers():
+    """A context manager that silences transformers' weight loading/saving progress bars."""
+    return _quiet_transformers()
+
+
 @contextlib.contextmanager
 def _quiet_transformers():
     """Silence transformers' weight-loading progress bars and load report while we load."""
@@ -831,7 +850,42 @@ def _quiet_transformers():
 def _load(info: ModelInfo, *, depth: int, device: str, precision: str,
           trust_remote_code: bool):
     import torch
-    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = load_tokenizer(info, trust_remote_code=trust_remote_code)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
+             "int8": torch.float32}[precision]
+    model = _load_model(info, tokenizer, depth=depth, dtype=dtype,
+                        trust_remote_code=trust_remote_code)
+    model.eval()
+    model.requires_grad_(False)
+    if precision == "int8":
+        from ._linear import quantize_int8
+
+        model = quantize_int8(model)  # per-token dynamic int8 (CPU only)
+    model.to(device)
+    if precision == "bf16" and device.split(":")[0] == "cpu":
+        from ._linear import use_bf16_linear
+
+        use_bf16_linear(model)  # oneDNN linear with fused bias: no bias copy per call
+    return tokenizer, model
+
+
+def load_tokenizer(info: ModelInfo, *, trust_remote_code: bool = False):
+    """The model's fast tokenizer, set up the way bertfeat tokenises every text.
+
+    Parameters
+    ----------
+    info : ModelInfo
+        The resolved model.
+    trust_remote_code : bool
+        Passed to transformers; off unless the user opts in.
+
+    Returns
+    -------
+    transformers.PreTrainedTokenizerFast
+        With ``split_special_tokens``: ``"[SEP]"`` inside a text is text.
+    """
+    from transformers import AutoTokenizer
 
     # split_special_tokens: a user's text is text; "[SEP]" or "<mask>" inside it is
     # tokenised as characters, never turned into a control token
@@ -843,8 +897,15 @@ def _load(info: ModelInfo, *, depth: int, device: str, precision: str,
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None and hasattr(backend, "encode_special_tokens"):
         backend.encode_special_tokens = True  # older transformers ignore the kwarg above
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
-             "int8": torch.float32}[precision]
+    return tokenizer
+
+
+def _load_model(info: ModelInfo, tokenizer, *, depth: int, dtype, trust_remote_code: bool):
+    """The encoder's weights in ``dtype``, checked against its config and tokenizer, cut
+    above layer ``depth`` (no device, no mode)."""
+    import torch
+    from transformers import AutoModel
+
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": dtype}
     if any(info.path.glob("*.safetensors")):
         kwargs["use_safetensors"] = True
@@ -874,18 +935,71 @@ def _load(info: ModelInfo, *, depth: int, device: str, precision: str,
     layers = getattr(owner, attr)
     if depth < len(layers):
         setattr(owner, attr, torch.nn.ModuleList(list(layers)[:depth]))
-    model.eval()
-    model.requires_grad_(False)
-    if precision == "int8":
-        from ._linear import quantize_int8
+    return model
 
-        model = quantize_int8(model)  # per-token dynamic int8 (CPU only)
-    model.to(device)
-    if precision == "bf16" and device.split(":")[0] == "cpu":
-        from ._linear import use_bf16_linear
 
-        use_bf16_linear(model)  # oneDNN linear with fused bias: no bias copy per call
-    return tokenizer, model
+def load_trainable(info: ModelInfo, *, device: str, trust_remote_code: bool = False):
+    """Tokenizer and the whole encoder in float32 with gradients on, for fine-tuning.
+
+    Unlike :func:`load` the weights are float32 master weights (lower precision is
+    applied by autocast while training), every parameter requires a gradient and the
+    model is in training mode. Nothing is shared: each call returns a fresh copy.
+
+    Parameters
+    ----------
+    info : ModelInfo
+        The resolved model.
+    device : str
+        Concrete device.
+    trust_remote_code : bool
+        Passed to transformers; off unless the user opts in.
+
+    Returns
+    -------
+    tokenizer, model
+    """
+    import torch
+
+    trust_remote_code = opted_in(trust_remote_code)
+    with _quiet_transformers():
+        tokenizer = load_tokenizer(info, trust_remote_code=trust_remote_code)
+        model = _load_model(info, tokenizer, depth=info.n_layers, dtype=torch.float32,
+                            trust_remote_code=trust_remote_code)
+    model.requires_grad_(True)
+    model.train()
+    return tokenizer, model.to(device)
+
+
+def transformer_layers(model) -> list:
+    """The transformer layers of a loaded encoder, bottom first.
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+        An encoder from :func:`load` or :func:`load_trainable`.
+
+    Returns
+    -------
+    list of torch.nn.Module
+    """
+    owner, attr = _layer_container(model)
+    return list(getattr(owner, attr))
+
+
+def tokenizer_files(info: ModelInfo) -> list[Path]:
+    """The tokenizer files of a model directory (those the fingerprint hashes).
+
+    Parameters
+    ----------
+    info : ModelInfo
+        The resolved model.
+
+    Returns
+    -------
+    list of Path
+        The files that exist, in a fixed order.
+    """
+    return [info.path / name for name in _TOKENIZER_FILES if (info.path / name).exists()]
 
 
 def _check_vocabulary(tokenizer, info: ModelInfo) -> None:
