@@ -200,14 +200,14 @@ def main() -> None:
           f"({without[4]:.0f} vs {with_store[4]:.0f} encoder passes per text)")
 
 
-def machine_header(title: str) -> None:
+def machine_header(title: str, load_at_start: float) -> None:
     import sklearn
     import torch
     import transformers
 
     print(f"# {title} ({time.strftime('%Y-%m-%d %H:%M')})\n")
     print(f"- machine: {cpu_name()} ({cpu_flags()}), {os.cpu_count()} cores, "
-          f"{platform.system()}; load average at the start {loadavg():.1f}")
+          f"{platform.system()}; load average at the start {load_at_start:.1f}")
     print(f"- versions: python {platform.python_version()}, torch {torch.__version__}, "
           f"transformers {transformers.__version__}, scikit-learn {sklearn.__version__}")
 
@@ -225,6 +225,7 @@ def scale(args: argparse.Namespace) -> None:
     from bertfeat import BertFeaturizer, FeatureStore
     from bertfeat.store import text_digest
 
+    load_at_start = loadavg()
     texts, labels = load_sst2(None)
     workdir = Path(tempfile.mkdtemp(prefix="bertfeat-bench-scale-"))
     lines: list[str] = []
@@ -239,11 +240,12 @@ def scale(args: argparse.Namespace) -> None:
             "bertfeaturizer__pooling": ["cls", "mean", "max"],
             "logisticregression__C": [0.1, 1.0, 10.0],
         }
-        out(f"\n## Cold GridSearchCV, 36 candidates x 5 folds, {n} SST-2 texts ({unique} "
-            "unique), an empty store each time\n")
-        out("| n_jobs | wall time (s) | texts encoded | encodes per unique text | "
-            "load before / after |")
-        out("|---:|---:|---:|---:|---|")
+        if n:
+            out(f"\n## Cold GridSearchCV, 36 candidates x 5 folds, {n} SST-2 texts ({unique} "
+                "unique), an empty store each time\n")
+            out("| n_jobs | wall time (s) | texts encoded | encodes per unique text | "
+                "load before / after |")
+            out("|---:|---:|---:|---:|---|")
         for n_jobs in args.n_jobs if n else []:
             directory = workdir / f"grid-{n_jobs}"
             pipe = make_pipeline(BertFeaturizer(model=args.model, cache=str(directory)),
@@ -260,10 +262,11 @@ def scale(args: argparse.Namespace) -> None:
 
         # 2. what full depth costs: layers=1 encoded 1 layer deep vs every layer
         n_depth = min(len(texts), args.depth_texts) if "depth" in args.parts else 0
-        out(f"\n## Full depth vs needed depth, cold, {n_depth} texts, layers=1\n")
-        out("| store depth | wall time (s) | texts/s |")
-        out("|---|---:|---:|")
-        BertFeaturizer(model=args.model, cache=False).fit(["warm up"]).transform(["a"])
+        if n_depth:
+            out(f"\n## Full depth vs needed depth, cold, {n_depth} texts, layers=1\n")
+            out("| store depth | wall time (s) | texts/s |")
+            out("|---|---:|---:|")
+            BertFeaturizer(model=args.model, cache=False).fit(["warm up"]).transform(["a"])
         for depth in ("needed", "full") if n_depth else ():
             store = FeatureStore(workdir / f"depth-{depth}", depth=depth)
             f = BertFeaturizer(model=args.model, cache=store, layers=1).fit(texts[:n_depth])
@@ -319,11 +322,12 @@ def scale(args: argparse.Namespace) -> None:
 
         # 4. warm transform with 10k and 100k texts stored (synthetic entries of the
         # default model's shape under its real fingerprint: this measures the store)
-        out("\n## Warm transform with many texts stored (a fresh featurizer; fit "
-            "included; median of 3)\n")
-        out("| texts stored | texts read per call | wall time (s) | texts/s | "
-            "bytes on disk |")
-        out("|---:|---:|---:|---:|---:|")
+        if "warm" in args.parts:
+            out("\n## Warm transform with many texts stored (a fresh featurizer; fit "
+                "included; median of 3)\n")
+            out("| texts stored | texts read per call | wall time (s) | texts/s | "
+                "bytes on disk |")
+            out("|---:|---:|---:|---:|---:|")
         store = FeatureStore(workdir / "warm")
         synthetic = [f"synthetic text number {i}" for i in range(max(args.stored))]
         base = BertFeaturizer(model=args.model, cache=store, layers=-1).fit(synthetic[:1])
@@ -344,7 +348,7 @@ def scale(args: argparse.Namespace) -> None:
             print(lines[-1], file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    machine_header("bertfeat feature store at scale (issue 13)")
+    machine_header("bertfeat feature store at scale (issue 13)", load_at_start)
     print(f"- model: {args.model}; load average at the end {loadavg():.1f}")
     print("\n".join(lines))
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["BertFeaturizer", "FeatureStore", "TextUnion", "__version__"]
+__all__ = ["BertClassifier", "BertFeaturizer", "BertRegressor", "BertWordFeaturizer",
+           "FeatureStore", "TextUnion", "WordTagger", "__version__"]
 __version__ = "0.1.0"
 
 #: public name -> module that defines it
-_LAZY = {"BertFeaturizer": ".featurizer", "FeatureStore": ".store", "TextUnion": ".union"}
+_LAZY = {"BertFeaturizer": ".featurizer", "FeatureStore": ".store", "TextUnion": ".union",
+         "BertWordFeaturizer": ".words", "WordTagger": ".words",
+         "BertClassifier": ".finetune", "BertRegressor": ".finetune"}
 
 
 def __getattr__(name: str) -> Any:

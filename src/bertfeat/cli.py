@@ -203,6 +203,8 @@ def _stratified_subset(texts: Any, y: Any, limit: int, seed: int,
 
 # --------------------------------------------------------------------------------- probe
 def _cmd_probe(args: argparse.Namespace) -> int:
+    if args.words:
+        return _cmd_probe_words(args)
     from . import datasets
     from .probe import probe
     from .store import FeatureStore
@@ -249,7 +251,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         heads=args.heads, cv=args.cv, scoring=args.scoring,
         random_control=not args.no_random_control, cache=cache, tfidf=not args.no_tfidf,
         union=not (args.no_tfidf or args.no_union), chunk=not args.no_chunk,
-        refine_top=args.refine_top, task=args.task, random_state=args.seed,
+        finetune=args.finetune, refine_top=args.refine_top, task=args.task, random_state=args.seed,
         n_jobs=args.n_jobs, refit=True, featurizer_params=_featurizer_params(args),
         verbose=not args.quiet, repeats=args.repeats, nested=args.nested,
         test_size=args.test_size, alpha=args.alpha, select=args.select)
@@ -280,6 +282,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
                  + (f" + chunked long texts {t['chunk_encode']:.1f} s"
                     if "chunk_encode" in t else "")
                  + f", cross-validating heads {heads:.1f} s"
+                 + (f", fine-tuning {t['finetune']:.1f} s" if "finetune" in t else "")
                  + (f", nested/held-out selection {t['nested']:.1f} s" if "nested" in t else "")
                  + f", refit {t.get('refit', 0):.1f} s")
     lines.append("")
@@ -298,6 +301,52 @@ def _cmd_probe(args: argparse.Namespace) -> int:
           f"{out / 'folds.csv'}"
           + ("" if args.no_save_model else
              f", {out / 'best_pipeline.joblib'} (best pipeline fitted on all rows)"))
+    return 0
+
+
+def _cmd_probe_words(args: argparse.Namespace) -> int:
+    """``bertfeat probe --words FILE``: the layer x sub-word pooling probe for tags."""
+    from .conll import read_conll
+    from .probe import probe_words
+    from .store import FeatureStore
+
+    if args.data is not None or args.dataset:
+        raise CliError("--words FILE replaces DATA and --dataset; give one of them")
+    try:
+        sentences, tags = read_conll(args.words, args.tag_col)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read {args.words}: {exc}") from exc
+    if args.limit:
+        sentences, tags = sentences[:args.limit], tags[:args.limit]
+    n_words = sum(map(len, sentences))
+    print(f"bertfeat probe --words: {args.words}")
+    print(f"  {len(sentences):,} sentences, {n_words:,} words, "
+          f"{len({t for s in tags for t in s})} distinct tags; model {args.model!r}; "
+          f"{args.cv} sentence-grouped folds", flush=True)
+    cache: Any = FeatureStore(args.cache_dir) if args.cache_dir else "auto"
+    if args.no_cache:
+        cache = False
+    result = probe_words(sentences, tags, model=args.model, cv=args.cv,
+                         random_control=not args.no_random_control, cache=cache,
+                         refine_top=args.refine_top, random_state=args.seed,
+                         featurizer_params=_featurizer_params(args),
+                         layers="all" if args.layers == "all" else args.layers)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result.table.to_csv(out / "probe.csv", index=False)
+    result.plot(out / "probe.png", title=f"bertfeat word probe: {Path(args.words).name}, "
+                                         f"model {args.model}")
+    text = "\n".join([result.summary(top=args.top), "",
+                      "Build the recommended tagger (unfitted) with:", "",
+                      *("    " + line for line in result.best_code.splitlines())])
+    print(text)
+    (out / "probe.txt").write_text(text + "\n", encoding="utf-8")
+    if not args.no_save_model:
+        import joblib
+
+        joblib.dump(result.best_estimator, out / "best_pipeline.joblib")
+    print(f"\nwrote {out / 'probe.csv'}, {out / 'probe.png'}, {out / 'probe.txt'}"
+          + ("" if args.no_save_model else f", {out / 'best_pipeline.joblib'}"))
     return 0
 
 
@@ -482,6 +531,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("data", nargs="?", metavar="DATA",
                    help="CSV/TSV/Parquet file with a text and a label column")
     p.add_argument("--text-col", default="text")
+    p.add_argument("--words", default=None, metavar="FILE",
+                   help="probe word tags instead: a CoNLL-U or two-column CoNLL/BIO file "
+                        "(every layer x sub-word pooling on sentence-grouped folds)")
+    p.add_argument("--tag-col", default=None,
+                   help="with --words: CoNLL-U field (default upos) or column index "
+                        "(default: the last column)")
     p.add_argument("--label-col", default="label")
     p.add_argument("--dataset", default=None,
                    help=f"shipped dataset to use without DATA (default {DEMO_DATASET}; "
@@ -528,6 +583,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="skip the TF-IDF ⊕ best-layer union candidates")
     p.add_argument("--no-chunk", action="store_true",
                    help="do not try chunked pooling when texts exceed --max-length")
+    p.add_argument("--finetune", action="store_true",
+                   help="also fine-tune the encoder on each training fold (BertClassifier "
+                        "defaults: 3 epochs; slow on a CPU) and compare it with the best "
+                        "frozen pipeline")
     p.add_argument("--n-jobs", type=int, default=-1,
                    help="processes scoring the folds of a candidate (default -1: all cores; "
                    "1: none)")

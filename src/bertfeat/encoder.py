@@ -33,7 +33,7 @@ import numpy as np
 from .pooling import pool_stats
 
 __all__ = ["encode", "Tokenized", "tokenize", "tokenize_chunks", "make_batches",
-           "pool_layers", "all_cores"]
+           "pool_layers", "all_cores", "batch_padder"]
 
 BatchCallback = Callable[[np.ndarray, np.ndarray, "np.ndarray | None", np.ndarray], None]
 
@@ -202,6 +202,27 @@ def _pad_batch(flat: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
     else:  # only empty token lists
         ids = np.full(mask.shape, pad_id, dtype=np.int64)
     return ids, mask.astype(np.int64)
+
+
+def batch_padder(input_ids: list[list[int]], pad_id: int,
+                 ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Flatten token ids once; return a function that pads any group of them.
+
+    Parameters
+    ----------
+    input_ids : list of list of int
+        Token ids of every text.
+    pad_id : int
+        Id written into padded positions.
+
+    Returns
+    -------
+    callable
+        ``pad(positions) -> (ids, mask)``: int64 arrays of shape (len(positions), longest
+        text among them), the attention mask 1 on real tokens.
+    """
+    flat, offsets, lengths = _flatten(input_ids)
+    return lambda positions: _pad_batch(flat, offsets, lengths, np.asarray(positions), pad_id)
 
 
 def pool_layers(hidden_states: Sequence, mask, lengths: np.ndarray):

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["to_texts", "dedup", "BAD_INPUT_POLICIES"]
+__all__ = ["to_texts", "to_sentences", "dedup", "BAD_INPUT_POLICIES"]
 
 BAD_INPUT_POLICIES = ("raise", "empty")
 
@@ -221,3 +221,79 @@ def dedup(texts: list[str]) -> tuple[list[str], np.ndarray]:
     for i, text in enumerate(texts):
         inverse[i] = positions.setdefault(text, len(positions))
     return list(positions), inverse
+
+
+def to_sentences(X: Any, on_bad_input: str = "raise") -> list[list[str]]:
+    """Validate pre-tokenised input and return it as a list of word lists.
+
+    Parameters
+    ----------
+    X : sequence of sequences of str
+        One sentence per row, each a list (tuple, 1-D array) of words: a list of lists,
+        a pandas Series of lists, or an iterable of them.
+    on_bad_input : {"raise", "empty"}, default="raise"
+        A missing sentence (None, NaN) or a missing word: raise a ``ValueError`` naming
+        it, or use an empty sentence / the empty string (which still gets its row).
+
+    Returns
+    -------
+    list of list of str
+
+    Raises
+    ------
+    TypeError
+        When the input or a sentence is a single string (not split into words), or a word
+        is not a string; the message names the sentence and the word.
+    ValueError
+        When a sentence or a word is missing and ``on_bad_input="raise"``.
+    """
+    if isinstance(X, (str, bytes)):
+        raise TypeError("expected a sequence of sentences (each a list of words), got a "
+                        f"single {type(X).__name__}. Split it into words: [text.split()].")
+    if isinstance(X, (Mapping, Set)):
+        raise TypeError(f"expected a sequence of sentences, got a {type(X).__name__} "
+                        "(no row order). Pass a list of word lists.")
+    if hasattr(X, "tolist") and not isinstance(X, np.ndarray):  # pandas / polars Series
+        X = X.tolist()
+    if isinstance(X, np.ndarray) and X.ndim != 1:
+        X = list(X)
+    sentences: list[list[str]] = []
+    surrogates = 0
+    for i, sentence in enumerate(X):
+        if _is_missing(sentence):
+            if on_bad_input == "empty":
+                sentences.append([])
+                continue
+            raise ValueError(f"Sentence {i} is missing ({sentence!r}); pass a list of words, "
+                             "or on_bad_input='empty' to treat it as an empty sentence.")
+        if isinstance(sentence, (str, bytes)):
+            raise TypeError(
+                f"Sentence {i} is a {type(sentence).__name__} ({_short_repr(sentence)}), not "
+                "a list of words. Split it first (e.g. text.split()), or use BertFeaturizer "
+                "for one vector per text.")
+        if not isinstance(sentence, (list, tuple, np.ndarray)) and not (
+                hasattr(sentence, "__len__") and hasattr(sentence, "__getitem__")):
+            raise TypeError(f"Sentence {i} is of type {type(sentence).__name__}, not a list "
+                            "of words.")
+        words = []
+        for j, word in enumerate(sentence):
+            if isinstance(word, str):
+                word = word if type(word) is str else str.__str__(word)
+                if not word.isascii() and _LONE_SURROGATE.search(word):
+                    surrogates += 1
+                    word = _LONE_SURROGATE.sub("\ufffd", word)
+                words.append(word)
+            elif _is_missing(word):
+                if on_bad_input != "empty":
+                    raise ValueError(
+                        f"Sentence {i}, word {j} is missing ({word!r}); fill it, or pass "
+                        "on_bad_input='empty' to encode it as the empty string.")
+                words.append("")
+            else:
+                raise TypeError(f"Sentence {i}, word {j} is of type {type(word).__name__} "
+                                f"({_short_repr(word)}), not str.")
+        sentences.append(words)
+    if surrogates:
+        warnings.warn(f"{surrogates} word(s) hold lone UTF-16 surrogates, which are not "
+                      "characters; each was replaced by U+FFFD.", UserWarning, stacklevel=3)
+    return sentences

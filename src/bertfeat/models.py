@@ -37,6 +37,11 @@ __all__ = [
     "check_custom_code",
     "resolve_device",
     "resolve_precision",
+    "load_tokenizer",
+    "load_trainable",
+    "transformer_layers",
+    "tokenizer_files",
+    "quiet_transformers",
     "cpu_flags",
     "int8_path",
     "FAST_INT8_PATHS",
@@ -819,6 +824,11 @@ def load(info: ModelInfo, *, depth: int, device: str, precision: str,
                      trust_remote_code=opted_in(trust_remote_code))
 
 
+def quiet_transformers():
+    """A context manager that silences transformers' weight loading/saving progress bars."""
+    return _quiet_transformers()
+
+
 @contextlib.contextmanager
 def _quiet_transformers():
     """Silence transformers' weight-loading progress bars and load report while we load."""
@@ -840,7 +850,42 @@ def _quiet_transformers():
 def _load(info: ModelInfo, *, depth: int, device: str, precision: str,
           trust_remote_code: bool):
     import torch
-    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = load_tokenizer(info, trust_remote_code=trust_remote_code)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
+             "int8": torch.float32}[precision]
+    model = _load_model(info, tokenizer, depth=depth, dtype=dtype,
+                        trust_remote_code=trust_remote_code)
+    model.eval()
+    model.requires_grad_(False)
+    if precision == "int8":
+        from ._linear import quantize_int8
+
+        model = quantize_int8(model)  # per-token dynamic int8 (CPU only)
+    model.to(device)
+    if precision == "bf16" and device.split(":")[0] == "cpu":
+        from ._linear import use_bf16_linear
+
+        use_bf16_linear(model)  # oneDNN linear with fused bias: no bias copy per call
+    return tokenizer, model
+
+
+def load_tokenizer(info: ModelInfo, *, trust_remote_code: bool = False):
+    """The model's fast tokenizer, set up the way bertfeat tokenises every text.
+
+    Parameters
+    ----------
+    info : ModelInfo
+        The resolved model.
+    trust_remote_code : bool
+        Passed to transformers; off unless the user opts in.
+
+    Returns
+    -------
+    transformers.PreTrainedTokenizerFast
+        With ``split_special_tokens``: ``"[SEP]"`` inside a text is text.
+    """
+    from transformers import AutoTokenizer
 
     # split_special_tokens: a user's text is text; "[SEP]" or "<mask>" inside it is
     # tokenised as characters, never turned into a control token
@@ -852,8 +897,15 @@ def _load(info: ModelInfo, *, depth: int, device: str, precision: str,
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None and hasattr(backend, "encode_special_tokens"):
         backend.encode_special_tokens = True  # older transformers ignore the kwarg above
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
-             "int8": torch.float32}[precision]
+    return tokenizer
+
+
+def _load_model(info: ModelInfo, tokenizer, *, depth: int, dtype, trust_remote_code: bool):
+    """The encoder's weights in ``dtype``, checked against its config and tokenizer, cut
+    above layer ``depth`` (no device, no mode)."""
+    import torch
+    from transformers import AutoModel
+
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": dtype}
     if any(info.path.glob("*.safetensors")):
         kwargs["use_safetensors"] = True
@@ -883,18 +935,71 @@ def _load(info: ModelInfo, *, depth: int, device: str, precision: str,
     layers = getattr(owner, attr)
     if depth < len(layers):
         setattr(owner, attr, torch.nn.ModuleList(list(layers)[:depth]))
-    model.eval()
-    model.requires_grad_(False)
-    if precision == "int8":
-        from ._linear import quantize_int8
+    return model
 
-        model = quantize_int8(model)  # per-token dynamic int8 (CPU only)
-    model.to(device)
-    if precision == "bf16" and device.split(":")[0] == "cpu":
-        from ._linear import use_bf16_linear
 
-        use_bf16_linear(model)  # oneDNN linear with fused bias: no bias copy per call
-    return tokenizer, model
+def load_trainable(info: ModelInfo, *, device: str, trust_remote_code: bool = False):
+    """Tokenizer and the whole encoder in float32 with gradients on, for fine-tuning.
+
+    Unlike :func:`load` the weights are float32 master weights (lower precision is
+    applied by autocast while training), every parameter requires a gradient and the
+    model is in training mode. Nothing is shared: each call returns a fresh copy.
+
+    Parameters
+    ----------
+    info : ModelInfo
+        The resolved model.
+    device : str
+        Concrete device.
+    trust_remote_code : bool
+        Passed to transformers; off unless the user opts in.
+
+    Returns
+    -------
+    tokenizer, model
+    """
+    import torch
+
+    trust_remote_code = opted_in(trust_remote_code)
+    with _quiet_transformers():
+        tokenizer = load_tokenizer(info, trust_remote_code=trust_remote_code)
+        model = _load_model(info, tokenizer, depth=info.n_layers, dtype=torch.float32,
+                            trust_remote_code=trust_remote_code)
+    model.requires_grad_(True)
+    model.train()
+    return tokenizer, model.to(device)
+
+
+def transformer_layers(model) -> list:
+    """The transformer layers of a loaded encoder, bottom first.
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+        An encoder from :func:`load` or :func:`load_trainable`.
+
+    Returns
+    -------
+    list of torch.nn.Module
+    """
+    owner, attr = _layer_container(model)
+    return list(getattr(owner, attr))
+
+
+def tokenizer_files(info: ModelInfo) -> list[Path]:
+    """The tokenizer files of a model directory (those the fingerprint hashes).
+
+    Parameters
+    ----------
+    info : ModelInfo
+        The resolved model.
+
+    Returns
+    -------
+    list of Path
+        The files that exist, in a fixed order.
+    """
+    return [info.path / name for name in _TOKENIZER_FILES if (info.path / name).exists()]
 
 
 def _check_vocabulary(tokenizer, info: ModelInfo) -> None:

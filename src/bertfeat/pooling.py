@@ -13,6 +13,9 @@ Two halves, one vocabulary:
 * :func:`sentence_pooling` says what ``pooling="auto"`` means for a model: the pooling and
   normalisation of its own sentence embedding (sentence-transformers configuration), else
   ``mean``.
+* :func:`pool_subwords` turns the stored piece vectors of words into one vector per word
+  (``first``, ``last``, ``mean``, ``max`` piece, or ``first_last``), for
+  :class:`~bertfeat.BertWordFeaturizer` (its layers are joined by :func:`combine_layers`).
 
 :class:`~bertfeat.BertFeaturizer` and :func:`bertfeat.probe.probe` both build their
 features with these functions, so a feature set the probe scores from one encoder pass
@@ -39,6 +42,9 @@ __all__ = [
     "COMBINES",
     "SentencePooling",
     "sentence_pooling",
+    "SUBWORD_POOLINGS",
+    "pool_subwords",
+    "subword_width",
 ]
 
 #: statistics stored per layer, in this order along the stats axis
@@ -265,3 +271,56 @@ def sentence_pooling(model_dir: str | os.PathLike) -> SentencePooling:
         notes.append(f"its {', '.join(extra)} module(s) are not applied")
     return SentencePooling(pooling, "Normalize" in kinds, "sentence-transformers",
                            "; ".join(notes) or None)
+#: how the piece vectors of a word become one vector (see :func:`pool_subwords`)
+SUBWORD_POOLINGS = ("first", "last", "mean", "max", "first_last")
+
+
+def subword_width(subword_pooling: str, hidden_size: int) -> int:
+    """Number of features one layer contributes per word for ``subword_pooling``."""
+    return 2 * hidden_size if subword_pooling == "first_last" else hidden_size
+
+
+def pool_subwords(pieces: np.ndarray, counts: np.ndarray, subword_pooling: str) -> np.ndarray:
+    """One vector per word from the vectors of its sub-word pieces.
+
+    Parameters
+    ----------
+    pieces : ndarray of shape (n_pieces, dim)
+        Piece vectors of consecutive words, in order (any float dtype; pooled in float32).
+    counts : ndarray of int, shape (n_words,)
+        Pieces of each word; every count is at least 1 and they sum to ``n_pieces``.
+    subword_pooling : {"first", "last", "mean", "max", "first_last"}
+        ``first``/``last``: the word's first/last piece; ``mean``/``max``: the mean/max
+        over its pieces; ``first_last``: first and last piece concatenated (width 2 dim).
+
+    Returns
+    -------
+    ndarray of shape (n_words, width), float32
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    if len(counts) and int(counts.min()) < 1:
+        raise ValueError("every word needs at least one piece")
+    if int(counts.sum()) != len(pieces):
+        raise ValueError(f"counts sum to {int(counts.sum())}, but there are {len(pieces)} pieces")
+    dim = pieces.shape[1] if pieces.ndim == 2 else 0
+    width = subword_width(subword_pooling, dim)
+    if len(counts) == 0:
+        return np.zeros((0, width), dtype=np.float32)
+    starts = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    ends = starts + counts - 1
+    if subword_pooling == "first":
+        out = pieces[starts]
+    elif subword_pooling == "last":
+        out = pieces[ends]
+    elif subword_pooling == "mean":
+        out = np.add.reduceat(pieces.astype(np.float32), starts, axis=0)
+        out /= counts[:, None].astype(np.float32)
+    elif subword_pooling == "max":
+        out = np.maximum.reduceat(pieces, starts, axis=0)
+    elif subword_pooling == "first_last":
+        out = np.concatenate((pieces[starts], pieces[ends]), axis=1)
+    else:
+        raise ValueError(f"unknown subword_pooling {subword_pooling!r}; "
+                         f"use one of {SUBWORD_POOLINGS}")
+    return np.ascontiguousarray(out, dtype=np.float32)

@@ -21,6 +21,8 @@ union      union    TF-IDF ⊕ the ``union_top`` best feature sets + a linear mo
 control    control  the swept layers of a random-weights copy of the model (never
                     recommended: how much of a score is knowledge transfer)
 tfidf      baseline TF-IDF word 1-2 grams + a linear model
+finetune   finetune the encoder fine-tuned on each training fold (``BertClassifier`` /
+                    ``BertRegressor``); opt-in: ``probe(..., finetune=True)``
 ========== ======== ==========================================================================
 
 The interface is one method. A family subclasses
@@ -53,6 +55,13 @@ on cached features is exactly ``cross_val_score`` of that Pipeline. The recommen
 the best recommendable row (every family but the control), so it never scores below the
 TF-IDF baseline the probe reports.
 
+Tags, one per word: :func:`probe_words` (:mod:`.words`) is the word-level variant. It
+sweeps every layer x sub-word pooling of :class:`~bertfeat.BertWordFeaturizer` on
+sentence-grouped folds, with the most-frequent-tag baseline and the random-weights
+control, builds the same :class:`~bertfeat.probe.candidates.Candidate` objects, scores them
+with the same cross-validation, and returns a :class:`WordProbeResult` (table, report,
+plot, code printer) whose recommendation is a :class:`~bertfeat.WordTagger`.
+
 Modules: :mod:`.core` (:func:`probe`: argument checks and orchestration),
 :mod:`.context` (shared state, scoring), :mod:`.candidates`, :mod:`.heads`,
 :mod:`.families`, :mod:`.result` (:class:`ProbeResult`), :mod:`.report` (the text
@@ -65,6 +74,7 @@ from .codegen import pipeline_code
 from .core import probe
 from .heads import HEADS
 from .result import ProbeResult, describe
+from .words import WordProbeResult, probe_words
 
 __all__ = ["probe", "ProbeResult", "describe", "pipeline_code", "random_init_model", "HEADS",
-           "SWEEP_POOLINGS"]
+           "SWEEP_POOLINGS", "probe_words", "WordProbeResult"]

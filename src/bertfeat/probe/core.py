@@ -56,6 +56,7 @@ _RESERVED = ("model", "layers", "pooling", "layer_combine", "cache")
         "tfidf": ["boolean"],
         "union": ["boolean", None],
         "chunk": ["boolean"],
+        "finetune": ["boolean", dict],
         "refine_top": [non_negative_int()],
         "union_top": [non_negative_int()],
         "chunk_top": [non_negative_int()],
@@ -91,6 +92,7 @@ def probe(
     tfidf: bool = True,
     union: bool | None = None,
     chunk: bool = True,
+    finetune: bool | dict = False,
     refine_top: int = 3,
     union_top: int = 1,
     chunk_top: int = 2,
@@ -164,6 +166,12 @@ def probe(
         texts once more in chunks and score the ``chunk_top`` best feature sets (screening
         head) on chunk-pooled vectors. Skipped, with a note in ``result.encoding["chunk"]``,
         when no text is truncated (chunking would change nothing) or the mode is missing.
+    finetune : bool or dict, default=False
+        Also fine-tune the encoder on each training fold (:class:`~bertfeat.BertClassifier`,
+        :class:`~bertfeat.BertRegressor` for regression, with their defaults or the
+        parameters of a dict) and score it on the held-out fold: the ``finetune`` row,
+        whose ``fit_time`` is the fine-tuning itself. The summary compares it with the best
+        frozen pipeline (score and fit time). Costs ``epochs`` training passes per fold.
     refine_top : int, default=3
         Feature sets (by the screening score) that the other heads are tried on.
     union_top : int, default=1

@@ -59,6 +59,11 @@ def summary(result: ProbeResult, top: int = 12) -> str:
     fam = result.families
     lines.append(f"best BERT (truncated): {fmt(fam['bert'])}   chunked long texts: "
                  f"{fmt(fam['chunked'])}   TF-IDF ⊕ best layer: {fmt(fam['union'])}")
+    from .families.finetune import summary_line
+
+    tuned = summary_line(result)
+    if tuned:
+        lines.append(tuned)
     note = result.encoding.get("chunk")
     if note:
         lines.append(f"long texts: {note}")

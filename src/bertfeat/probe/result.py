@@ -43,7 +43,7 @@ class ProbeResult:
     ----------
     table : pandas.DataFrame
         One row per candidate, best first, with columns ``rank``, ``family`` (``bert``,
-        ``tfidf``, ``union`` or ``random``), ``layer`` (``L4``, ``L3-6 concat`` ...;
+        ``tfidf``, ``union``, ``random`` or ``finetune``), ``layer`` (``L4``, ``L3-6 concat`` ...;
         ``L4 chunked`` for the chunked long-text mode),
         ``layer_index`` (hidden state for single layers, else NA), ``pooling``, ``head``,
         ``mean_score``, ``std_score`` (across folds), ``ci_low`` and ``ci_high`` (the 95%

@@ -39,6 +39,7 @@ FAMILIES = (
     "union",     # TF-IDF ⊕ the best feature set                         (stage union)
     "control",   # the same layers of a random-weights copy              (stage control)
     "tfidf",     # the TF-IDF baseline                                   (stage baseline)
+    "finetune",  # the encoder fine-tuned on each training fold (opt-in)  (stage finetune)
 )
 
 
