@@ -57,8 +57,9 @@ def _feat(model, **params) -> BertFeaturizer:
     (dict(layers="all", pooling="max", layer_combine="sum"), [StandardScaler()]),
     (dict(layers=-1, pooling="cls"), []),
     (dict(layers=-1, pooling="pooler"), [LogisticRegression(max_iter=500)]),
+    (dict(layers=-1), []),  # the defaults: pooling/normalize "auto", resolved at fit
 ], ids=["mean-logreg", "mean_max-concat-svc", "first_last-mean-norm-mlp", "max-sum-scaler",
-        "cls-alone", "pooler-logreg"])
+        "cls-alone", "pooler-logreg", "auto-alone"])
 def test_export_matches_the_torch_pipeline(tiny_model, tmp_path, params, head):
     pipe = make_pipeline(_feat(tiny_model, **params), *head).fit(TEXTS, LABELS)
     report = export_pipeline(pipe if head else pipe[0], tmp_path / "out", verbose=False)

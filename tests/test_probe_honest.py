@@ -167,13 +167,13 @@ def test_nested_runs_the_selection_inside_outer_folds_with_one_encoder_pass(
     texts = texts + texts[:4]  # duplicates: still encoded once
     y = np.concatenate([y, y[:4]])
     seen: list = []
-    real = context._cv_score
+    real = context.cv_score
 
     def spy(candidate, y_, splits, *args):
         seen.append(splits)
         return real(candidate, y_, splits, *args)
 
-    monkeypatch.setattr(context, "_cv_score", spy)
+    monkeypatch.setattr(context, "cv_score", spy)
     store = FeatureStore(tmp_path / "s")
     res = probe(texts, y, model=tiny_model, cache=store, cv=3, nested=True, combos=False,
                 poolings=("mean",), heads=("logreg",), random_state=0, control_seed=1,

@@ -136,14 +136,6 @@ def _split_list(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"  # pragma: no cover
-
-
 def _dir_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
 
@@ -151,7 +143,7 @@ def _dir_size(path: Path) -> int:
 def _store(args: argparse.Namespace):
     from .store import FeatureStore
 
-    return FeatureStore(args.cache_dir) if args.cache_dir else FeatureStore()
+    return FeatureStore.from_cache(args.cache_dir or "auto")
 
 
 def _featurizer_params(args: argparse.Namespace) -> dict:
@@ -251,7 +243,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         heads=args.heads, cv=args.cv, scoring=args.scoring,
         random_control=not args.no_random_control, cache=cache, tfidf=not args.no_tfidf,
         union=not (args.no_tfidf or args.no_union), chunk=not args.no_chunk,
-        finetune=args.finetune, refine_top=args.refine_top, task=args.task, random_state=args.seed,
+        finetune=args.finetune, refine_top=args.refine_top, control_texts=args.control_texts,
+        task=args.task, random_state=args.seed,
         n_jobs=args.n_jobs, refit=True, featurizer_params=_featurizer_params(args),
         verbose=not args.quiet, repeats=args.repeats, nested=args.nested,
         test_size=args.test_size, alpha=args.alpha, select=args.select)
@@ -399,25 +392,27 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 def _encoded(store: Any, fingerprint: str) -> int:
     if not store:
         return 0
-    return int(store.stats()["models"].get(fingerprint, {}).get("encoded", 0))
+    return store.encoded_count(fingerprint)
 
 
 # --------------------------------------------------------------------------------- cache
 def _store_call(store: Any, method: str, *args: Any, **kwargs: Any) -> Any:
     """``store.<method>(...)``, with any store failure as a one-line CLI error."""
-    from .store import StoreError, _store_errors
+    from .store import StoreError, store_errors
 
     try:
         return getattr(store, method)(*args, **kwargs)
-    except (StoreError, *_store_errors()) as exc:
+    except (StoreError, *store_errors()) as exc:
         raise CliError(f"cannot use the feature store at {store.directory}: "
                        f"{type(exc).__name__}: {exc}") from exc
 
 
 def _cmd_cache_info(args: argparse.Namespace) -> int:
+    from .store import human_bytes
+
     store = _store(args)
     stats = _store_call(store, "stats")
-    random_dir = Path(store.directory) / "random-init"
+    random_dir = store.random_init_directory
     stats["random_init"] = {"directory": str(random_dir),
                             "models": sorted(p.name for p in random_dir.iterdir()
                                              if p.is_dir()) if random_dir.is_dir() else [],
@@ -429,7 +424,7 @@ def _cmd_cache_info(args: argparse.Namespace) -> int:
     source = "BERTFEAT_CACHE_DIR" if os.environ.get("BERTFEAT_CACHE_DIR") and \
         not args.cache_dir else ("--cache-dir" if args.cache_dir else "default location")
     print(f"  ({source}; set BERTFEAT_CACHE_DIR or --cache-dir to use another)")
-    print(f"size: {_human_bytes(stats['bytes'])} of a {_human_bytes(stats['size_limit'])} "
+    print(f"size: {human_bytes(stats['bytes'])} of a {human_bytes(stats['size_limit'])} "
           f"limit (oldest entries are evicted beyond it)")
     print(f"texts stored: {stats['entries']:,} (all models)")
     models = stats["models"]
@@ -452,7 +447,7 @@ def _cmd_cache_info(args: argparse.Namespace) -> int:
     if rinfo["models"]:
         print()
         print(f"random-weights control models (bertfeat probe): {len(rinfo['models'])} "
-              f"({_human_bytes(rinfo['bytes'])}) in {rinfo['directory']}")
+              f"({human_bytes(rinfo['bytes'])}) in {rinfo['directory']}")
     return 0
 
 
@@ -462,7 +457,7 @@ def _cmd_cache_clear(args: argparse.Namespace) -> int:
     removed = _store_call(store, "clear", model=args.model)
     texts -= _store_call(store, "stats")["entries"]  # stored texts (of every model) that went
     if args.model is None:
-        random_dir = Path(store.directory) / "random-init"
+        random_dir = store.random_init_directory
         if random_dir.is_dir():
             shutil.rmtree(random_dir)
         print(f"cleared the feature store at {store.directory}: {texts:,} stored texts "
@@ -491,6 +486,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------------- parser
 def _parser() -> argparse.ArgumentParser:
+    from .models import PRECISIONS
+    from .pooling import COMBINES
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--cache-dir", default=argparse.SUPPRESS, metavar="DIR",
                         help="feature store directory (default: $BERTFEAT_CACHE_DIR or the "
@@ -501,7 +499,7 @@ def _parser() -> argparse.ArgumentParser:
                                  "directory")
     model_opts.add_argument("--max-length", type=int, default=None, help="token limit")
     model_opts.add_argument("--precision", default=None,
-                            choices=["auto", "fp32", "bf16", "fp16", "int8"])
+                            choices=PRECISIONS)
     model_opts.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N, mps")
     model_opts.add_argument("--batch-size", type=int, default=None)
     model_opts.add_argument("--no-cache", action="store_true",
@@ -569,6 +567,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--heads", type=_split_list, default=["logreg", "svm", "mlp"],
                    help="comma-separated heads; the first screens every layer "
                         "(default logreg,svm,mlp)")
+    p.add_argument("--control-texts", type=int, default=None, metavar="N",
+                   help="encode the random-weights control on at most N texts (a stratified "
+                        "subset, the same folds restricted to it; default: every text)")
     p.add_argument("--refine-top", type=int, default=3,
                    help="feature sets the other heads are tried on (default 3)")
     p.add_argument("--scoring", default=None,
@@ -609,7 +610,7 @@ def _parser() -> argparse.ArgumentParser:
                         "--layers=-4,-3,-2,-1 for negative lists)")
     e.add_argument("--pooling", default="auto", choices=POOLINGS,
                    help="default auto: the model's own sentence embedding")
-    e.add_argument("--layer-combine", default="concat", choices=["concat", "mean", "sum"])
+    e.add_argument("--layer-combine", default="concat", choices=COMBINES)
     e.add_argument("--normalize", action="store_const", const=True, default="auto",
                    help="L2-normalise each row (default: as the model's own sentence "
                         "embedding with --pooling auto)")

@@ -38,15 +38,16 @@ import re
 import sys
 import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 
 from .featurizer import BertFeaturizer
+from .lru import LRU
 
 __all__ = [
     "featurize",
@@ -66,7 +67,7 @@ _TMP_PATTERN = re.compile(r"^\.part-\d+\.parquet\.[0-9a-f]+\.tmp$")
 # ----------------------------------------------------------------------- per-process state
 #: unpickled featurizers kept per process (keyed by a hash of their pickled state)
 _MAX_FEATURIZERS = 4
-_featurizers: OrderedDict[str, BertFeaturizer] = OrderedDict()
+_featurizers: LRU[str, BertFeaturizer] = LRU(_MAX_FEATURIZERS)
 #: one partition at a time per process: the encoder already uses every torch thread, and
 #: a fast tokenizer must not be called from two threads at once
 _process_lock = threading.Lock()
@@ -120,11 +121,7 @@ def _process_featurizer(featurizer: BertFeaturizer, token: str) -> BertFeaturize
                 f"(precision {local.precision_!r} here, {featurizer.precision_!r} there; "
                 f"fingerprint {local.fingerprint_} != {featurizer.fingerprint_}). Install "
                 "the same model files on every machine and pin precision= and device=.")
-        _featurizers[token] = local
-        while len(_featurizers) > _MAX_FEATURIZERS:
-            _featurizers.popitem(last=False)
-    else:
-        _featurizers.move_to_end(token)
+        _featurizers.put(token, local)
     return local
 
 
@@ -445,13 +442,6 @@ def _safe_name(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(value)).strip("_") or "worker"
 
 
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def _host(address: str) -> str:
     from urllib.parse import urlparse
 
@@ -504,7 +494,7 @@ class BertfeatWorkerPlugin(_WorkerPluginBase):
 
             if self.torch_threads == "auto":
                 processes = self.processes_per_host.get(_host(worker.address), 1)
-                _torch_threads = max(1, _available_cores() // max(1, processes))
+                _torch_threads = max(1, joblib.cpu_count() // max(1, processes))
             else:
                 _torch_threads = int(self.torch_threads)
             torch.set_num_threads(_torch_threads)

@@ -12,14 +12,13 @@ What keeps it fast (each measured in ``benchmarks/bench_encode.py``):
   padded only to its own longest text and small texts share large batches;
 * the statistics of every returned layer are pooled without copying hidden states: a
   length-sorted batch has few padded positions, which are overwritten in place before
-  each reduction instead of masking whole tensors (see :func:`pool_layers`);
+  each reduction instead of masking whole tensors (see :func:`bertfeat.pooling.pool_layers`);
 * on a CPU, two batches run at once, each on half of the threads (:func:`cpu_streams`).
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import weakref
 from collections import deque
@@ -30,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .pooling import pool_stats
+from .pooling import pool_layers
 
 __all__ = ["encode", "Tokenized", "tokenize", "tokenize_chunks", "make_batches",
            "pool_layers", "all_cores", "batch_padder"]
@@ -55,15 +54,7 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> Tokenized:
     """
     if not texts:
         return Tokenized([], np.zeros(0, dtype=bool))
-    backend = _backend(tokenizer, max_length, stride=0)
-    if backend is not None:
-        encodings = _encode_batch(backend, texts)
-    else:  # pragma: no cover - every supported model has a fast tokenizer
-        enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False,
-                        return_attention_mask=False, return_token_type_ids=False)
-        encodings = getattr(enc, "encodings", None)
-        if encodings is None or len(encodings) != len(texts):
-            return _tokenize_with_overflow(tokenizer, texts, max_length)
+    encodings = _encode_batch(_backend(tokenizer, max_length, stride=0), texts)
     # the fast tokenizer keeps the cut-off tokens on each encoding; asking for them only
     # as a count avoids turning every overflow chunk into Python lists
     truncated = np.fromiter((len(e.overflowing) > 0 for e in encodings), dtype=bool,
@@ -83,11 +74,10 @@ def _backend(tokenizer, max_length: int, stride: int):
 
     The copy is configured once (truncation to ``max_length`` with ``stride``, no padding)
     and only read afterwards, so several threads can encode with it at once; the loaded
-    tokenizer itself is never reconfigured. ``None`` for a tokenizer without a backend.
+    tokenizer itself is never reconfigured (bertfeat loads fast tokenizers only:
+    :func:`bertfeat.models.load` refuses others).
     """
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None or not hasattr(backend, "encode_batch"):
-        return None
+    backend = tokenizer.backend_tokenizer
     side = getattr(tokenizer, "truncation_side", "right")
     split = bool(getattr(tokenizer, "split_special_tokens", False))
     key = (max_length, stride, side, split)
@@ -107,11 +97,9 @@ def _backend(tokenizer, max_length: int, stride: int):
 
 
 def _tokenizer_threads() -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 8))
+    import joblib
+
+    return max(1, min(joblib.cpu_count(), 8))
 
 
 def _encode_batch(backend, texts: Sequence[str]) -> list:
@@ -133,30 +121,6 @@ def _encode_batch(backend, texts: Sequence[str]) -> list:
     with ThreadPoolExecutor(max_workers=workers) as pool:
         parts = list(pool.map(encode_batch, [texts[a:b] for a, b in zip(cuts, cuts[1:])]))
     return [e for part in parts for e in part]
-
-
-def _tokenize_with_overflow(tokenizer, texts: Sequence[str], max_length: int) -> Tokenized:
-    """Fallback for tokenizers whose output carries no ``encodings``."""
-    enc = tokenizer(
-        list(texts),
-        truncation=True,
-        max_length=max_length,
-        return_overflowing_tokens=True,
-        stride=0,
-        padding=False,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-    )
-    ids = enc["input_ids"]
-    mapping = enc.get("overflow_to_sample_mapping")
-    if mapping is None:
-        return Tokenized(list(ids), np.zeros(len(texts), dtype=bool))
-    first: list[list[int] | None] = [None] * len(texts)
-    chunks = np.bincount(np.asarray(mapping, dtype=np.int64), minlength=len(texts))
-    for chunk_ids, sample in zip(ids, mapping):
-        if first[sample] is None:
-            first[sample] = chunk_ids
-    return Tokenized(first, chunks > 1)  # type: ignore[arg-type]
 
 
 def make_batches(lengths: np.ndarray, batch_size: int, max_tokens: int) -> list[np.ndarray]:
@@ -225,51 +189,6 @@ def batch_padder(input_ids: list[list[int]], pad_id: int,
     return lambda positions: _pad_batch(flat, offsets, lengths, np.asarray(positions), pad_id)
 
 
-def pool_layers(hidden_states: Sequence, mask, lengths: np.ndarray):
-    """:func:`~bertfeat.pooling.pool_stats` of every layer, without copying hidden states.
-
-    Parameters
-    ----------
-    hidden_states : sequence of torch.Tensor of shape (batch, tokens, dim)
-        One tensor per layer, any float dtype. Their padded positions are overwritten in
-        place (see Notes): pass tensors nothing else reads afterwards.
-    mask : torch.Tensor of shape (batch, tokens)
-        Attention mask, 1 for real tokens (a prefix of each row) and 0 for padding.
-    lengths : ndarray of shape (batch,)
-        Real tokens per row (the row sums of ``mask``).
-
-    Returns
-    -------
-    torch.Tensor of shape (batch, layers, 3, dim), float32
-        ``[CLS]``, masked mean and masked max of each layer, as :func:`pool_stats`.
-
-    Notes
-    -----
-    A length-sorted batch has few padded positions. They are set to 0 (in place, by
-    index) before a float32 sum over all positions and to ``-inf`` before the max, so each
-    hidden state is read twice and never copied or masked as a whole.
-    """
-    import torch
-
-    first = hidden_states[0]
-    batch, width, dim = first.shape
-    if batch == 0 or int(lengths.min()) < 1:  # an empty row: the general path handles it
-        return torch.stack([pool_stats(h, mask) for h in hidden_states], dim=1)
-    out = torch.empty((batch, len(hidden_states), 3, dim), dtype=torch.float32,
-                      device=first.device)
-    counts = torch.as_tensor(lengths, dtype=torch.float32, device=first.device)[:, None]
-    pad = (mask == 0).nonzero(as_tuple=True) if int(lengths.min()) < width else None
-    for i, h in enumerate(hidden_states):
-        out[:, i, 0] = h[:, 0]
-        if pad is not None:
-            h.index_put_(pad, h.new_zeros(()))
-        torch.div(h.sum(dim=1, dtype=torch.float32), counts, out=out[:, i, 1])
-        if pad is not None:
-            h.index_put_(pad, h.new_full((), float("-inf")))
-        out[:, i, 2] = h.amax(dim=1)
-    return out
-
-
 def tokenize_chunks(tokenizer, texts: Sequence[str], max_length: int, stride: int,
                     max_chunks: int) -> tuple[list[list[int]], np.ndarray, np.ndarray]:
     """Split each text into windows of at most ``max_length`` tokens.
@@ -291,37 +210,16 @@ def tokenize_chunks(tokenizer, texts: Sequence[str], max_length: int, stride: in
         return [], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
     head = (max_chunks + 1) // 2
     tail = max_chunks - head
-    backend = _backend(tokenizer, max_length, stride=stride)
-    if backend is not None:
-        chunks, owners = [], []
-        counts = np.zeros(len(texts), dtype=np.int64)
-        for doc, e in enumerate(_encode_batch(backend, texts)):
-            windows = [e, *e.overflowing]
-            counts[doc] = len(windows)
-            if len(windows) > max_chunks:
-                windows = windows[:head] + windows[len(windows) - tail:]
-            chunks.extend(w.ids for w in windows)
-            owners.extend([doc] * len(windows))
-        return chunks, np.asarray(owners, dtype=np.int64), counts > max_chunks
-    return _chunks_with_overflow(tokenizer, texts, max_length, stride, head, tail)
-
-
-def _chunks_with_overflow(tokenizer, texts, max_length, stride, head, tail):  # pragma: no cover
-    """Fallback of :func:`tokenize_chunks` for a tokenizer without a Rust backend."""
-    enc = tokenizer(list(texts), truncation=True, max_length=max_length,
-                    return_overflowing_tokens=True, stride=stride, padding=False,
-                    return_attention_mask=False, return_token_type_ids=False)
-    mapping = np.asarray(enc["overflow_to_sample_mapping"], dtype=np.int64)
-    ids = enc["input_ids"]
-    counts = np.bincount(mapping, minlength=len(texts))
-    capped = counts > head + tail
-    starts = np.zeros(len(texts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=starts[1:])
-    keep = np.ones(len(mapping), dtype=bool)
-    for doc in np.flatnonzero(capped):
-        keep[starts[doc] + head:starts[doc + 1] - tail] = False
-    kept = np.flatnonzero(keep)
-    return [ids[i] for i in kept], mapping[kept], capped
+    chunks, owners = [], []
+    counts = np.zeros(len(texts), dtype=np.int64)
+    for doc, e in enumerate(_encode_batch(_backend(tokenizer, max_length, stride), texts)):
+        windows = [e, *e.overflowing]
+        counts[doc] = len(windows)
+        if len(windows) > max_chunks:
+            windows = windows[:head] + windows[len(windows) - tail:]
+        chunks.extend(w.ids for w in windows)
+        owners.extend([doc] * len(windows))
+    return chunks, np.asarray(owners, dtype=np.int64), counts > max_chunks
 
 
 def _forward_batches(model, tokenizer, input_ids: list[list[int]], *, depth: int,
@@ -429,10 +327,11 @@ def all_cores():
     of ``n_jobs`` workers ``cores // n_jobs`` threads, so workers never oversubscribe)
     are free for the one that encodes.
     """
+    import joblib
     import torch
 
     before = torch.get_num_threads()
-    cores = _available_cores()
+    cores = joblib.cpu_count()
     if cores > before:
         torch.set_num_threads(cores)
     try:
@@ -440,13 +339,6 @@ def all_cores():
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
-
-
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def _in_parallel(run: Callable, items: Sequence, streams: int, threads: int):

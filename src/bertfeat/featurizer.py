@@ -38,10 +38,8 @@ from .pooling import (
 )
 from .store import FeatureStore, StoreError, text_digest
 
-__all__ = ["BertFeaturizer", "PRECISIONS"]
+__all__ = ["BertFeaturizer"]
 
-#: values of ``precision``
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 #: texts to encode before ``show_progress="auto"`` shows a bar
 _PROGRESS_MIN_TEXTS = 256
 #: padded tokens per forward pass when ``max_batch_tokens=None``, on a CPU: measured in
@@ -186,7 +184,7 @@ default="auto"
         "max_length": [positive_int(), None],
         "batch_size": [positive_int()],
         "device": [str, None],  # the value is checked by models.resolve_device
-        "precision": [StrOptions(set(PRECISIONS))],
+        "precision": [StrOptions(set(models.PRECISIONS))],
         "revision": [str, None],
         "cache": [StrOptions({"auto"}), str, os.PathLike, FeatureStore, "boolean", None],
         "normalize": [StrOptions({"auto"}), "boolean"],
@@ -647,7 +645,7 @@ default="auto"
                 self._encode_missing(texts, digests, missing, stats, pooler, store, truncated)
 
     def _encode_missing(self, texts, digests, missing, stats, pooler, store,
-                        truncated_out=None) -> int:
+                        truncated_out=None) -> None:
         needed = self._needed_layers()
         want_pooler = self.pooling_ == "pooler"
         depth = self._store_depth(store)
@@ -698,7 +696,7 @@ default="auto"
         show = self.show_progress
         if show == "auto":
             show = len(batch_texts) >= _PROGRESS_MIN_TEXTS and sys.stderr.isatty()
-        return encoder.encode(
+        encoder.encode(
             tokenizer, model, batch_texts, depth=depth, max_length=self.max_length_,
             batch_size=self.batch_size,
             max_tokens=self.max_batch_tokens or (

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Iterable, Iterator, KeysView, Mapping, Set
+from collections.abc import Iterable, KeysView, Mapping, Set
 from typing import Any
 
 import numpy as np
@@ -38,22 +38,18 @@ def _is_missing(value: Any) -> bool:
 
 def _column_values(X: Any) -> tuple[list[Any], Any]:
     """Return the raw row values of a 1-D text container and its pandas index (or None)."""
-    # pandas (imported lazily: it is a dependency, but keep import cheap)
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is a hard dependency
-        pd = None
-    if pd is not None:
-        if isinstance(X, pd.DataFrame):
-            if X.shape[1] != 1:
-                raise ValueError(
-                    f"BertFeaturizer expects one text column, got a DataFrame with "
-                    f"{X.shape[1]} columns {list(X.columns)[:5]}. Select the text column "
-                    "(df['text']) or use a ColumnTransformer to route one column here."
-                )
-            X = X.iloc[:, 0]
-        if isinstance(X, pd.Series):
-            return X.tolist(), X.index
+    import pandas as pd
+
+    if isinstance(X, pd.DataFrame):
+        if X.shape[1] != 1:
+            raise ValueError(
+                f"BertFeaturizer expects one text column, got a DataFrame with "
+                f"{X.shape[1]} columns {list(X.columns)[:5]}. Select the text column "
+                "(df['text']) or use a ColumnTransformer to route one column here."
+            )
+        X = X.iloc[:, 0]
+    if isinstance(X, pd.Series):
+        return X.tolist(), X.index
     # polars Series / single-column DataFrame, without importing polars
     module = type(X).__module__ or ""
     if module.startswith("polars"):
@@ -96,12 +92,7 @@ def _column_values(X: Any) -> tuple[list[Any], Any]:
             "has no order: its rows could not be matched to labels or outputs. Pass a "
             "list (e.g. sorted(texts))."
         )
-    if isinstance(X, (list, tuple)):
-        return list(X), None
-    if isinstance(X, (Iterator, Iterable)) and not hasattr(X, "__len__"):
-        # generators and other one-shot iterables: materialise once
-        return list(X), None
-    if isinstance(X, Iterable):
+    if isinstance(X, Iterable):  # lists, tuples, generators (materialised once) ...
         return list(X), None
     raise TypeError(
         f"BertFeaturizer expects a sequence of texts, got {type(X).__name__}."
@@ -216,11 +207,10 @@ def dedup(texts: list[str]) -> tuple[list[str], np.ndarray]:
     inverse : ndarray of shape (len(texts),)
         ``unique[inverse[i]] == texts[i]``.
     """
-    positions: dict[str, int] = {}
-    inverse = np.empty(len(texts), dtype=np.int64)
-    for i, text in enumerate(texts):
-        inverse[i] = positions.setdefault(text, len(positions))
-    return list(positions), inverse
+    import pandas as pd
+
+    codes, uniques = pd.factorize(np.asarray(texts, dtype=object), sort=False)
+    return uniques.tolist(), codes.astype(np.int64, copy=False)
 
 
 def to_sentences(X: Any, on_bad_input: str = "raise") -> list[list[str]]:

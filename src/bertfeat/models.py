@@ -16,11 +16,11 @@ import hashlib
 import json
 import os
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .lru import LRU
 from .store import STORE_FORMAT
 
 __all__ = [
@@ -46,9 +46,12 @@ __all__ = [
     "int8_path",
     "FAST_INT8_PATHS",
     "STORE_FORMAT",
+    "PRECISIONS",
     "random_init_model",
 ]
 
+#: values of a featurizer's ``precision`` (see :func:`resolve_precision`)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 #: what a precision name means in the fingerprint (int8 is per-token dynamic quantization,
 #: see :mod:`bertfeat._linear`; a change of scheme must not reuse old vectors)
 _PRECISION_TAGS = {"int8": "int8-per-token-v1"}
@@ -1047,12 +1050,12 @@ def _check_loading(loading: dict, model, info: ModelInfo) -> None:
     )
 
 
-_loaded: OrderedDict[tuple, tuple[Any, Any]] = OrderedDict()
 _loaded_lock = threading.Lock()
 _key_locks: dict[tuple, threading.Lock] = {}
 _load_count = 0
 #: loaded (tokenizer, model) pairs kept per process, so clones in a search share them
 MAX_LOADED = 2
+_loaded: LRU[tuple, tuple[Any, Any]] = LRU(MAX_LOADED)
 
 
 def load_shared(info: ModelInfo, *, depth: int, device: str, precision: str,
@@ -1074,15 +1077,15 @@ def load_shared(info: ModelInfo, *, depth: int, device: str, precision: str,
     key = (str(info.path), info.revision, depth, device, precision, trust_remote_code,
            signature)
     with _loaded_lock:
-        if key in _loaded:
-            _loaded.move_to_end(key)
-            return _loaded[key]
+        pair = _loaded.get(key)
+        if pair is not None:
+            return pair
         key_lock = _key_locks.setdefault(key, threading.Lock())
     with key_lock:
         with _loaded_lock:
-            if key in _loaded:  # another thread loaded it while we waited
-                _loaded.move_to_end(key)
-                return _loaded[key]
+            pair = _loaded.get(key)  # another thread may have loaded it while we waited
+            if pair is not None:
+                return pair
         pair = load(info, depth=depth, device=device, precision=precision,
                     trust_remote_code=trust_remote_code)
         if model_signature(info) != signature:
@@ -1090,10 +1093,8 @@ def load_shared(info: ModelInfo, *, depth: int, device: str, precision: str,
                 f"model={info.spec!r}: files in {info.path} changed while the model was "
                 "loading; run again once whatever writes them has finished.")
         with _loaded_lock:
-            _loaded[key] = pair
+            _loaded.put(key, pair)
             _load_count += 1
-            while len(_loaded) > MAX_LOADED:
-                _loaded.popitem(last=False)
     return pair
 
 

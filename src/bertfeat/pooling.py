@@ -2,7 +2,8 @@
 
 Two halves, one vocabulary:
 
-* :func:`pool_stats` runs inside the encoder. For one layer's hidden states and the
+* :func:`pool_stats` (and :func:`pool_layers`, the same for every layer of a batch
+  without copying hidden states) runs inside the encoder. For one layer's hidden states and the
   attention mask it returns the *family* of statistics every pooling is built from:
   the ``[CLS]`` (first token) vector, the masked mean and the masked max. Padding never
   enters any of them.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,7 @@ __all__ = [
     "POOLINGS",
     "STATS",
     "pool_stats",
+    "pool_layers",
     "pooling_width",
     "build_pooling",
     "combine_layers",
@@ -82,6 +85,51 @@ def pool_stats(hidden, mask):
     neg = torch.finfo(hidden.dtype).min
     mx = hidden.masked_fill(m == 0, neg).amax(dim=1)
     return torch.stack((hidden[:, 0], mean, mx), dim=1)
+
+
+def pool_layers(hidden_states: Sequence, mask, lengths: np.ndarray):
+    """:func:`pool_stats` of every layer, without copying hidden states.
+
+    Parameters
+    ----------
+    hidden_states : sequence of torch.Tensor of shape (batch, tokens, dim)
+        One tensor per layer, any float dtype. Their padded positions are overwritten in
+        place (see Notes): pass tensors nothing else reads afterwards.
+    mask : torch.Tensor of shape (batch, tokens)
+        Attention mask, 1 for real tokens (a prefix of each row) and 0 for padding.
+    lengths : ndarray of shape (batch,)
+        Real tokens per row (the row sums of ``mask``).
+
+    Returns
+    -------
+    torch.Tensor of shape (batch, layers, 3, dim), float32
+        ``[CLS]``, masked mean and masked max of each layer, as :func:`pool_stats`.
+
+    Notes
+    -----
+    A length-sorted batch has few padded positions. They are set to 0 (in place, by
+    index) before a float32 sum over all positions and to ``-inf`` before the max, so each
+    hidden state is read twice and never copied or masked as a whole.
+    """
+    import torch
+
+    first = hidden_states[0]
+    batch, width, dim = first.shape
+    if batch == 0 or int(lengths.min()) < 1:  # an empty row: the general path handles it
+        return torch.stack([pool_stats(h, mask) for h in hidden_states], dim=1)
+    out = torch.empty((batch, len(hidden_states), 3, dim), dtype=torch.float32,
+                      device=first.device)
+    counts = torch.as_tensor(lengths, dtype=torch.float32, device=first.device)[:, None]
+    pad = (mask == 0).nonzero(as_tuple=True) if int(lengths.min()) < width else None
+    for i, h in enumerate(hidden_states):
+        out[:, i, 0] = h[:, 0]
+        if pad is not None:
+            h.index_put_(pad, h.new_zeros(()))
+        torch.div(h.sum(dim=1, dtype=torch.float32), counts, out=out[:, i, 1])
+        if pad is not None:
+            h.index_put_(pad, h.new_full((), float("-inf")))
+        out[:, i, 2] = h.amax(dim=1)
+    return out
 
 
 def pooling_width(pooling: str, hidden_size: int) -> int:

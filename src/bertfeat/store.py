@@ -58,6 +58,8 @@ import numpy as np
 __all__ = [
     "FeatureStore",
     "StoreError",
+    "store_errors",
+    "human_bytes",
     "default_cache_dir",
     "encode_array",
     "decode_array",
@@ -116,6 +118,12 @@ def _store_errors() -> tuple[type[BaseException], ...]:
     import diskcache
 
     return (sqlite3.Error, OSError, diskcache.Timeout)
+
+
+def store_errors() -> tuple[type[BaseException], ...]:
+    """The exception types that mean "the store is unusable right now" (for callers that
+    report them, like the CLI): SQLite errors, OS errors, diskcache timeouts."""
+    return _store_errors()
 
 
 def _is_corruption(exc: BaseException) -> bool:
@@ -297,12 +305,16 @@ def _lock_name(fingerprint: str) -> str:
 _warned_working_sets: set[tuple[str, str]] = set()
 
 
-def _human(n: float) -> str:
+def human_bytes(n: float) -> str:
+    """``n`` bytes for people: ``512 B``, ``1.5 MB`` ... (powers of 1024)."""
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(n) < 1024 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TB"  # pragma: no cover
+
+
+_human = human_bytes
 
 
 def _round_up(n: int) -> str:

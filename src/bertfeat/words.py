@@ -28,7 +28,6 @@ from . import models, wordencoder
 from .featurizer import (
     DEFAULT_BATCH_TOKENS,
     DEFAULT_BATCH_TOKENS_GPU,
-    PRECISIONS,
     BertFeaturizer,
 )
 from .inputs import BAD_INPUT_POLICIES, to_sentences
@@ -149,7 +148,7 @@ class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         "window_stride": [non_negative_int(), None],
         "batch_size": [positive_int()],
         "device": [str, None],
-        "precision": [StrOptions(set(PRECISIONS))],
+        "precision": [StrOptions(set(models.PRECISIONS))],
         "revision": [str, None],
         "cache": [StrOptions({"auto"}), str, os.PathLike, FeatureStore, "boolean", None],
         "show_progress": [StrOptions({"auto"}), "boolean"],

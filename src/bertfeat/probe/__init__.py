@@ -62,10 +62,11 @@ control, builds the same :class:`~bertfeat.probe.candidates.Candidate` objects, 
 with the same cross-validation, and returns a :class:`WordProbeResult` (table, report,
 plot, code printer) whose recommendation is a :class:`~bertfeat.WordTagger`.
 
-Modules: :mod:`.core` (:func:`probe`: argument checks and orchestration),
+Modules: :mod:`.core` (:func:`probe`: orchestration), :mod:`.checks` (arguments, folds),
 :mod:`.context` (shared state, scoring), :mod:`.candidates`, :mod:`.heads`,
-:mod:`.families`, :mod:`.result` (:class:`ProbeResult`), :mod:`.report` (the text
-summary), :mod:`.plot` (the figure), :mod:`.codegen` (:func:`pipeline_code`).
+:mod:`.families`, :mod:`.stats` and :mod:`.nested` (the pick and its estimate),
+:mod:`.result` (:class:`ProbeResult`), :mod:`.report` (the text summary), :mod:`.plot`
+(the figure), :mod:`.codegen` (:func:`pipeline_code`), :mod:`.progress`.
 """
 
 from ..models import random_init_model

@@ -87,6 +87,9 @@ class Candidate:
     refit : callable, optional
         ``refit(texts, y)`` fits the Pipeline on all data reusing what the probe holds;
         default: ``build().fit(texts, y)``.
+    rows : ndarray of int, optional
+        When ``X`` holds only these rows of the texts: scored on the folds restricted
+        to them (the random-weights control on a subset).
     recommendable : bool, default=True
         Whether the candidate may be the recommendation (a control may not).
     group : int, default=0
@@ -107,6 +110,7 @@ class Candidate:
     n_features: int | None = None
     features: FeatureSet | None = None
     refit: Callable[[list[str], np.ndarray], Pipeline] | None = None
+    rows: np.ndarray | None = None
     recommendable: bool = True
     group: int = 0
 

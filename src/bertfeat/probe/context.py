@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,30 +21,83 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import cross_validate
 
 from ..featurizer import BertFeaturizer
-from ..store import FeatureStore
+from ..store import FeatureStore, text_digest
 from .candidates import Candidate, EncodedLayers, FeatureSet
 
-__all__ = ["ProbeContext", "encode_all_layers", "logger"]
+__all__ = ["ProbeContext", "encode_all_layers", "cv_score", "restrict_splits", "logger"]
 
 #: progress messages of the probe (``probe(verbose=True)`` shows them on stderr)
 logger = logging.getLogger("bertfeat.probe")
 
 
 def encode_all_layers(texts: list[str], model: str, poolings: Sequence[str],
-                      store: FeatureStore, params: dict) -> EncodedLayers:
+                      store: FeatureStore, params: dict,
+                      announce: Callable[[str], None] | None = None) -> EncodedLayers:
     """One encoder pass over every layer; then one store read per pooling.
 
     The encoder runs on the texts the store does not hold yet; ``encoded`` counts them
-    (from the store's counter).
+    (from the store's counter). With ``announce``, the number of tokens to encode and an
+    estimate of the time (from the measured speed of a first sample) are announced
+    before the bulk of the encoding starts.
     """
     base = BertFeaturizer(model=model, layers="all", pooling=poolings[0], cache=store,
                           **params).fit(texts)
     before = store.encoded_count(base.fingerprint_)
+    if announce is not None:
+        _announce(base, texts, store, announce)
     out = {}
     for pooling in poolings:
         feat = clone(base).set_params(pooling=pooling).fit(texts)
         out[pooling] = feat.transform(texts)
     return EncodedLayers(out, base, store.encoded_count(base.fingerprint_) - before)
+
+
+#: tokens encoded first to measure the speed an estimate is based on (two CPU batches)
+_SAMPLE_TOKENS = 8192
+
+
+def _announce(base: BertFeaturizer, texts: list[str], store: FeatureStore,
+              announce: Callable[[str], None]) -> None:
+    """Say how many tokens the pass will encode and about how long it will take.
+
+    The texts not in the store yet are tokenised (as the encoder will: truncated, or in
+    windows for ``long_text="chunk"``); a random sample of about two batches is encoded
+    (into the store: no work is lost) and its speed gives the estimate.
+    """
+    from .. import encoder, models
+
+    unique = list(dict.fromkeys(texts))
+    found = store.read(base.fingerprint_, [text_digest(t) for t in unique], [base.n_layers_],
+                       base.hidden_size_, count=False).found
+    missing = [t for t, hit in zip(unique, found) if not hit]
+    if not missing:
+        announce(f"{base.model}: every text is in the store, nothing to encode")
+        return
+    info = models.resolve_model(base.model, base.revision)
+    tokenizer, _ = models.load_shared(
+        info, depth=max(base.n_layers_, min(1, base.n_layers_)), device=base.device_,
+        precision=base.precision_, trust_remote_code=base.trust_remote_code)
+    if base.long_text == "chunk":
+        windows, owner, _ = encoder.tokenize_chunks(tokenizer, missing, base.max_length_,
+                                                    base.chunk_stride_, base.max_chunks)
+        lengths = np.bincount(owner, weights=[len(w) for w in windows],
+                              minlength=len(missing))
+    else:
+        lengths = np.asarray([len(ids) for ids in
+                              encoder.tokenize(tokenizer, missing, base.max_length_).input_ids])
+    total = int(lengths.sum())
+    order = np.random.default_rng(0).permutation(len(missing))
+    take = order[:int(np.searchsorted(np.cumsum(lengths[order]), _SAMPLE_TOKENS)) + 1]
+    if len(take) >= len(missing):
+        announce(f"{base.model}: {len(missing):,} texts, {total:,} tokens to encode")
+        return
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the full pass warns once
+        clone(base).set_params(show_progress=False).fit_transform([missing[i] for i in take])
+    rate = float(lengths[take].sum()) / max(time.perf_counter() - t0, 1e-9)
+    announce(f"{base.model}: {len(missing):,} texts, {total:,} tokens to encode; about "
+             f"{total / rate:,.0f} s at {rate:,.0f} tokens/s (measured on {len(take)} texts)")
 
 
 @dataclass
@@ -137,14 +190,18 @@ class ProbeContext:
         """A progress message (``verbose=True`` shows it)."""
         logger.info(message)
 
-    def encode(self, model: str, poolings: Sequence[str], params: dict,
-               timing: str) -> EncodedLayers:
+    def encode(self, model: str, poolings: Sequence[str], params: dict, timing: str,
+               rows: np.ndarray | None = None) -> EncodedLayers:
         """:func:`encode_all_layers` through the store, timed as ``timings[timing]``.
 
-        Encoding time is kept out of the stage's own time (the time of its heads).
+        ``rows`` encodes only those texts. The token count and a time estimate are
+        logged first. Encoding time is kept out of the stage's own time (the time of its
+        heads).
         """
+        texts = self.texts if rows is None else [self.texts[i] for i in rows]
         t0 = time.perf_counter()
-        out = encode_all_layers(self.texts, model, poolings, self.store, params)
+        out = encode_all_layers(texts, model, poolings, self.store, params,
+                                announce=self.log)
         seconds = time.perf_counter() - t0
         self.timings[timing] = self.timings.get(timing, 0.0) + seconds
         self.encode_seconds += seconds
@@ -154,7 +211,10 @@ class ProbeContext:
     def score(self, cand: Candidate) -> dict | None:
         """Cross-validate ``cand`` on the folds; its row, or None when it failed."""
         try:
-            scores = _cv_score(cand, self.y, self.splits, self.scoring, self.n_jobs)
+            y, splits = self.y, self.splits
+            if cand.rows is not None:
+                y, splits = self.y[cand.rows], restrict_splits(self.splits, cand.rows, len(self.y))
+            scores = cv_score(cand, y, splits, self.scoring, self.n_jobs)
         except Exception as exc:  # one head failing on this data must not end the probe
             from .result import describe
 
@@ -174,7 +234,19 @@ class ProbeContext:
         return [fs for _, fs in sorted(rows, key=lambda rf: -rf[0]["mean_score"])]
 
 
-def _cv_score(candidate: Candidate, y: np.ndarray, splits: list, scoring: Any,
+def restrict_splits(splits: list, rows: np.ndarray, n: int) -> list:
+    """The folds restricted to ``rows`` (renumbered 0..len(rows)-1): each kept text stays
+    in its fold."""
+    position = np.full(n, -1, dtype=np.int64)
+    position[rows] = np.arange(len(rows))
+    out = []
+    for train, test in splits:
+        train, test = position[train], position[test]
+        out.append((train[train >= 0], test[test >= 0]))
+    return out
+
+
+def cv_score(candidate: Candidate, y: np.ndarray, splits: list, scoring: Any,
               n_jobs: int | None) -> dict:
     from threadpoolctl import threadpool_limits
 

@@ -3,10 +3,7 @@ families on the same folds, rank every row, refit the best."""
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -17,20 +14,27 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit, check_cv
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
-from sklearn.utils.multiclass import type_of_target
 
-from ..cvstats import cv_splits, split_ratio
+from ..cvstats import split_ratio
 from ..featurizer import BertFeaturizer
-from ..inputs import to_texts
-from ..params import non_negative_int
+from ..params import StrictInterval, non_negative_int
 from ..store import FeatureStore
-from .candidates import SWEEP_POOLINGS, Candidate
+from .candidates import Candidate
+from .checks import (
+    check_data,
+    check_poolings,
+    design,
+    holdout_split,
+    inner_splits,
+    make_splits,
+    probe_store,
+)
 from .context import ProbeContext, logger
 from .families import registered
 from .heads import resolve_heads
 from .nested import outer_estimate
+from .progress import StageBar, progress_handler
 from .result import ProbeResult
 from .stats import annotate
 
@@ -63,6 +67,7 @@ _RESERVED = ("model", "layers", "pooling", "layer_combine", "cache")
         "task": [StrOptions({"auto", "classification", "regression"})],
         "random_state": [Integral],
         "control_seed": [Integral],
+        "control_texts": [StrictInterval(Integral, 10, None, closed="left"), None],
         "n_jobs": [Integral, None],
         "refit": ["boolean"],
         "featurizer_params": [dict, None],
@@ -99,6 +104,7 @@ def probe(
     task: str = "auto",
     random_state: int = 0,
     control_seed: int = 0,
+    control_texts: int | None = None,
     n_jobs: int | None = None,
     refit: bool = True,
     featurizer_params: dict | None = None,
@@ -183,8 +189,13 @@ def probe(
     random_state : int, default=0
         Seed of the folds and the MLP heads.
     control_seed : int, default=0
-        Seed of the random-weights model (kept apart from ``random_state`` so that new
-        folds reuse the stored control vectors).
+        Seed of the random-weights model and of its subset of texts (kept apart from
+        ``random_state`` so that new folds reuse the stored control vectors).
+    control_texts : int, optional
+        Most texts the random-weights control encodes: a larger set is subsampled
+        (stratified by label, seed ``control_seed``) and the control's rows are scored on
+        the same folds restricted to the subset, which bounds the control's encoder pass
+        on large or long-document sets. Default: every text.
     n_jobs : int, optional
         Processes for each cross-validation (joblib).
     refit : bool, default=True
@@ -237,7 +248,7 @@ def probe(
     """
     options = {name: value for name, value in locals().items()
                if name not in ("texts", "y", "featurizer_params")}
-    handler = _progress_handler() if verbose else None
+    handler = progress_handler() if verbose else None
     try:
         return _run(texts, y, options, dict(featurizer_params or {}))
     finally:
@@ -245,21 +256,13 @@ def probe(
             logger.removeHandler(handler)
 
 
-def _progress_handler() -> logging.Handler:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("[probe] %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    return handler
-
-
 def _run(texts: Any, y: Any, options: dict, params: dict) -> ProbeResult:
     started = time.perf_counter()
-    texts, y, task = _check_data(texts, y, options["task"])
+    texts, y, task = check_data(texts, y, options["task"])
     scoring = options["scoring"] or ("accuracy" if task == "classification" else "r2")
     scoring_name = scoring if isinstance(scoring, str) else getattr(
         scoring, "__name__", type(scoring).__name__)
-    options["poolings"] = _check_poolings(options["poolings"])
+    options["poolings"] = check_poolings(options["poolings"])
     if options["union"] is None:
         options["union"] = options["tfidf"]
     for reserved in _RESERVED:
@@ -269,47 +272,51 @@ def _run(texts: Any, y: Any, options: dict, params: dict) -> ProbeResult:
     # refuse a bad featurizer parameter before any work (the same check fit makes)
     BertFeaturizer(model=options["model"], **params)._validate_params()
     heads = resolve_heads(options["heads"], task, options["random_state"])
-    splits = _splits(options["cv"], task, y, len(texts), options["random_state"],
+    splits = make_splits(options["cv"], task, y, len(texts), options["random_state"],
                      options["repeats"])
     if options["nested"] and not isinstance(options["cv"], Integral):
         raise ValueError("nested=True needs cv as an int (the number of outer and inner "
                          f"folds), got {options['cv']!r}")
     cache = options["cache"]
-    store, tmp = _probe_store(cache)
+    store, tmp = probe_store(cache)
     ctx = ProbeContext(
         texts=texts, y=y, task=task, splits=splits, scoring=scoring, model=options["model"],
         params=params, poolings=options["poolings"], heads=heads, store=store,
         pipeline_params={"cache": False if cache is None or cache is False else cache},
         options=options, n_jobs=options["n_jobs"], random_state=options["random_state"])
+    stages = _stages(registered())
+    bar = StageBar(len(stages) + 2, enabled=options["verbose"])
     try:
+        bar.stage("encode")
         _encode(ctx, options["layers"])
-        table, folds, recommendation = _study(ctx)
+        table, folds, recommendation = _study(ctx, bar)
         result = ProbeResult(
             table=table, candidates={cand.key: cand for _, cand in ctx.scored}, task=task,
             scoring=scoring_name, n_splits=len(splits), n_layers=ctx.n_layers,
             model=str(options["model"]), encoding=ctx.encoding, timings=ctx.timings,
             best_estimator=None, fold_scores=folds, recommendation=recommendation,
-            design=_design(options, len(splits)))
+            design=design(options, len(splits)))
         t0 = time.perf_counter()
         if options["nested"]:
-            outer = _splits(options["cv"], task, y, len(texts), options["random_state"] + 1)
-            result.nested = outer_estimate(ctx, outer, _study, _inner_splits, "nested fold")
+            outer = make_splits(options["cv"], task, y, len(texts), options["random_state"] + 1)
+            result.nested = outer_estimate(ctx, outer, _study, inner_splits, "nested fold")
         if options["test_size"] is not None:
-            result.holdout = outer_estimate(ctx, [_holdout_split(options, task, y)], _study,
-                                            _inner_splits, "held-out split")
+            result.holdout = outer_estimate(ctx, [holdout_split(options, task, y)], _study,
+                                            inner_splits, "held-out split")
         if options["nested"] or options["test_size"] is not None:
             ctx.timings["nested"] = time.perf_counter() - t0
+        bar.stage("refit")
         t0 = time.perf_counter()
         if options["refit"]:
-            best = result._candidates[result.best["candidate"]]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                result.best_estimator = best.fit_all(texts, y)
+                result.best_estimator = result.candidate().fit_all(texts, y)
         ctx.timings["refit"] = time.perf_counter() - t0
         ctx.timings["total"] = time.perf_counter() - started
         ctx.log(f"done in {ctx.timings['total']:.1f} s")
         return result
     finally:
+        bar.close()
         if tmp is not None:
             store.close()
             tmp.cleanup()
@@ -327,14 +334,17 @@ def _encode(ctx: ProbeContext, layers: Any) -> None:
                   else list(range(base.n_layers_ + 1)))
     ctx.encoding.update({
         "texts": len(texts), "unique_texts": unique, "encoded": ctx.bert.encoded,
-        "fingerprint": base.fingerprint_, "random_encoded": None, "truncated": None,
-        "chunk": None, "chunk_encoded": None, "seconds": ctx.timings["encode"]})
+        "fingerprint": base.fingerprint_, "random_encoded": None, "control": None,
+        "truncated": None, "chunk": None, "chunk_encoded": None, "seconds": ctx.timings["encode"]})
     ctx.log(f"encoder ran on {ctx.bert.encoded} texts ({ctx.timings['encode']:.1f} s)")
 
 
-def _study(ctx: ProbeContext) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
+def _study(ctx: ProbeContext, bar: StageBar | None = None,
+           ) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
     """Every family on ``ctx.splits``: the annotated table, the fold scores, the pick."""
     for stage, families in _stages(registered()):
+        if bar is not None:
+            bar.stage(stage)
         _run_stage(ctx, stage, families)
     if not ctx.scored:
         raise ValueError(f"probe: every candidate failed (first: {ctx.failures[0]}); "
@@ -348,33 +358,6 @@ def _study(ctx: ProbeContext) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
         recommendable=recommendable, alpha=ctx.options["alpha"],
         select=ctx.options["select"])
     return table, folds, recommendation
-
-
-def _design(options: dict, n_splits: int) -> str:
-    """``2 x 5-fold CV`` (or ``7 splits`` for a splitter of the user's)."""
-    cv = options["cv"]
-    if isinstance(cv, Integral) and not isinstance(cv, bool):
-        repeats = options["repeats"]
-        return f"{repeats} x {cv}-fold CV" if repeats > 1 else f"{cv}-fold CV"
-    return f"{n_splits} CV splits"
-
-
-def _inner_splits(ctx: ProbeContext, train: np.ndarray) -> list:
-    """The probe's own folds, on the rows ``train`` only (as indices of all rows)."""
-    opts = ctx.options
-    inner = _splits(opts["cv"], ctx.task, ctx.y[train], len(train), opts["random_state"],
-                    opts["repeats"])
-    return [(train[a], train[b]) for a, b in inner]
-
-
-def _holdout_split(options: dict, task: str, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    cls = StratifiedShuffleSplit if task == "classification" else ShuffleSplit
-    splitter = cls(n_splits=1, test_size=options["test_size"],
-                   random_state=options["random_state"])
-    try:
-        return next(splitter.split(np.zeros(len(y)), y))
-    except ValueError as exc:
-        raise ValueError(f"test_size={options['test_size']}: {exc}") from exc
 
 
 def _stages(families: list) -> list[tuple[str, list]]:
@@ -414,69 +397,3 @@ def _ranked_table(rows: list[dict]) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-# ----------------------------------------------------------------------- argument checks
-def _check_data(texts: Any, y: Any, task: str) -> tuple[list[str], np.ndarray, str]:
-    texts, _ = to_texts(texts, "raise")
-    y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
-    if y.ndim != 1 or len(y) != len(texts):
-        raise ValueError(f"y must be 1-D with one value per text: {len(texts)} texts, "
-                         f"y of shape {y.shape}")
-    if len(texts) == 0:
-        raise ValueError("probe needs texts")
-    return texts, y, _infer_task(y, task)
-
-
-def _check_poolings(poolings: Any) -> tuple[str, ...]:
-    poolings = tuple(dict.fromkeys([poolings] if isinstance(poolings, str) else poolings))
-    bad = [p for p in poolings if p not in SWEEP_POOLINGS]
-    if bad or not poolings:
-        raise ValueError(f"poolings must be among {SWEEP_POOLINGS}, got {poolings!r}"
-                         + (" ('pooler' exists for the last layer only: use "
-                            "BertFeaturizer(pooling='pooler'))" if "pooler" in bad else ""))
-    return poolings
-
-
-def _infer_task(y: np.ndarray, task: str) -> str:
-    if task != "auto":
-        return task
-    kind = type_of_target(y)
-    if kind in ("binary", "multiclass"):
-        return "classification"
-    if kind == "continuous":
-        return "regression"
-    raise ValueError(f"y must be one label or one number per text; got a {kind!r} target")
-
-
-def _splits(cv: Any, task: str, y: np.ndarray, n: int, random_state: int,
-            repeats: int = 1) -> list:
-    """The folds: shuffled (stratified) K-fold, ``repeats`` times, for an int, else the
-    user's splitter (one pass)."""
-    cv = 5 if cv is None else cv
-    if not (isinstance(cv, Integral) and not isinstance(cv, bool)):
-        if repeats != 1:
-            raise ValueError(f"repeats={repeats} needs cv as an int; pass a "
-                             "RepeatedStratifiedKFold (or RepeatedKFold) as cv instead")
-        return list(check_cv(cv, y, classifier=task == "classification").split(np.zeros(n), y))
-    if task == "classification":
-        labels, counts = np.unique(y, return_counts=True)
-        if len(labels) < 2:
-            raise ValueError("y holds a single class; a probe needs at least two")
-        if counts.min() < cv:
-            rare = labels.tolist()[counts.argmin()]  # 9.0, not np.float64(9.0)
-            numbers = np.asarray(y).dtype.kind == "f"  # 3.0, 4.5 ... read as classes
-            raise ValueError(
-                f"class {rare!r} has only {counts.min()} example(s), fewer than cv={cv} "
-                "folds; lower cv, drop rare classes, or pass a splitter as cv"
-                + ("; if y holds numbers to predict, not classes, pass task='regression' "
-                   "(bertfeat probe --task regression)" if numbers else ""))
-    return cv_splits(y, int(cv), repeats, stratify=task == "classification",
-                     random_state=random_state)
-
-
-def _probe_store(cache: Any) -> tuple[FeatureStore, tempfile.TemporaryDirectory | None]:
-    """The store the probe reads and writes; a temporary one when caching is off."""
-    store = FeatureStore.from_cache(cache)
-    if store is not None:
-        return store, None
-    tmp = tempfile.TemporaryDirectory(prefix="bertfeat-probe-")
-    return FeatureStore(tmp.name), tmp

@@ -68,7 +68,7 @@ def outer_estimate(ctx: ProbeContext, outer: Sequence[tuple[np.ndarray, np.ndarr
         table, _, rec = study(sub)
         rows = table.set_index("candidate")
         cand = {c.key: c for _, c in sub.scored}[rec.pick]
-        outcome = context._cv_score(cand, ctx.y, [(train, test)], ctx.scoring, None)
+        outcome = context.cv_score(cand, ctx.y, [(train, test)], ctx.scoring, None)
         scores.append(float(outcome["fold_scores"][0]))
         keys.append(rec.pick)
         picks.append(describe(rows.loc[rec.pick]))

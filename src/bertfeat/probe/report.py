@@ -67,6 +67,9 @@ def summary(result: ProbeResult, top: int = 12) -> str:
     note = result.encoding.get("chunk")
     if note:
         lines.append(f"long texts: {note}")
+    control = result.encoding.get("control")
+    if control and "stratified subset" in control:  # else: as documented, every text
+        lines.append(f"control: {control}")
     top_row, best = result.top, result.best
 
     def score(row) -> str:

@@ -94,7 +94,8 @@ class ProbeResult:
     encoding : dict
         ``texts``, ``unique_texts``, ``encoded`` (texts the encoder ran on, from the
         store's ``encoded`` counter: 0 when every text was already stored, never more than
-        ``unique_texts``), ``random_encoded``, ``fingerprint``, ``seconds``;
+        ``unique_texts``), ``random_encoded``, ``control`` (how the random-weights
+        control was computed), ``fingerprint``, ``seconds``;
         ``truncated`` (distinct texts longer than ``max_length``), ``chunk`` (whether and
         why the chunked candidates ran), ``chunk_encoded``, ``chunk_seconds``.
     task : str
@@ -191,10 +192,24 @@ class ProbeResult:
         -------
         Pipeline
         """
-        key = self.best["candidate"] if candidate is None else candidate
+        return self.candidate(candidate).build()
+
+    def candidate(self, key: str | None = None) -> Candidate:
+        """The :class:`~bertfeat.probe.candidates.Candidate` behind a table row.
+
+        Parameters
+        ----------
+        key : str, optional
+            A value of the ``candidate`` column; default: the best.
+
+        Returns
+        -------
+        Candidate
+        """
+        key = self.best["candidate"] if key is None else key
         if key not in self._candidates:
             raise KeyError(f"no candidate {key!r}; see result.table['candidate']")
-        return self._candidates[key].build()
+        return self._candidates[key]
 
     @property
     def best_code(self) -> str:

@@ -49,7 +49,7 @@ from ..store import FeatureStore
 from ..words import BertWordFeaturizer, WordTagger, flatten_tags, sentence_ids
 from .candidates import Candidate
 from .codegen import pipeline_code
-from .context import _cv_score, logger
+from .context import cv_score, logger
 
 __all__ = ["probe_words", "WordProbeResult", "word_heads"]
 
@@ -405,7 +405,7 @@ def probe_words(sentences: Any, tags: Any, *, model: str = "default", layers: An
                              layer_list[0] if len(layer_list) == 1 else None, X.shape[1],
                              recommendable=recommendable)
             t0 = time.perf_counter()
-            scores = _cv_score(cand, y, splits, "accuracy", n_jobs)
+            scores = cv_score(cand, y, splits, "accuracy", n_jobs)
             scores.pop("fold_scores", None)
             timings[timing] = timings.get(timing, 0.0) + time.perf_counter() - t0
             cand.X = None  # the result keeps no feature matrices
