@@ -204,10 +204,10 @@ def test_int8_vectors_do_not_depend_on_batching(tiny_model):
 def test_flatten_and_pad_match_a_plain_loop():
     rng = np.random.default_rng(1)
     ids = [list(rng.integers(5, 100, size=int(n))) for n in rng.integers(0, 9, size=30)]
-    flat, offsets, lengths = encoder._flatten(ids)
+    flat, offsets, lengths = encoder.flatten_ids(ids)
     assert lengths.tolist() == [len(x) for x in ids]
     for positions in (np.arange(30), np.array([3, 1, 29]), np.array([7])):
-        got_ids, got_mask = encoder._pad_batch(flat, offsets, lengths, positions, pad_id=-1)
+        got_ids, got_mask = encoder.pad_batch(flat, offsets, lengths, positions, pad_id=-1)
         width = max(len(ids[p]) for p in positions)
         want = np.full((len(positions), width), -1, np.int64)
         mask = np.zeros((len(positions), width), np.int64)
@@ -216,8 +216,8 @@ def test_flatten_and_pad_match_a_plain_loop():
             mask[row, :len(ids[p])] = 1
         np.testing.assert_array_equal(got_ids, want)
         np.testing.assert_array_equal(got_mask, mask)
-    empty = encoder._flatten([[], []])
-    got_ids, got_mask = encoder._pad_batch(*empty, np.array([0, 1]), pad_id=0)
+    empty = encoder.flatten_ids([[], []])
+    got_ids, got_mask = encoder.pad_batch(*empty, np.array([0, 1]), pad_id=0)
     assert got_ids.shape == (2, 0) and got_mask.shape == (2, 0)
 
 

@@ -83,8 +83,8 @@ def test_parallel_chunked_encoding_matches(loaded, streams):
 def test_few_batches_run_one_at_a_time(loaded, monkeypatch):
     monkeypatch.setattr(encoder, "cpu_streams", lambda: (2, 1))
     called = []
-    real = encoder._in_parallel
-    monkeypatch.setattr(encoder, "_in_parallel",
+    real = encoder.in_parallel
+    monkeypatch.setattr(encoder, "in_parallel",
                         lambda *a, **k: called.append(1) or real(*a, **k))
     _encode(loaded, _texts(10), max_tokens=4096)  # one batch
     assert not called
@@ -125,7 +125,7 @@ def test_in_parallel_keeps_order_and_bounds_pending_work():
         return item * 10
 
     out = []
-    for value in encoder._in_parallel(run, list(range(40)), streams=2, threads=1):
+    for value in encoder.in_parallel(run, list(range(40)), streams=2, threads=1):
         out.append(value)
         consumed[0] += 1
         time.sleep(0.003)  # a slow consumer
@@ -146,7 +146,7 @@ def test_in_parallel_raises_the_error_and_stops():
 
     got = []
     with pytest.raises(ValueError, match="batch 5 failed"):
-        for value in encoder._in_parallel(run, list(range(100)), streams=2, threads=1):
+        for value in encoder.in_parallel(run, list(range(100)), streams=2, threads=1):
             got.append(value)
     assert got == [0, 1, 2, 3, 4]
     assert len(ran) <= 5 + 1 + 2 * 2  # no more than the pending window after the error

@@ -112,10 +112,10 @@ def test_threads_do_not_change_the_order(tokenizer, monkeypatch):
 
 
 def test_copies_are_kept_per_setting(tokenizer):
-    a = encoder._backend(tokenizer, 16, stride=0)
-    assert encoder._backend(tokenizer, 16, stride=0) is a
-    assert encoder._backend(tokenizer, 32, stride=0) is not a
-    assert encoder._backend(tokenizer, 16, stride=4) is not a
+    a = encoder.truncating_backend(tokenizer, 16, stride=0)
+    assert encoder.truncating_backend(tokenizer, 16, stride=0) is a
+    assert encoder.truncating_backend(tokenizer, 32, stride=0) is not a
+    assert encoder.truncating_backend(tokenizer, 16, stride=4) is not a
     assert a.truncation["max_length"] == 16
 
 

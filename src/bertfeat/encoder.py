@@ -32,7 +32,8 @@ import numpy as np
 from .pooling import pool_layers
 
 __all__ = ["encode", "Tokenized", "tokenize", "tokenize_chunks", "make_batches",
-           "pool_layers", "all_cores", "batch_padder"]
+           "pool_layers", "all_cores", "batch_padder", "flatten_ids", "pad_batch", "in_parallel",
+           "truncating_backend", "encode_texts_fast", "MIN_BATCHES_PER_STREAM"]
 
 BatchCallback = Callable[[np.ndarray, np.ndarray, "np.ndarray | None", np.ndarray], None]
 
@@ -54,7 +55,7 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> Tokenized:
     """
     if not texts:
         return Tokenized([], np.zeros(0, dtype=bool))
-    encodings = _encode_batch(_backend(tokenizer, max_length, stride=0), texts)
+    encodings = encode_texts_fast(truncating_backend(tokenizer, max_length, stride=0), texts)
     # the fast tokenizer keeps the cut-off tokens on each encoding; asking for them only
     # as a count avoids turning every overflow chunk into Python lists
     truncated = np.fromiter((len(e.overflowing) > 0 for e in encodings), dtype=bool,
@@ -62,14 +63,14 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> Tokenized:
     return Tokenized([e.ids for e in encodings], truncated)
 
 
-#: private copies of fast tokenizers' Rust backends, set up to truncate (see _backend)
+#: private copies of fast tokenizers' Rust backends, set up to truncate (see truncating_backend)
 _BACKENDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _BACKENDS_LOCK = threading.Lock()
 #: texts below which tokenising in one thread is cheaper than starting more
 _TEXTS_PER_THREAD = 256
 
 
-def _backend(tokenizer, max_length: int, stride: int):
+def truncating_backend(tokenizer, max_length: int, stride: int):
     """A private copy of the tokenizer's Rust backend that truncates like the tokenizer.
 
     The copy is configured once (truncation to ``max_length`` with ``stride``, no padding)
@@ -102,7 +103,7 @@ def _tokenizer_threads() -> int:
     return max(1, min(joblib.cpu_count(), 8))
 
 
-def _encode_batch(backend, texts: Sequence[str]) -> list:
+def encode_texts_fast(backend, texts: Sequence[str]) -> list:
     """``backend.encode_batch`` split over threads (the Rust call releases the GIL).
 
     The tokenizers library parallelises a batch itself unless ``TOKENIZERS_PARALLELISM``
@@ -142,7 +143,7 @@ def make_batches(lengths: np.ndarray, batch_size: int, max_tokens: int) -> list[
     return batches
 
 
-def _flatten(input_ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def flatten_ids(input_ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All token ids in one int64 array, with each text's offset and length."""
     lengths = np.fromiter(map(len, input_ids), dtype=np.int64, count=len(input_ids))
     offsets = np.zeros(len(input_ids), dtype=np.int64)
@@ -153,7 +154,7 @@ def _flatten(input_ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray, np.nda
     return flat, offsets, lengths
 
 
-def _pad_batch(flat: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
+def pad_batch(flat: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
                positions: np.ndarray, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
     """Token ids padded to the batch's longest text, and the attention mask."""
     lens = lengths[positions]
@@ -185,8 +186,8 @@ def batch_padder(input_ids: list[list[int]], pad_id: int,
         ``pad(positions) -> (ids, mask)``: int64 arrays of shape (len(positions), longest
         text among them), the attention mask 1 on real tokens.
     """
-    flat, offsets, lengths = _flatten(input_ids)
-    return lambda positions: _pad_batch(flat, offsets, lengths, np.asarray(positions), pad_id)
+    flat, offsets, lengths = flatten_ids(input_ids)
+    return lambda positions: pad_batch(flat, offsets, lengths, np.asarray(positions), pad_id)
 
 
 def tokenize_chunks(tokenizer, texts: Sequence[str], max_length: int, stride: int,
@@ -212,7 +213,8 @@ def tokenize_chunks(tokenizer, texts: Sequence[str], max_length: int, stride: in
     tail = max_chunks - head
     chunks, owners = [], []
     counts = np.zeros(len(texts), dtype=np.int64)
-    for doc, e in enumerate(_encode_batch(_backend(tokenizer, max_length, stride), texts)):
+    backend = truncating_backend(tokenizer, max_length, stride)
+    for doc, e in enumerate(encode_texts_fast(backend, texts)):
         windows = [e, *e.overflowing]
         counts[doc] = len(windows)
         if len(windows) > max_chunks:
@@ -227,18 +229,18 @@ def _forward_batches(model, tokenizer, input_ids: list[list[int]], *, depth: int
     """Run length-sorted, token-budgeted batches; yield (positions, stats, pooler, lengths).
 
     Batches come out in order. On a CPU with several threads, :func:`cpu_streams` batches
-    run at once, each on its share of the threads (see :func:`_in_parallel`).
+    run at once, each on its share of the threads (see :func:`in_parallel`).
     """
     import torch
 
-    flat, offsets, lengths = _flatten(input_ids)
+    flat, offsets, lengths = flatten_ids(input_ids)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     with_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ())
     params = model.parameters() if hasattr(model, "parameters") else iter(())
     weights_dtype = str(getattr(next(iter(params), None), "dtype", "?"))
 
     def run(positions: np.ndarray):
-        ids, mask = _pad_batch(flat, offsets, lengths, positions, pad_id)
+        ids, mask = pad_batch(flat, offsets, lengths, positions, pad_id)
         inputs = {
             "input_ids": torch.from_numpy(ids).to(device),
             "attention_mask": torch.from_numpy(mask).to(device),
@@ -264,10 +266,10 @@ def _forward_batches(model, tokenizer, input_ids: list[list[int]], *, depth: int
 
     batches = make_batches(lengths, batch_size, max_tokens)
     streams, threads = cpu_streams() if device == "cpu" else (1, 0)
-    if streams < 2 or len(batches) < _MIN_BATCHES_PER_STREAM * streams:
+    if streams < 2 or len(batches) < MIN_BATCHES_PER_STREAM * streams:
         yield from map(run, batches)
     else:
-        yield from _in_parallel(run, batches, streams, threads)
+        yield from in_parallel(run, batches, streams, threads)
 
 
 class NonFiniteError(ValueError):
@@ -298,7 +300,7 @@ def _check_finite(stats, pooler, precision: str) -> None:
 
 #: below this many batches per stream, the last round (some streams idle while others
 #: finish) costs more than parallel batches gain, and one batch at a time is faster
-_MIN_BATCHES_PER_STREAM = 4
+MIN_BATCHES_PER_STREAM = 4
 
 
 def cpu_streams() -> tuple[int, int]:
@@ -341,7 +343,7 @@ def all_cores():
             torch.set_num_threads(before)
 
 
-def _in_parallel(run: Callable, items: Sequence, streams: int, threads: int):
+def in_parallel(run: Callable, items: Sequence, streams: int, threads: int):
     """Yield ``run(item)`` for every item, in order, computing ``streams`` items at once.
 
     Each worker thread sets its own torch thread count (a per-thread setting: the caller's

@@ -492,7 +492,7 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
         _check_head_steps(steps)
 
     from . import models
-    from .encoder import _backend
+    from .encoder import truncating_backend
     from .featurizer import DEFAULT_BATCH_TOKENS
 
     info = models.resolve_model(feat.model, feat.revision)
@@ -502,7 +502,7 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     with_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ())
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     graph = _FeatureGraph.build(model, settings, with_types)
-    backend = _backend(tokenizer, int(feat.max_length_), stride=0)
+    backend = truncating_backend(tokenizer, int(feat.max_length_), stride=0)
     if backend is None:
         raise ExportError(f"model {feat.model!r} has no fast tokenizer to export")
 

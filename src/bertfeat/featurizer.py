@@ -38,7 +38,7 @@ from .pooling import (
 )
 from .store import FeatureStore, StoreError, text_digest
 
-__all__ = ["BertFeaturizer"]
+__all__ = ["BertFeaturizer", "resolve_layers", "usable_store"]
 
 #: texts to encode before ``show_progress="auto"`` shows a bar
 _PROGRESS_MIN_TEXTS = 256
@@ -49,6 +49,72 @@ DEFAULT_BATCH_TOKENS = 4096
 #: the same on a GPU, where bigger batches keep the device busy (the earlier default, kept:
 #: not measured on a GPU yet)
 DEFAULT_BATCH_TOKENS_GPU = 8192
+
+
+def resolve_layers(spec: Any, info: models.ModelInfo) -> list[int]:
+    """Absolute hidden-state indices of a ``layers`` parameter for a model.
+
+    Parameters
+    ----------
+    spec : int, list of int or "all"
+        The ``layers`` parameter (negative numbers count from the last layer).
+    info : ModelInfo
+        The resolved model (its number of layers bounds the indices).
+
+    Returns
+    -------
+    list of int
+        0 = embedding output, ``info.n_layers`` = last layer.
+    """
+    n = info.n_layers
+    if isinstance(spec, str):
+        if spec != "all":
+            raise ValueError(f"layers must be an int, a list of ints or 'all', got {spec!r}")
+        return list(range(n + 1))
+    items = [spec] if isinstance(spec, (Integral, np.integer)) else spec
+    if not isinstance(items, (list, tuple, np.ndarray)) or len(items) == 0:
+        raise ValueError(f"layers must be an int, a non-empty list of ints or 'all', "
+                         f"got {spec!r}")
+    resolved = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (Integral, np.integer)):
+            raise TypeError(f"layers must hold ints, got {item!r}")
+        item = int(item)
+        if not -(n + 1) <= item <= n:
+            raise ValueError(
+                f"layers={spec!r}: layer {item} is out of range for model "
+                f"{info.spec!r}, which has {n} layers. Valid layers are 0..{n} "
+                f"(0 = embedding output, {n} = last layer) or -{n + 1}..-1 counting "
+                "from the end."
+            )
+        resolved.append(item if item >= 0 else n + 1 + item)
+    if len(set(resolved)) != len(resolved):
+        raise ValueError(f"layers={spec!r} names the same layer twice")
+    return resolved
+
+
+def usable_store(store: FeatureStore | None) -> FeatureStore | None:
+    """``store`` if its database opens, else ``None`` after a warning (work goes on uncached).
+
+    Parameters
+    ----------
+    store : FeatureStore or None
+
+    Returns
+    -------
+    FeatureStore or None
+    """
+    if store is None:
+        return None
+    try:
+        _ = store.cache  # opens (and creates) the database
+    except Exception as exc:  # unwritable or broken location: work without a store
+        warnings.warn(
+            f"bertfeat: cannot use the feature store at {store.directory} "
+            f"({type(exc).__name__}: {exc}); continuing without caching.",
+            RuntimeWarning, stacklevel=3)
+        return None
+    return store
 
 
 class BertFeaturizer(TransformerMixin, BaseEstimator):
@@ -255,32 +321,7 @@ default="auto"
 
     # ----------------------------------------------------------------------- validation
     def _resolve_layers(self, info: models.ModelInfo) -> list[int]:
-        n = info.n_layers
-        spec = self.layers
-        if isinstance(spec, str):
-            if spec != "all":
-                raise ValueError(f"layers must be an int, a list of ints or 'all', got {spec!r}")
-            return list(range(n + 1))
-        items = [spec] if isinstance(spec, (Integral, np.integer)) else spec
-        if not isinstance(items, (list, tuple, np.ndarray)) or len(items) == 0:
-            raise ValueError(f"layers must be an int, a non-empty list of ints or 'all', "
-                             f"got {spec!r}")
-        resolved = []
-        for item in items:
-            if isinstance(item, bool) or not isinstance(item, (Integral, np.integer)):
-                raise TypeError(f"layers must hold ints, got {item!r}")
-            item = int(item)
-            if not -(n + 1) <= item <= n:
-                raise ValueError(
-                    f"layers={spec!r}: layer {item} is out of range for model "
-                    f"{info.spec!r}, which has {n} layers. Valid layers are 0..{n} "
-                    f"(0 = embedding output, {n} = last layer) or -{n + 1}..-1 counting "
-                    "from the end."
-                )
-            resolved.append(item if item >= 0 else n + 1 + item)
-        if len(set(resolved)) != len(resolved):
-            raise ValueError(f"layers={spec!r} names the same layer twice")
-        return resolved
+        return resolve_layers(self.layers, info)
 
     def _resolve_pooling(self, info: models.ModelInfo) -> tuple[str, bool]:
         """``pooling`` and ``normalize`` with ``"auto"`` resolved for this model."""
@@ -407,17 +448,7 @@ default="auto"
         return self
 
     def _usable_store(self, store: FeatureStore | None) -> FeatureStore | None:
-        if store is None:
-            return None
-        try:
-            _ = store.cache  # opens (and creates) the database
-        except Exception as exc:  # unwritable or broken location: work without a store
-            warnings.warn(
-                f"bertfeat: cannot use the feature store at {store.directory} "
-                f"({type(exc).__name__}: {exc}); continuing without caching.",
-                RuntimeWarning, stacklevel=3)
-            return None
-        return store
+        return usable_store(store)
 
     def _feature_names(self) -> np.ndarray:
         return feature_names(self.layers_, self.pooling_, self.hidden_size_, self.layer_combine)

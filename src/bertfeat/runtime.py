@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 
 from .encoder import (
-    _MIN_BATCHES_PER_STREAM,
-    _encode_batch,
-    _flatten,
-    _pad_batch,
+    MIN_BATCHES_PER_STREAM,
+    encode_texts_fast,
+    flatten_ids,
     make_batches,
+    pad_batch,
 )
 from .models import INT8_PATHS, cpu_flags
 
@@ -157,18 +157,18 @@ class ExportedPipeline:
         out = np.zeros((len(distinct), int(self.manifest["n_features"])), dtype=np.float32)
         if not distinct:
             return out[inverse]
-        ids = [e.ids for e in _encode_batch(self._tokenizer, distinct)]
-        flat, offsets, lengths = _flatten(ids)
+        ids = [e.ids for e in encode_texts_fast(self._tokenizer, distinct)]
+        flat, offsets, lengths = flatten_ids(ids)
         m = self.manifest
         pad = int(m["pad_id"])
         batches = make_batches(lengths, int(m["batch_size"]), int(m["max_batch_tokens"]))
 
         def run(positions: np.ndarray) -> None:
-            batch, mask = _pad_batch(flat, offsets, lengths, positions, pad)
+            batch, mask = pad_batch(flat, offsets, lengths, positions, pad)
             out[positions] = self._encoder.run(
                 ["features"], {"input_ids": batch, "attention_mask": mask})[0]
 
-        if self._streams < 2 or len(batches) < _MIN_BATCHES_PER_STREAM * self._streams:
+        if self._streams < 2 or len(batches) < MIN_BATCHES_PER_STREAM * self._streams:
             for positions in batches:
                 run(positions)
         else:

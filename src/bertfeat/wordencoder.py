@@ -349,12 +349,12 @@ def _forward(model, tokenizer, windows: list[_Window], *, depth: int, batch_size
 
     if not windows:
         return
-    flat, offsets, lengths = encoder._flatten([w.ids for w in windows])
+    flat, offsets, lengths = encoder.flatten_ids([w.ids for w in windows])
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     with_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ())
 
     def run(positions: np.ndarray):
-        ids, mask = encoder._pad_batch(flat, offsets, lengths, positions, pad_id)
+        ids, mask = encoder.pad_batch(flat, offsets, lengths, positions, pad_id)
         inputs = {"input_ids": torch.from_numpy(ids).to(device),
                   "attention_mask": torch.from_numpy(mask).to(device)}
         if with_types:
@@ -377,7 +377,7 @@ def _forward(model, tokenizer, windows: list[_Window], *, depth: int, batch_size
 
     batches = encoder.make_batches(lengths, batch_size, max_tokens)
     streams, threads = encoder.cpu_streams() if device == "cpu" else (1, 0)
-    if streams < 2 or len(batches) < encoder._MIN_BATCHES_PER_STREAM * streams:
+    if streams < 2 or len(batches) < encoder.MIN_BATCHES_PER_STREAM * streams:
         yield from map(run, batches)
     else:
-        yield from encoder._in_parallel(run, batches, streams, threads)
+        yield from encoder.in_parallel(run, batches, streams, threads)

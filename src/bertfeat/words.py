@@ -28,7 +28,8 @@ from . import models, wordencoder
 from .featurizer import (
     DEFAULT_BATCH_TOKENS,
     DEFAULT_BATCH_TOKENS_GPU,
-    BertFeaturizer,
+    resolve_layers,
+    usable_store,
 )
 from .inputs import BAD_INPUT_POLICIES, to_sentences
 from .params import non_negative_int, positive_int
@@ -220,11 +221,9 @@ class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         self : BertWordFeaturizer
         """
         # the checks shared with BertFeaturizer (layer range, store location) live there
-        helper = BertFeaturizer(model=self.model, layers=self.layers, cache=self.cache,
-                                revision=self.revision)
         info = models.resolve_model(self.model, self.revision)
         models.check_custom_code(info, self.trust_remote_code)
-        layers = helper._resolve_layers(info)
+        layers = resolve_layers(self.layers, info)
         if self.max_length is not None and self.max_length > info.max_length:
             raise ValueError(f"max_length={self.max_length} exceeds the limit of model "
                              f"{info.spec!r} ({info.max_length} tokens)")
@@ -237,7 +236,7 @@ class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         stride = max_length // 2 if self.window_stride is None else int(self.window_stride)
         if X is not None:
             to_sentences(X, self.on_bad_input)
-        store = helper._usable_store(FeatureStore.from_cache(self.cache))
+        store = usable_store(FeatureStore.from_cache(self.cache))
         self._rt_info, self._rt_store = info, store
         # what the fingerprint hashes besides the files, to check it again before the
         # store is used (after unpickling, or when the model's files change)
@@ -338,9 +337,8 @@ class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
     def _runtime(self) -> tuple[models.ModelInfo, FeatureStore | None]:
         if "_rt_info" not in self.__dict__:
-            helper = BertFeaturizer(model=self.model, cache=self.cache, revision=self.revision)
             self._rt_info = models.resolve_model(self.model, self.revision)
-            self._rt_store = helper._usable_store(FeatureStore.from_cache(self.cache))
+            self._rt_store = usable_store(FeatureStore.from_cache(self.cache))
         return self._rt_info, self._rt_store
 
     def _check_model_files(self, info: models.ModelInfo, store: FeatureStore) -> None:
