@@ -75,7 +75,8 @@ from .codegen import pipeline_code
 from .core import probe
 from .heads import HEADS
 from .result import ProbeResult, describe
-from .words import WordProbeResult, probe_words
+from .words import probe_words
+from .words_result import WordProbeResult
 
 __all__ = ["probe", "ProbeResult", "describe", "pipeline_code", "random_init_model", "HEADS",
            "SWEEP_POOLINGS", "probe_words", "WordProbeResult"]
