@@ -214,7 +214,9 @@ def test_the_encoding_process_uses_every_core(tiny_model, tmp_path, monkeypatch)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(encoder, "encode", spy)
-    monkeypatch.setattr(encoder, "_available_cores", lambda: 3)
+    import joblib
+
+    monkeypatch.setattr(joblib, "cpu_count", lambda *args, **kwargs: 3)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)  # what a loky worker of a search gets (cores // n_jobs)
