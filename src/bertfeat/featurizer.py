@@ -154,8 +154,9 @@ default="auto"
         or ``"mps"``.
     precision : {"auto", "fp32", "bf16", "fp16", "int8"}, default="auto"
         Weights and activations precision. ``"auto"`` picks the fastest one that keeps
-        vectors within cosine 0.999 of fp32: bf16 on CPUs with AMX or AVX512-BF16 and on
-        GPUs with bf16, fp16 on older GPUs, fp32 otherwise. ``int8`` is dynamic int8
+        vectors within cosine 0.999 of fp32: bf16 on CPUs with AMX (not on AVX512-BF16
+        alone, where it measured slower than fp32) and on GPUs with bf16, fp16 on older
+        GPUs, fp32 otherwise. ``int8`` is dynamic int8
         quantization of the linear layers with per-token scales (CPU; cosine to fp32 about
         0.997 on average, so ``auto`` never picks it). Used only on CPUs with AMX, where
         it was measured faster than fp32; on other CPUs it is refused with a

@@ -11,8 +11,8 @@ rate, a few epochs, linear warm-up and decay).
   tokenised and batched by :mod:`bertfeat.encoder`; pooling is
   :func:`bertfeat.pooling.pool_stats`.
 * Training keeps float32 master weights; ``precision="auto"`` runs forward and backward
-  passes under bf16 autocast where the featurizer would pick bf16 (CPUs with AMX or
-  AVX512-BF16, GPUs with bf16), fp16 autocast with loss scaling on older GPUs.
+  passes under bf16 autocast where the featurizer would pick bf16 (CPUs with AMX,
+  GPUs with bf16), fp16 autocast with loss scaling on older GPUs.
 * A fitted estimator pickles its weights as safetensors bytes (never a pickled tensor),
   together with the tokenizer files, so ``joblib.load`` rebuilds it anywhere without the
   base model. :meth:`save_pretrained` writes a normal model directory that
@@ -653,8 +653,8 @@ class BertClassifier(ClassifierMixin, _BertFineTuner):
         As for the featurizer.
     precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
         Autocast precision of forward and backward passes (master weights stay float32).
-        ``"auto"``: bf16 on CPUs with AMX or AVX512-BF16 and on GPUs with bf16, fp16 on
-        older GPUs, fp32 otherwise.
+        ``"auto"``: bf16 on CPUs with AMX and on GPUs with bf16, fp16 on older GPUs,
+        fp32 otherwise.
     revision : str, optional
         Hub revision for hub ids.
     show_progress : "auto" or bool, default="auto"
