@@ -213,3 +213,14 @@ def test_int8_export_is_refused_on_a_cpu_without_vnni():
         rt._check_int8_cpu(frozenset({"sse2", "avx2"}))
     rt._check_int8_cpu(frozenset({"sse2", "avx2", "avx_vnni"}))  # accepted
     rt._check_int8_cpu(frozenset({"asimd", "asimddp"}))  # not x86: nothing known wrong
+
+
+def test_runtime_runs_few_batches_on_every_core(tiny_model, tmp_path):
+    export_pipeline(_feat(tiny_model, batch_size=3).fit(TEXTS), tmp_path / "e",
+                    verbose=False, check_texts=["a"])
+    loaded = runtime.load(tmp_path / "e", threads=2, streams=2)
+    few = loaded.encode(TEXTS[:9])  # 3 batches: one at a time, each on both threads
+    assert loaded._encoders.thread_counts == [2]
+    many = loaded.encode(TEXTS)  # 14 batches: two at once, one thread each
+    assert loaded._encoders.thread_counts == [1, 2]
+    np.testing.assert_allclose(many[:9], few, atol=1e-6)

@@ -89,7 +89,6 @@ class ExportedPipeline:
 
     def __init__(self, directory: str | Path, *, threads: int | None = None,
                  streams: int | None = None) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.directory = Path(directory)
@@ -110,19 +109,13 @@ class ExportedPipeline:
         self._tokenizer.enable_truncation(int(m["max_length"]))
         if hasattr(self._tokenizer, "encode_special_tokens"):
             self._tokenizer.encode_special_tokens = bool(m["encode_special_tokens"])
-        cores = int(threads) if threads else _cores()
-        self._streams = max(1, min(int(streams) if streams else 2, cores))
-        options = ort.SessionOptions()
-        # one session, ``streams`` batches in flight (onnxruntime's Run is thread-safe); on
-        # 2 cores two one-thread batches beat one two-thread batch, as in bertfeat.encoder
-        options.intra_op_num_threads = max(1, cores // self._streams)
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = ["CPUExecutionProvider"]
-        self._encoder = ort.InferenceSession(str(self.directory / "encoder.onnx"), options,
-                                             providers=providers)
+        self._cores = int(threads) if threads else _cores()
+        self._streams = max(1, min(int(streams) if streams else 2, self._cores))
+        self._encoders = _Sessions(self.directory / "encoder.onnx")
+        self._encoders.get(self._cores)  # the one-batch-at-a-time session; checks the graph
         head = m.get("head")
-        self._head = None if head is None else ort.InferenceSession(
-            str(self.directory / head["file"]), options, providers=providers)
+        self._head = None if head is None else _Sessions(
+            self.directory / head["file"]).get(self._cores)
         self._tfidf = None
         if m.get("tfidf"):
             self._tfidf = _Tfidf(json.loads(
@@ -163,12 +156,18 @@ class ExportedPipeline:
         pad = int(m["pad_id"])
         batches = make_batches(lengths, int(m["batch_size"]), int(m["max_batch_tokens"]))
 
+        parallel = self._streams >= 2 and len(batches) >= MIN_BATCHES_PER_STREAM * self._streams
+        # one batch at a time on every core, or ``streams`` batches at once on a share each:
+        # a session's thread count is fixed, so each way has its own session
+        session = self._encoders.get(max(1, self._cores // self._streams) if parallel
+                                     else self._cores)
+
         def run(positions: np.ndarray) -> None:
             batch, mask = pad_batch(flat, offsets, lengths, positions, pad)
-            out[positions] = self._encoder.run(
+            out[positions] = session.run(
                 ["features"], {"input_ids": batch, "attention_mask": mask})[0]
 
-        if self._streams < 2 or len(batches) < MIN_BATCHES_PER_STREAM * self._streams:
+        if not parallel:
             for positions in batches:
                 run(positions)
         else:
@@ -259,6 +258,38 @@ class ExportedPipeline:
             joined = self._tfidf.join(texts[rows], dense[rows]).astype(dtype)
             parts.append(self._head.run([output], {"features": joined})[0])
         return np.concatenate(parts) if parts else parts
+
+
+class _Sessions:
+    """One onnxruntime session of a graph per intra-op thread count, made on first use.
+
+    onnxruntime fixes a session's thread count when it is made. Run one batch at a time, a
+    session on every core is fastest; with several batches in flight, each on its share of
+    the cores, a session with fewer threads is (measured in ``benchmarks/bench_export.py``).
+    A session with one thread runs on its caller's thread and never spins.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._made: dict[int, Any] = {}
+
+    def get(self, threads: int):
+        """The session running on ``threads`` intra-op threads."""
+        session = self._made.get(threads)
+        if session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            session = self._made[threads] = ort.InferenceSession(
+                str(self.path), options, providers=["CPUExecutionProvider"])
+        return session
+
+    @property
+    def thread_counts(self) -> list[int]:
+        """The thread counts of the sessions made so far."""
+        return sorted(self._made)
 
 
 def _cores() -> int:
