@@ -215,6 +215,60 @@ def test_int8_export_is_refused_on_a_cpu_without_vnni():
     rt._check_int8_cpu(frozenset({"asimd", "asimddp"}))  # not x86: nothing known wrong
 
 
+# mixed lengths, 4 texts a batch: most rows of a batch are padded, some to 10x their length
+_MIXED = [" ".join(_rng.choice(WORDS, size=n)) for n in (1, 40, 3, 25, 2, 60, 7, 12, 33, 5)]
+
+
+def test_fp32_export_is_fused_and_exact_on_padded_batches(tiny_model, tmp_path):
+    import onnx
+
+    feat = _feat(tiny_model, layers=[0, 2, 3], pooling="mean_max", layer_combine="concat",
+                 batch_size=4).fit(TEXTS)
+    export_pipeline(feat, tmp_path / "f", verbose=False)
+    manifest = json.loads((tmp_path / "f" / "manifest.json").read_text())
+    graph = manifest["graph"]
+    assert graph["attention"] == "eager" and graph["fusion"].startswith("onnxruntime")
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "f" / "encoder.onnx")).graph.node]
+    # 3 layers: one Attention each, two residual LayerNorms each, one bias+GELU each
+    assert graph["fused_ops"] == {"EmbedLayerNormalization": 1, "Attention": 3,
+                                  "SkipLayerNormalization": 6, "BiasGelu": 3}
+    assert ops.count("Attention") == 3 and "Softmax" not in ops
+    got = runtime.load(tmp_path / "f", streams=1).encode(_MIXED)
+    assert _cos(got, feat.transform(_MIXED)).min() >= 0.9999
+
+
+def test_a_fusion_that_changes_the_features_is_not_kept(tiny_model, tmp_path, monkeypatch):
+    import onnx
+    from onnx import numpy_helper
+
+    from bertfeat import export as export_module
+
+    def wrong_fusion(src, dst, **kwargs):  # a pattern matched where it should not
+        model = onnx.load(str(src))
+        first = model.graph.initializer[0]
+        noisy = numpy_helper.to_array(first) + np.random.default_rng(0).normal(
+            0, 1, numpy_helper.to_array(first).shape).astype(np.float32)
+        first.CopyFrom(numpy_helper.from_array(noisy, first.name))
+        onnx.save(model, str(dst))
+        return {"Attention": 3}
+
+    monkeypatch.setattr(export_module, "fuse_graph", wrong_fusion)
+    feat = _feat(tiny_model, layers=-1, pooling="mean").fit(TEXTS)
+    with pytest.warns(RuntimeWarning, match="kept the traced graph"):
+        report = export_pipeline(feat, tmp_path / "w", verbose=False, check_texts=_MIXED)
+    assert report.cosine_min >= 0.9999
+    graph = json.loads((tmp_path / "w" / "manifest.json").read_text())["graph"]
+    assert graph["fusion"] is None and "cosine" in graph["fusion_skipped"]
+
+    def failing_fusion(src, dst, **kwargs):
+        raise RuntimeError("no such pattern")
+
+    monkeypatch.setattr(export_module, "fuse_graph", failing_fusion)
+    report = export_pipeline(feat, tmp_path / "w", verbose=False, overwrite=True)
+    graph = json.loads((tmp_path / "w" / "manifest.json").read_text())["graph"]
+    assert "no such pattern" in graph["fusion_skipped"] and report.cosine_min >= 0.9999
+
+
 def test_runtime_runs_few_batches_on_every_core(tiny_model, tmp_path):
     export_pipeline(_feat(tiny_model, batch_size=3).fit(TEXTS), tmp_path / "e",
                     verbose=False, check_texts=["a"])
