@@ -238,6 +238,8 @@ def main(argv: list[str] | None = None) -> None:
                 outs[k] = call(texts)
                 times[k].append(time.perf_counter() - t0)
         tok = ways["onnxruntime export fp32"]._tokenizer
+        graphs = {p: ways[f"onnxruntime export {p}"].manifest.get("graph")
+                  for p in ("fp32", "int8")}
         n_tokens = sum(len(e.ids) for e in tok.encode_batch(texts))
         ref = outs["torch BertFeaturizer fp32"]
         torch_size = _dir_size(resolve_model("default").path) + (tmp / "pipe.joblib").stat(
@@ -273,6 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nSST-2 test, {len(texts)} texts, {n_tokens} tokens; heads fitted on {n_train} "
           f"train texts; export time (median over heads): fp32 {export_s['fp32']:.0f} s, "
           f"int8 {export_s['int8']:.0f} s; load at the end {loadavg():.1f}")
+    print(f"exported graphs: {graphs}")
     print(header + "\n" + "\n".join(rows))
 
 

@@ -278,3 +278,24 @@ def test_runtime_runs_few_batches_on_every_core(tiny_model, tmp_path):
     many = loaded.encode(TEXTS)  # 14 batches: two at once, one thread each
     assert loaded._encoders.thread_counts == [1, 2]
     np.testing.assert_allclose(many[:9], few, atol=1e-6)
+
+
+def test_runtime_token_budget_is_the_featurizers_capped(tiny_model, tmp_path, monkeypatch):
+    from bertfeat import runtime as rt
+
+    seen = []
+    real = rt.make_batches
+    monkeypatch.setattr(rt, "make_batches",
+                        lambda lengths, size, tokens: seen.append(tokens) or real(
+                            lengths, size, tokens))
+    export_pipeline(_feat(tiny_model).fit(TEXTS), tmp_path / "d", verbose=False,
+                    check_texts=["a"])
+    export_pipeline(_feat(tiny_model, max_batch_tokens=40).fit(TEXTS), tmp_path / "s",
+                    verbose=False, check_texts=["a"])
+    want = rt.load(tmp_path / "d").encode(TEXTS)  # the featurizer's default 4096: capped
+    np.testing.assert_allclose(rt.load(tmp_path / "s").encode(TEXTS), want, atol=1e-5)
+    np.testing.assert_allclose(rt.load(tmp_path / "d", max_batch_tokens=16).encode(TEXTS),
+                               want, atol=1e-5)
+    assert seen[-3:] == [rt.BATCH_TOKENS, 40, 16]
+    with pytest.raises(ValueError, match="max_batch_tokens"):
+        rt.load(tmp_path / "d", max_batch_tokens=-1)

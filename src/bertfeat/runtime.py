@@ -7,8 +7,9 @@ array([1])
 
 The folder is written by :func:`bertfeat.export.export_pipeline` (``bertfeat export``).
 Texts are tokenised once, sorted by token length and run in batches bounded by the
-featurizer's ``batch_size`` and token budget, as :mod:`bertfeat.encoder` does, so a batch
-is padded only to its own longest text.
+featurizer's ``batch_size`` and a token budget, as :mod:`bertfeat.encoder` does, so a batch
+is padded only to its own longest text. The budget is the featurizer's, capped at
+:data:`BATCH_TOKENS` (smaller batches are padded less; measured faster here).
 
 This module imports nothing that needs torch, transformers or scikit-learn: on a machine
 with only ``pip install onnxruntime tokenizers numpy`` and ``pip install --no-deps
@@ -36,16 +37,21 @@ from .encoder import (
 )
 from .models import INT8_PATHS, cpu_flags
 
-__all__ = ["load", "ExportedPipeline"]
+__all__ = ["load", "ExportedPipeline", "BATCH_TOKENS"]
 
 #: manifest format versions this runtime reads
 _FORMATS = (1,)
+#: padded tokens per batch at most (unless ``load(max_batch_tokens=...)`` says otherwise):
+#: on SST-2 test (all-MiniLM-L6-v2, 2-core Xeon) 1,024 ran ~12% faster than the
+#: featurizer's default of 4,096, because length-sorted batches of fewer texts are padded
+#: less; 512 was slower (benchmarks/README.md, "Exported pipeline")
+BATCH_TOKENS = 1024
 #: rows per call of the head graph (bounds memory for wide TextUnion inputs)
 _HEAD_ROWS = 512
 
 
-def load(directory: str | Path, *, threads: int | None = None,
-         streams: int | None = None) -> ExportedPipeline:
+def load(directory: str | Path, *, threads: int | None = None, streams: int | None = None,
+         max_batch_tokens: int | None = None) -> ExportedPipeline:
     """Load an exported pipeline folder.
 
     Parameters
@@ -57,12 +63,16 @@ def load(directory: str | Path, *, threads: int | None = None,
     streams : int, optional
         Batches run at once, each on ``threads // streams`` onnxruntime threads (default:
         2 with at least 2 cores, as the torch encoder does).
+    max_batch_tokens : int, optional
+        Padded tokens per batch at most (default: the featurizer's budget, capped at
+        :data:`BATCH_TOKENS`).
 
     Returns
     -------
     ExportedPipeline
     """
-    return ExportedPipeline(directory, threads=threads, streams=streams)
+    return ExportedPipeline(directory, threads=threads, streams=streams,
+                            max_batch_tokens=max_batch_tokens)
 
 
 class ExportedPipeline:
@@ -76,6 +86,9 @@ class ExportedPipeline:
         Cores to use (default: all this process may run on).
     streams : int, optional
         Batches run at once (default: 2 with at least 2 cores).
+    max_batch_tokens : int, optional
+        Padded tokens per batch at most (default: the featurizer's budget, capped at
+        :data:`BATCH_TOKENS`).
 
     Attributes
     ----------
@@ -85,10 +98,12 @@ class ExportedPipeline:
         Class labels, when the pipeline ends in a classifier.
     n_features_out_ : int
         Width of :meth:`transform`'s output.
+    max_batch_tokens : int
+        The token budget of a batch in use.
     """
 
     def __init__(self, directory: str | Path, *, threads: int | None = None,
-                 streams: int | None = None) -> None:
+                 streams: int | None = None, max_batch_tokens: int | None = None) -> None:
         from tokenizers import Tokenizer
 
         self.directory = Path(directory)
@@ -111,6 +126,10 @@ class ExportedPipeline:
             self._tokenizer.encode_special_tokens = bool(m["encode_special_tokens"])
         self._cores = int(threads) if threads else _cores()
         self._streams = max(1, min(int(streams) if streams else 2, self._cores))
+        if max_batch_tokens is not None and int(max_batch_tokens) < 1:
+            raise ValueError(f"max_batch_tokens must be >= 1, got {max_batch_tokens!r}")
+        self.max_batch_tokens = int(max_batch_tokens) if max_batch_tokens else min(
+            int(m["max_batch_tokens"]), BATCH_TOKENS)
         self._encoders = _Sessions(self.directory / "encoder.onnx")
         self._encoders.get(self._cores)  # the one-batch-at-a-time session; checks the graph
         head = m.get("head")
@@ -154,7 +173,7 @@ class ExportedPipeline:
         flat, offsets, lengths = flatten_ids(ids)
         m = self.manifest
         pad = int(m["pad_id"])
-        batches = make_batches(lengths, int(m["batch_size"]), int(m["max_batch_tokens"]))
+        batches = make_batches(lengths, int(m["batch_size"]), self.max_batch_tokens)
 
         parallel = self._streams >= 2 and len(batches) >= MIN_BATCHES_PER_STREAM * self._streams
         # one batch at a time on every core, or ``streams`` batches at once on a share each:
