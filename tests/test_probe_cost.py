@@ -243,3 +243,34 @@ def test_auto_control_on_a_subset_has_a_reference_row(tiny_model, tmp_path, monk
                                              & (res.table.stage != "control")
                                              & (res.table.stage != "chunk")
                                              ]["mean_score"].max()
+
+
+@pytest.mark.parametrize("min_df", [1, 2])
+def test_fold_vocabulary_equals_fitting_the_fold(min_df):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from bertfeat.datasets import load_dataset
+    from bertfeat.probe.families.union import FoldVocabulary, UnionData
+
+    texts = load_dataset("sms_spam")["text"].iloc[:300].to_numpy(dtype=object)
+    data = UnionData(texts)
+    tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=min_df)
+    folds = StratifiedKFold(3, shuffle=True, random_state=0).split(texts, np.arange(300) % 2)
+    for train, test in folds:
+        key, fold, matrix = data.fit(tfidf, train)
+        assert isinstance(fold, FoldVocabulary)
+        plain = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=min_df)
+        expected = plain.fit_transform(list(texts[train]))
+        assert fold.vocabulary_ == plain.vocabulary_
+        np.testing.assert_allclose(matrix.toarray(), expected.toarray(), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(data.transform(key, fold, test).toarray(),
+                                   plain.transform(list(texts[test])).toarray(),
+                                   rtol=0, atol=1e-12)
+        np.testing.assert_allclose(fold.transform(texts[test][:5]).toarray(),
+                                   plain.transform(list(texts[test][:5])).toarray(),
+                                   rtol=0, atol=1e-12)
+    assert len(data._counters) == 1  # every text counted once for all folds
+    # a vectorizer whose fit cannot be cut from counts is fitted on the fold
+    capped = TfidfVectorizer(max_features=50)
+    _, vec, _ = data.fit(capped, np.arange(100))
+    assert isinstance(vec, TfidfVectorizer) and len(vec.vocabulary_) == 50
