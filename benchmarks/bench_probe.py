@@ -17,18 +17,39 @@ For each dataset (train split, from ``../shared/data``):
 Run:  python benchmarks/bench_probe.py                       (sst2, trec, subj)
       python benchmarks/bench_probe.py --datasets trec --limit 1000
 Results: OUT/summary.json and a Markdown table on stdout.
+
+``--cost`` (issue 19) measures where the probe's time goes instead, each run from an empty
+store, on stratified subsets (seed 0) of SpamAssassin (long e-mails) and banking77 (short):
+
+* ``ratio``: on 600 SpamAssassin texts, one chunked featurize with every layer
+  (``BertFeaturizer(long_text="chunk", layers="all", cache=False)``, the encoding the probe
+  cannot avoid) and ``probe(texts, y, heads=("logreg",), union=False)``: the ratio of their
+  wall times;
+* ``spamassassin`` / ``banking77``: ``probe(texts, y)`` with its defaults on 1,500 texts.
+
+For each probe run: wall time per stage (``result.timings``), encoder tokens per pass (a
+spy on the encoder's batch loop counts the real, unpadded tokens it runs, by model), tokens
+encoded per input token (input = every distinct text tokenised whole), and the
+recommendation with its CV score. ``PYTHONPATH=<old checkout>/src`` measures older code
+with the same script. Results: ``--cost-json FILE`` (one JSON object per case, appended).
+
+Run:  python benchmarks/bench_probe.py --cost [--cases ratio spamassassin banking77]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cores, cpu_flags, cpu_name, loadavg  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -101,6 +122,128 @@ def test_split(result_dir: Path, train: pd.DataFrame, test: pd.DataFrame,
     return out
 
 
+COST_CASES = {  # name: (file, rows, probe keyword arguments)
+    "ratio": ("spamassassin.csv.gz", 600, {"heads": ("logreg",), "union": False}),
+    "spamassassin": ("spamassassin.csv.gz", 1500, {}),
+    "banking77": ("banking77_train.csv", 1500, {}),
+}
+
+
+class TokenSpy:
+    """Counts the real (unpadded) tokens the encoder runs, by model, from its batch loop."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, int] = {}
+
+    def __enter__(self) -> TokenSpy:
+        from bertfeat import encoder
+
+        self._original = original = encoder._forward_batches
+
+        def counting(model, tokenizer, input_ids, **kwargs):
+            name = str(getattr(getattr(model, "config", None), "_name_or_path", "?"))
+            kind = "random" if "random-init" in name else "model"
+            self.tokens[kind] = self.tokens.get(kind, 0) + sum(len(ids) for ids in input_ids)
+            return original(model, tokenizer, input_ids, **kwargs)
+
+        encoder._forward_batches = counting
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from bertfeat import encoder
+
+        encoder._forward_batches = self._original
+
+
+def _cost_data(data_dir: str, file: str, rows: int) -> tuple[list[str], np.ndarray]:
+    from bertfeat.cli import _stratified_subset
+
+    df = pd.read_csv(Path(data_dir) / file, keep_default_na=False)
+    texts, y, _ = _stratified_subset(df["text"], df["label"], rows, 0, 5)
+    return list(texts), np.asarray(y)
+
+
+def _input_tokens(texts: list[str]) -> int:
+    """Tokens of every distinct text tokenised whole (special tokens once per text)."""
+    from bertfeat import BertFeaturizer, models
+
+    feat = BertFeaturizer(cache=False).fit(texts[:1])
+    info = models.resolve_model(feat.model, feat.revision)
+    tokenizer, _ = models.load_shared(info, depth=1, device="cpu", precision="fp32")
+    from tokenizers import Tokenizer
+
+    whole = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    whole.no_truncation()  # tokenizer.json may carry a truncation setting of its own
+    whole.no_padding()
+    unique = list(dict.fromkeys(texts))
+    return sum(len(e.ids) for e in whole.encode_batch(unique))
+
+
+def cost_case(name: str, data_dir: str, rows: int | None = None) -> dict:
+    """One ``--cost`` case from an empty store (see the module docstring); ``rows``
+    overrides the case's subset size."""
+    import warnings
+
+    import bertfeat
+    from bertfeat import BertFeaturizer
+    from bertfeat.probe import probe
+
+    file, default_rows, kwargs = COST_CASES[name]
+    rows = rows or default_rows
+    texts, y = _cost_data(data_dir, file, rows)
+    record = {"case": name, "file": file, "rows": len(texts), "probe_kwargs": kwargs,
+              "bertfeat": bertfeat.__version__, "source": str(Path(bertfeat.__file__).parent),
+              "input_tokens": _input_tokens(texts), "load_start": loadavg()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if name == "ratio":
+            with TokenSpy() as spy:
+                t0 = time.perf_counter()
+                BertFeaturizer(long_text="chunk", layers="all", cache=False).fit_transform(texts)
+                record["chunked_featurize_seconds"] = time.perf_counter() - t0
+            record["chunked_featurize_tokens"] = spy.tokens
+        with tempfile.TemporaryDirectory(prefix="bench-probe-cost-") as store, \
+                TokenSpy() as spy:
+            t0 = time.perf_counter()
+            result = probe(texts, y, cache=store, **kwargs)
+            record["probe_seconds"] = time.perf_counter() - t0
+    record["load_end"] = loadavg()
+    record["timings"] = {k: round(v, 2) for k, v in result.timings.items()}
+    record["tokens"] = spy.tokens
+    record["tokens_per_input_token"] = sum(spy.tokens.values()) / record["input_tokens"]
+    record["encoding"] = {k: v for k, v in result.encoding.items()
+                          if isinstance(v, (int, float, str, type(None)))}
+    best = result.table.iloc[0]
+    pick = result.best
+    record["pick"] = {k: str(pick.get(k)) for k in ("family", "layer", "pooling", "head")}
+    record["pick_score"] = float(pick["mean_score"])
+    record["top_score"] = float(best["mean_score"])
+    if "chunked_featurize_seconds" in record:
+        record["ratio"] = record["probe_seconds"] / record["chunked_featurize_seconds"]
+    return record
+
+
+def run_cost(cases: list[str], data_dir: str, json_path: str | None,
+             rows: int | None = None) -> None:
+    print(f"machine: {cpu_name()} ({cpu_flags() or 'no bf16/int8 flags'}), {cores()} cores",
+          flush=True)
+    for name in cases:
+        record = cost_case(name, data_dir, rows)
+        print(json.dumps(record, indent=2, default=str), flush=True)
+        if json_path:
+            with open(json_path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record, default=str) + "\n")
+        t = record["timings"]
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in t.items() if k != "total")
+        extra = (f"; chunked featurize {record['chunked_featurize_seconds']:.1f} s, ratio "
+                 f"{record['ratio']:.2f}" if "ratio" in record else "")
+        print(f"| {name} | {record['rows']:,} | {record['probe_seconds']:.1f} s{extra} | "
+              f"{stages} | {record['tokens_per_input_token']:.2f} | "
+              f"{record['pick']['layer']} {record['pick']['pooling']} {record['pick']['head']}"
+              f" {100 * record['pick_score']:.2f} | load {record['load_start']:.1f}"
+              f"–{record['load_end']:.1f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -111,7 +254,16 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=None,
                         help="feature store (default: a fresh temporary one: cold timings)")
     parser.add_argument("--skip-plain", action="store_true")
+    parser.add_argument("--cost", action="store_true",
+                        help="measure where the probe's time goes (issue 19) instead")
+    parser.add_argument("--cases", nargs="+", default=list(COST_CASES), choices=COST_CASES)
+    parser.add_argument("--cost-json", default=None, help="append each --cost record here")
+    parser.add_argument("--cost-rows", type=int, default=None,
+                        help="texts per --cost case (default: 600 for ratio, else 1,500)")
     args = parser.parse_args()
+    if args.cost:
+        run_cost(args.cases, args.data_dir, args.cost_json, args.cost_rows)
+        return
 
     from sklearn.model_selection import StratifiedKFold
 

@@ -105,7 +105,8 @@ class _Stop(Exception):
     pass
 
 
-@pytest.mark.parametrize("extra, want", [((), None), (("--control-texts", "50"), 50)])
+@pytest.mark.parametrize("extra, want", [((), "auto"), (("--control-texts", "50"), 50),
+                                         (("--control-texts", "all"), None)])
 def test_cli_passes_control_texts(csv_file, tiny_model, tmp_path, monkeypatch, extra,  # noqa: F811
                                   want):
     import bertfeat.probe
@@ -140,3 +141,136 @@ def test_stage_bar_in_a_terminal_only(monkeypatch):
     assert bar.bar.n == 2 and "refit" in screen.getvalue()
     bar.close()
     assert bar.bar.n == 3
+
+
+def _long_data(n: int) -> tuple[list[str], np.ndarray]:
+    """Texts of which every third is longer than the tiny model's 64 tokens."""
+    texts, y = _data(n)
+    return [t if i % 3 else " ".join([t] * 20) for i, t in enumerate(texts)], y
+
+
+def test_each_window_is_encoded_once(tiny_model, tmp_path, monkeypatch):
+    from bertfeat import encoder
+
+    calls: list[tuple[str, str, int, int]] = []
+    real = encoder.encode
+
+    def spy(tokenizer, model, texts, **kwargs):
+        kind = "random" if "random-init" in str(model.config._name_or_path) else "model"
+        mode = kwargs.get("long_text", "truncate")
+        calls.append((kind, mode, len(texts), int(kwargs.get("on_first_window") is not None)))
+        return real(tokenizer, model, texts, **kwargs)
+
+    monkeypatch.setattr(encoder, "encode", spy)
+    texts, y = _long_data(60)
+    res = probe(texts, y, model=tiny_model, poolings=("mean", "cls"), heads=("logreg",),
+                combos=False, tfidf=False, union=False, cv=3, chunk_top=2,
+                control_texts=None, control_seed=1, cache=FeatureStore(tmp_path / "s"),
+                featurizer_params={"precision": "fp32"})
+    real_calls = [c for c in calls if c[0] == "model"]
+    # one chunked pass (a sample to time, then the rest) that also stores every text's
+    # first window as its truncated encoding; no truncated pass of the real model
+    assert {mode for _, mode, _, _ in real_calls} == {"chunk"}
+    assert sum(n for _, _, n, _ in real_calls) == 60
+    assert all(first for *_, first in real_calls)
+    assert res.encoding["encoded"] == 0 and res.encoding["chunk_encoded"] == 60
+    assert res.encoding["truncated"] == 20
+    assert "their first windows are the truncated encoding" in res.encoding["chunk"]
+    chunked = res.table[res.table.stage == "chunk"]
+    assert len(chunked) == 2 and chunked["layer"].str.endswith("chunked").all()
+    # the random control runs on the first window only (as the truncated rows)
+    assert [(mode, n) for kind, mode, n, _ in calls if kind == "random"] == [("truncate", 60)]
+
+
+def test_auto_control_size_follows_the_token_budget():
+    from bertfeat.probe.families import control
+
+    class Ctx:
+        task = "classification"
+        encoding = {"chunk_encoded": None}
+
+        def __init__(self, lengths, y):
+            self.lengths, self.y = np.asarray(lengths), np.asarray(y)
+            self.texts = [str(i) for i in range(len(y))]
+
+        def token_lengths(self, mode):
+            return self.lengths
+
+    share, floor = control.CONTROL_TOKEN_SHARE, control.CONTROL_MIN_TEXTS
+    y2 = np.array([0, 1] * 4000)
+    # 8,000 texts of 50 tokens: the share of the tokens, in texts
+    assert control.auto_control_size(Ctx([50] * 8000, y2)) == int(share * 8000)
+    # few texts: the floor
+    assert control.auto_control_size(Ctx([50] * 400, y2[:400])) == floor
+    # many classes: 5 per class
+    y77 = np.arange(1000) % 77
+    assert control.auto_control_size(Ctx([50] * 1000, y77)) == 5 * 77
+    # after a chunked pass the budget is the share of its window tokens, and the control
+    # costs a first window per text
+    ctx = Ctx([400] * 8000, y2)
+    ctx.encoding = {"chunk_encoded": 8000}
+    ctx.token_lengths = lambda mode: np.full(8000, 2000 if mode == "chunk" else 400)
+    assert control.auto_control_size(ctx) == int(share * 2000 * 8000 / 400)
+
+
+def test_auto_control_on_a_subset_has_a_reference_row(tiny_model, tmp_path, monkeypatch):
+    from bertfeat.probe.families import control
+
+    monkeypatch.setattr(control, "CONTROL_MIN_TEXTS", 30)
+    monkeypatch.setattr(control, "CONTROL_TOKEN_SHARE", 0.01)
+    texts, y = _data(80)
+    res = probe(texts, y, model=tiny_model, poolings=("mean",), heads=("logreg",),
+                combos=False, tfidf=False, union=False, chunk=False, cv=3, control_seed=1,
+                cache=FeatureStore(tmp_path / "s"), featurizer_params={"precision": "fp32"})
+    assert res.encoding["random_encoded"] == 30
+    assert "30 of 80 texts" in res.encoding["control"] and "'auto'" in res.encoding["control"]
+    ref = res.table[(res.table.family == "bert") & (res.table.stage == "control")]
+    assert len(ref) == 1 and ref.iloc[0]["layer"].endswith(control.SUBSET_LABEL)
+    assert res.control_reference == ref.iloc[0]["candidate"]
+    assert not res.is_recommendable(res.control_reference)
+    # the reference is the best screened feature set, on the control's texts and folds
+    best = res.table[res.table.stage == "screen"].iloc[0]
+    assert ref.iloc[0]["layer"].startswith(best["layer"] + " ")
+    ref_cand = res.candidate(res.control_reference)
+    random_cand = res.candidate(res.baseline_keys["random"])
+    np.testing.assert_array_equal(ref_cand.rows, random_cand.rows)
+    diff = (res.fold_scores.loc[res.control_reference]
+            - res.fold_scores.loc[res.baseline_keys["random"]]).mean()
+    assert res.comparisons["random"].diff == pytest.approx(diff)
+    assert "random weights (vs " in res.summary()
+    # the best BERT row of the summary is a full-data row, never the subset reference
+    assert res.families["bert"] == res.table[(res.table.family == "bert")
+                                             & (res.table.stage != "control")
+                                             & (res.table.stage != "chunk")
+                                             ]["mean_score"].max()
+
+
+@pytest.mark.parametrize("min_df", [1, 2])
+def test_fold_vocabulary_equals_fitting_the_fold(min_df):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from bertfeat.datasets import load_dataset
+    from bertfeat.probe.families.union import FoldVocabulary, UnionData
+
+    texts = load_dataset("sms_spam")["text"].iloc[:300].to_numpy(dtype=object)
+    data = UnionData(texts)
+    tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=min_df)
+    folds = StratifiedKFold(3, shuffle=True, random_state=0).split(texts, np.arange(300) % 2)
+    for train, test in folds:
+        key, fold, matrix = data.fit(tfidf, train)
+        assert isinstance(fold, FoldVocabulary)
+        plain = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=min_df)
+        expected = plain.fit_transform(list(texts[train]))
+        assert fold.vocabulary_ == plain.vocabulary_
+        np.testing.assert_allclose(matrix.toarray(), expected.toarray(), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(data.transform(key, fold, test).toarray(),
+                                   plain.transform(list(texts[test])).toarray(),
+                                   rtol=0, atol=1e-12)
+        np.testing.assert_allclose(fold.transform(texts[test][:5]).toarray(),
+                                   plain.transform(list(texts[test][:5])).toarray(),
+                                   rtol=0, atol=1e-12)
+    assert len(data._counters) == 1  # every text counted once for all folds
+    # a vectorizer whose fit cannot be cut from counts is fitted on the fold
+    capped = TfidfVectorizer(max_features=50)
+    _, vec, _ = data.fit(capped, np.arange(100))
+    assert isinstance(vec, TfidfVectorizer) and len(vec.vocabulary_) == 50

@@ -155,6 +155,17 @@ def _featurizer_params(args: argparse.Namespace) -> dict:
     return params
 
 
+def _control_texts(value: str) -> int | str | None:
+    """``--control-texts``: a number, ``auto`` or ``all`` (None: every text)."""
+    if value in ("auto", "all"):
+        return None if value == "all" else value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of texts, 'auto' or 'all', got {value!r}") from None
+
+
 def _stratified_subset(texts: Any, y: Any, limit: int, seed: int,
                        min_per_class: int = 1) -> tuple[Any, Any, str]:
     """At most ``limit`` rows in label proportions, each class keeping ``min_per_class``.
@@ -567,9 +578,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--heads", type=_split_list, default=["logreg", "svm", "mlp"],
                    help="comma-separated heads; the first screens every layer "
                         "(default logreg,svm,mlp)")
-    p.add_argument("--control-texts", type=int, default=None, metavar="N",
-                   help="encode the random-weights control on at most N texts (a stratified "
-                        "subset, the same folds restricted to it; default: every text)")
+    p.add_argument("--control-texts", type=_control_texts, default="auto", metavar="N",
+                   help="texts the random-weights control encodes: N (a stratified subset, "
+                        "the same folds restricted to it), 'all', or 'auto' (default: a "
+                        "subset taking at most 10%% of the main pass's encoder tokens)")
     p.add_argument("--refine-top", type=int, default=3,
                    help="feature sets the other heads are tried on (default 3)")
     p.add_argument("--scoring", default=None,

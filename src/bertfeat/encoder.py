@@ -392,6 +392,7 @@ def encode(
     long_text: str = "truncate",
     chunk_stride: int = 0,
     max_chunks: int = 8,
+    on_first_window: BatchCallback | None = None,
 ) -> int:
     """Encode texts and hand each finished batch to ``on_batch``.
 
@@ -430,6 +431,12 @@ def encode(
         Tokens shared by consecutive windows (``chunk`` only).
     max_chunks : int
         Most windows per text (``chunk`` only; head + tail are kept).
+    on_first_window : callable, optional
+        ``chunk`` only: also called, like ``on_batch``, with the statistics of each
+        text's **first window** as soon as it is encoded. The first window holds the
+        first ``max_length`` tokens, the same token ids as ``truncate`` gives the text,
+        so these are the text's truncated statistics (``truncated``: the text has more
+        than one window, i.e. is longer than ``max_length``), at no extra encoding.
 
     Returns
     -------
@@ -448,7 +455,8 @@ def encode(
         if long_text == "chunk":
             return _encode_chunked(tokenizer, model, texts, max_length=max_length,
                                    chunk_stride=chunk_stride, max_chunks=max_chunks,
-                                   on_batch=on_batch, progress=progress, run=run)
+                                   on_batch=on_batch, progress=progress, run=run,
+                                   on_first_window=on_first_window)
         tok = tokenize(tokenizer, texts, max_length)
         # closing(): an error in on_batch stops the batches still running at once
         with closing(_forward_batches(model, tokenizer, tok.input_ids, **run)) as batches:
@@ -463,14 +471,25 @@ def encode(
 
 
 def _encode_chunked(tokenizer, model, texts, *, max_length, chunk_stride, max_chunks,
-                    on_batch, progress, run) -> int:
+                    on_batch, progress, run, on_first_window=None) -> int:
     chunks, owner, capped = tokenize_chunks(tokenizer, texts, max_length, chunk_stride,
                                             max_chunks)
     remaining = np.bincount(owner, minlength=len(texts))
+    # a text longer than max_length has several windows (or lost them to max_chunks)
+    longer = (remaining > 1) | capped
+    # windows come text by text: a text's first window is where its owner changes
+    first = np.ones(len(owner), dtype=bool)
+    first[1:] = owner[1:] != owner[:-1]
     # running sums of the texts with several windows: weight, weighted cls/mean, max
     partial: dict[int, list] = {}
     with closing(_forward_batches(model, tokenizer, chunks, **run)) as batches:
         for positions, stats, pooler, lengths in batches:
+            if on_first_window is not None:
+                rows = np.flatnonzero(first[positions])
+                if len(rows):
+                    docs = owner[positions[rows]]
+                    on_first_window(docs, stats[rows],
+                                    None if pooler is None else pooler[rows], longer[docs])
             _pool_windows(positions, stats, pooler, lengths, owner, remaining, partial,
                           capped, on_batch, progress)
     return int(capped.sum())

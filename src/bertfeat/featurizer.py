@@ -93,6 +93,15 @@ def resolve_layers(spec: Any, info: models.ModelInfo) -> list[int]:
     return resolved
 
 
+def _description(info: models.ModelInfo, max_length: int, precision: str, long_text: str,
+                 chunking: dict) -> dict:
+    """What the store records about a fingerprint (``bertfeat cache info`` shows it)."""
+    return {"model": info.spec, "path": str(info.path), "revision": info.revision,
+            "model_type": info.model_type, "n_layers": info.n_layers,
+            "hidden_size": info.hidden_size, "max_length": max_length,
+            "precision": precision, "long_text": long_text, **chunking}
+
+
 def usable_store(store: FeatureStore | None) -> FeatureStore | None:
     """``store`` if its database opens, else ``None`` after a warning (work goes on uncached).
 
@@ -430,12 +439,8 @@ default="auto"
         if store is not None:
             self.fingerprint_, self._rt_signature = models.checked_fingerprint(
                 info, persistent=store, **self._fingerprint_settings)
-            store.register(self.fingerprint_, {
-                "model": info.spec, "path": str(info.path), "revision": info.revision,
-                "model_type": info.model_type, "n_layers": info.n_layers,
-                "hidden_size": info.hidden_size, "max_length": max_length,
-                "precision": precision, "long_text": self.long_text, **chunking,
-            })
+            store.register(self.fingerprint_, _description(info, max_length, precision,
+                                                           self.long_text, chunking))
         self.pooling_ = pooling
         self.normalize_ = normalize
         self.layers_ = layers
@@ -558,6 +563,32 @@ default="auto"
             self._rt_store = self._usable_store(FeatureStore.from_cache(self.cache))
         return self._rt_store
 
+    def _window_twin(self, store: FeatureStore | None) -> str | None:
+        """The fingerprint of this featurizer with ``long_text="truncate"``, for a chunked
+        featurizer with a store (else None).
+
+        A text's first window is its truncated encoding (the same first ``max_length``
+        tokens), so a chunked pass keeps it under that fingerprint, and a text that fits
+        in one window is read from there instead of encoded again: each window is
+        encoded once whichever mode asks first. Same files, settings and store dtype as
+        ``fingerprint_``, so the check of ``fingerprint_`` covers it.
+        """
+        if store is None or self.long_text != "chunk" or self.fingerprint_ is None:
+            return None
+        key = (self.fingerprint_, store.dtype, store.directory)
+        cached = self.__dict__.get("_rt_twin")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        extra = {} if store.dtype == "float32" else {"store_dtype": store.dtype}
+        info = self._runtime_info()
+        twin, _ = models.checked_fingerprint(
+            info, persistent=store, max_length=self.max_length_, precision=self.precision_,
+            long_text="truncate", extra=extra)
+        store.register(twin, _description(info, self.max_length_, self.precision_,
+                                          "truncate", {}))
+        self._rt_twin = (key, twin)
+        return twin
+
     def _check_model_files(self, store: FeatureStore | None) -> None:
         """Make sure the model's files still give the fitted fingerprint.
 
@@ -620,8 +651,13 @@ default="auto"
             found = np.zeros(n, dtype=bool)
             truncated = np.zeros(n, dtype=bool)
         missing = np.flatnonzero(~found)
+        first_windows = None
+        if len(missing) and store is not None and self.long_text == "chunk":
+            missing, first_windows = self._read_first_windows(
+                store, digests, missing, stats, pooler, truncated)
         if len(missing) and store is not None:
-            self._encode_once(texts, digests, missing, stats, pooler, store, truncated)
+            self._encode_once(texts, digests, missing, stats, pooler, store, truncated,
+                              first_windows)
         elif len(missing):
             self._encode_missing(texts, digests, missing, stats, pooler, store, truncated)
         rows = np.ones(n, dtype=np.int64) if counts is None else np.asarray(counts)
@@ -641,6 +677,29 @@ default="auto"
                 UserWarning, stacklevel=3)
         return stats, pooler
 
+    def _read_first_windows(self, store, digests, missing, stats, pooler, truncated,
+                            ) -> tuple[np.ndarray, tuple[str, np.ndarray] | None]:
+        """Chunked mode: take the misses that fit in one window from the truncated twin.
+
+        Returns the misses left to encode, and ``(twin, rows)``: the rows among them whose
+        first window the twin does not hold yet (the chunked pass writes it there).
+        """
+        twin = self._window_twin(store)
+        if twin is None:
+            return missing, None
+        needed = self._needed_layers()
+        want_pooler = self.pooling_ == "pooler"
+        hit = store.read(twin, [digests[i] for i in missing], needed, self.hidden_size_,
+                         pooler=want_pooler, count=False)
+        whole = hit.found & ~hit.truncated  # one window: its chunked vector is the window's
+        rows = missing[whole]
+        for layer in needed:
+            stats[layer][rows] = hit.stats[layer][whole]
+        if want_pooler:
+            pooler[rows] = hit.pooler[whole]
+        truncated[rows] = False
+        return missing[~whole], (twin, missing[~hit.found])
+
     def _store_depth(self, store: FeatureStore | None) -> int:
         """How deep misses are encoded: every layer when a store keeps them (so that a
         later request for any layer is a read), else only as deep as this call needs."""
@@ -649,18 +708,27 @@ default="auto"
         return max(self._needed_layers())
 
     def _encode_once(self, texts, digests, missing, stats, pooler, store,
-                     truncated) -> None:
+                     truncated, first_windows=None) -> None:
         """Encode the misses under the store's encode lock of this fingerprint.
 
         Whoever holds the lock re-reads its misses first: texts another process (a
         search worker) encoded meanwhile are read, not encoded again. The holder lets
-        torch use every core; processes waiting for the lock use none.
+        torch use every core; processes waiting for the lock use none. A chunked pass
+        that stores first windows (``first_windows``) also holds the twin's lock, so a
+        truncating featurizer waits for them instead of encoding them too.
         """
         needed = self._needed_layers()
         want_pooler = self.pooling_ == "pooler"
         store.check_working_set(self.fingerprint_, len(texts), self._store_depth(store),
                                 self.hidden_size_, pooler=want_pooler)
-        with store.encode_lock(self.fingerprint_):
+        with contextlib.ExitStack() as locks:
+            locks.enter_context(store.encode_lock(self.fingerprint_))
+            if first_windows is not None and len(first_windows[1]):
+                twin, rows = first_windows
+                locks.enter_context(store.encode_lock(twin))
+                held = store.read(twin, [digests[i] for i in rows], [0], self.hidden_size_,
+                                  count=False).found  # stored meanwhile by another process
+                first_windows = (twin, rows[~held])
             again = store.read(self.fingerprint_, [digests[i] for i in missing], needed,
                                self.hidden_size_, pooler=want_pooler, count=False)
             if again.found.any():
@@ -674,10 +742,14 @@ default="auto"
             if not len(missing):
                 return
             with encoder.all_cores() if self.device_ == "cpu" else contextlib.nullcontext():
-                self._encode_missing(texts, digests, missing, stats, pooler, store, truncated)
+                self._encode_missing(texts, digests, missing, stats, pooler, store, truncated,
+                                     first_windows)
 
     def _encode_missing(self, texts, digests, missing, stats, pooler, store,
-                        truncated_out=None) -> None:
+                        truncated_out=None, first_windows=None) -> None:
+        """Encode ``texts[missing]`` into ``stats``/``pooler`` (and the store, batch by
+        batch). ``first_windows = (twin, rows)``: a chunked pass also stores the first
+        window of those rows under the truncated twin's fingerprint."""
         needed = self._needed_layers()
         want_pooler = self.pooling_ == "pooler"
         depth = self._store_depth(store)
@@ -696,13 +768,16 @@ default="auto"
         # call encodes would change the loaded model under it (checked per batch: a stat)
         weights_at_start = models.weights_stat(info)
 
-        def on_batch(positions, batch_stats, batch_pooler, truncated):
+        def check_weights():
             if models.weights_stat(info) != weights_at_start:
                 raise models.ModelChangedError(
                     f"model={info.spec!r}: the weight files in {info.path} changed while "
                     "texts were being encoded; the batches since cannot be trusted and were "
                     "neither returned nor stored (those before were). Run again when "
                     "whatever writes them has finished.")
+
+        def on_batch(positions, batch_stats, batch_pooler, truncated):
+            check_weights()
             rows = missing[positions]
             if store is not None:  # what a later read returns: cached == uncached
                 batch_stats = store.storable(batch_stats)
@@ -725,6 +800,27 @@ default="auto"
                         f"BertFeaturizer: {exc}. Results are unaffected; the rest of this "
                         "call does not write to the store.", RuntimeWarning, stacklevel=2)
 
+        on_first_window = None
+        if first_windows is not None and len(first_windows[1]):
+            twin, twin_rows = first_windows
+
+            def on_first_window(positions, batch_stats, batch_pooler, longer):
+                check_weights()
+                keep = np.isin(missing[positions], twin_rows)
+                if not keep.any() or not writing[0]:
+                    return
+                rows = missing[positions[keep]]
+                try:
+                    store.write(twin, [digests[i] for i in rows],
+                                store.storable(batch_stats[keep]),
+                                None if batch_pooler is None
+                                else store.storable(batch_pooler[keep]), longer[keep])
+                except StoreError as exc:
+                    writing[0] = False
+                    warnings.warn(
+                        f"BertFeaturizer: {exc}. Results are unaffected; the rest of this "
+                        "call does not write to the store.", RuntimeWarning, stacklevel=2)
+
         show = self.show_progress
         if show == "auto":
             show = len(batch_texts) >= _PROGRESS_MIN_TEXTS and sys.stderr.isatty()
@@ -735,7 +831,8 @@ default="auto"
                 DEFAULT_BATCH_TOKENS if self.device_ == "cpu" else DEFAULT_BATCH_TOKENS_GPU),
             device=self.device_, want_pooler=want_pooler, on_batch=on_batch,
             show_progress=bool(show), long_text=self.long_text,
-            chunk_stride=self.chunk_stride_ or 0, max_chunks=self.max_chunks)
+            chunk_stride=self.chunk_stride_ or 0, max_chunks=self.max_chunks,
+            on_first_window=on_first_window)
 
     def _assemble(self, stats: dict[int, np.ndarray], pooler: np.ndarray | None) -> np.ndarray:
         if self.pooling_ == "pooler":

@@ -24,7 +24,8 @@ from ..featurizer import BertFeaturizer
 from ..store import FeatureStore, text_digest
 from .candidates import Candidate, EncodedLayers, FeatureSet
 
-__all__ = ["ProbeContext", "encode_all_layers", "cv_score", "restrict_splits", "logger"]
+__all__ = ["ProbeContext", "encode_all_layers", "cv_score", "restrict_splits", "logger",
+           "token_lengths"]
 
 #: progress messages of the probe (``probe(verbose=True)`` shows them on stderr)
 logger = logging.getLogger("bertfeat.probe")
@@ -64,8 +65,6 @@ def _announce(base: BertFeaturizer, texts: list[str], store: FeatureStore,
     windows for ``long_text="chunk"``); a random sample of about two batches is encoded
     (into the store: no work is lost) and its speed gives the estimate.
     """
-    from .. import encoder, models
-
     unique = list(dict.fromkeys(texts))
     found = store.read(base.fingerprint_, [text_digest(t) for t in unique], [base.n_layers_],
                        base.hidden_size_, count=False).found
@@ -73,18 +72,7 @@ def _announce(base: BertFeaturizer, texts: list[str], store: FeatureStore,
     if not missing:
         announce(f"{base.model}: every text is in the store, nothing to encode")
         return
-    info = models.resolve_model(base.model, base.revision)
-    tokenizer, _ = models.load_shared(
-        info, depth=max(base.n_layers_, min(1, base.n_layers_)), device=base.device_,
-        precision=base.precision_, trust_remote_code=base.trust_remote_code)
-    if base.long_text == "chunk":
-        windows, owner, _ = encoder.tokenize_chunks(tokenizer, missing, base.max_length_,
-                                                    base.chunk_stride_, base.max_chunks)
-        lengths = np.bincount(owner, weights=[len(w) for w in windows],
-                              minlength=len(missing))
-    else:
-        lengths = np.asarray([len(ids) for ids in
-                              encoder.tokenize(tokenizer, missing, base.max_length_).input_ids])
+    lengths = token_lengths(base, missing)
     total = int(lengths.sum())
     order = np.random.default_rng(0).permutation(len(missing))
     take = order[:int(np.searchsorted(np.cumsum(lengths[order]), _SAMPLE_TOKENS)) + 1]
@@ -98,6 +86,25 @@ def _announce(base: BertFeaturizer, texts: list[str], store: FeatureStore,
     rate = float(lengths[take].sum()) / max(time.perf_counter() - t0, 1e-9)
     announce(f"{base.model}: {len(missing):,} texts, {total:,} tokens to encode; about "
              f"{total / rate:,.0f} s at {rate:,.0f} tokens/s (measured on {len(take)} texts)")
+
+
+def token_lengths(base: BertFeaturizer, texts: Sequence[str]) -> np.ndarray:
+    """Tokens the encoder runs on each text for the fitted ``base``: its first
+    ``max_length`` tokens, or every window with ``long_text="chunk"`` (tokenised only)."""
+    from .. import encoder, models
+
+    info = models.resolve_model(base.model, base.revision)
+    tokenizer, _ = models.load_shared(
+        info, depth=max(base.n_layers_, min(1, base.n_layers_)), device=base.device_,
+        precision=base.precision_, trust_remote_code=base.trust_remote_code)
+    if base.long_text == "chunk":
+        windows, owner, _ = encoder.tokenize_chunks(tokenizer, texts, base.max_length_,
+                                                    base.chunk_stride_, base.max_chunks)
+        return np.bincount(owner, weights=[len(w) for w in windows],
+                           minlength=len(texts)).astype(np.int64)
+    return np.asarray([len(ids) for ids in
+                       encoder.tokenize(tokenizer, texts, base.max_length_).input_ids],
+                      dtype=np.int64)
 
 
 @dataclass
@@ -170,6 +177,7 @@ class ProbeContext:
     fold_scores: dict[str, np.ndarray] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     encode_seconds: float = 0.0
+    _lengths: dict = field(default_factory=dict, repr=False)
 
     # -- shared data ----------------------------------------------------------------------
     @property
@@ -185,6 +193,16 @@ class ProbeContext:
     def screen_head(self) -> tuple[str, BaseEstimator]:
         """The first head: the one every feature set is screened with."""
         return next(iter(self.heads.items()))
+
+    def token_lengths(self, long_text: str = "truncate") -> np.ndarray:
+        """Tokens the real model's encoder runs on each distinct text (first occurrence
+        order) with ``long_text`` (``"truncate"`` or ``"chunk"``); tokenised once per mode,
+        nothing encoded."""
+        if long_text not in self._lengths:
+            base = BertFeaturizer(model=self.model, **{**self.params, "long_text": long_text,
+                                                       "cache": False}).fit(self.texts[:1])
+            self._lengths[long_text] = token_lengths(base, list(dict.fromkeys(self.texts)))
+        return self._lengths[long_text]
 
     def log(self, message: str) -> None:
         """A progress message (``verbose=True`` shows it)."""

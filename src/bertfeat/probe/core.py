@@ -67,7 +67,8 @@ _RESERVED = ("model", "layers", "pooling", "layer_combine", "cache")
         "task": [StrOptions({"auto", "classification", "regression"})],
         "random_state": [Integral],
         "control_seed": [Integral],
-        "control_texts": [StrictInterval(Integral, 10, None, closed="left"), None],
+        "control_texts": [StrictInterval(Integral, 10, None, closed="left"),
+                          StrOptions({"auto"}), None],
         "n_jobs": [Integral, None],
         "refit": ["boolean"],
         "featurizer_params": [dict, None],
@@ -104,7 +105,7 @@ def probe(
     task: str = "auto",
     random_state: int = 0,
     control_seed: int = 0,
-    control_texts: int | None = None,
+    control_texts: int | str | None = "auto",
     n_jobs: int | None = None,
     refit: bool = True,
     featurizer_params: dict | None = None,
@@ -191,11 +192,15 @@ def probe(
     control_seed : int, default=0
         Seed of the random-weights model and of its subset of texts (kept apart from
         ``random_state`` so that new folds reuse the stored control vectors).
-    control_texts : int, optional
-        Most texts the random-weights control encodes: a larger set is subsampled
-        (stratified by label, seed ``control_seed``) and the control's rows are scored on
-        the same folds restricted to the subset, which bounds the control's encoder pass
-        on large or long-document sets. Default: every text.
+    control_texts : int, "auto" or None, default="auto"
+        Texts the random-weights control encodes. ``"auto"``: a stratified subset (seed
+        ``control_seed``) whose encoder tokens are at most 10 % of the main pass's (at
+        least 150 texts and 5 per class; every text when they are fewer), which bounds the
+        control on large or long-document sets; an int: at most that many texts; None:
+        every text. On a subset the control's rows are scored on the same folds
+        restricted to it, next to the real model's best screened feature set on the same
+        texts (a ``control``-stage ``bert`` row, never recommended), and the summary
+        compares those two.
     n_jobs : int, optional
         Processes for each cross-validation (joblib).
     refit : bool, default=True
@@ -288,6 +293,10 @@ def _run(texts: Any, y: Any, options: dict, params: dict) -> ProbeResult:
     bar = StageBar(len(stages) + 2, enabled=options["verbose"])
     try:
         bar.stage("encode")
+        ctx.encoding.update({"random_encoded": None, "control": None, "truncated": None,
+                             "chunk": None, "chunk_encoded": None})
+        for family in registered():
+            family.before_encode(ctx)
         _encode(ctx, options["layers"])
         table, folds, recommendation = _study(ctx, bar)
         result = ProbeResult(
@@ -334,8 +343,7 @@ def _encode(ctx: ProbeContext, layers: Any) -> None:
                   else list(range(base.n_layers_ + 1)))
     ctx.encoding.update({
         "texts": len(texts), "unique_texts": unique, "encoded": ctx.bert.encoded,
-        "fingerprint": base.fingerprint_, "random_encoded": None, "control": None,
-        "truncated": None, "chunk": None, "chunk_encoded": None, "seconds": ctx.timings["encode"]})
+        "fingerprint": base.fingerprint_, "seconds": ctx.timings["encode"]})
     ctx.log(f"encoder ran on {ctx.bert.encoded} texts ({ctx.timings['encode']:.1f} s)")
 
 

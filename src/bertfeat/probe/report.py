@@ -115,6 +115,8 @@ def _gains(result: ProbeResult) -> list[str]:
         if result.baseline_keys[name] == result.best["candidate"]:
             out.append(f"{label}: the pick is that row")
             continue
+        if name == "random" and result.control_reference is not None:
+            label = f"random weights (vs {result.control_reference.split(':')[1]})"
         diff = f"{100 * test.diff:+.1f} points" if proportion else f"{test.diff:+.4f}"
         verdict = "significant" if test.significant(result.recommendation.alpha) \
             else "not significant"

@@ -63,6 +63,11 @@ class ProbeResult:
         The recommendable rows not distinguishable from ``top`` (the tied group).
     recommendation : Recommendation
         ``top``, ``pick``, ``group`` (keys), ``rule``, ``alpha``, ``level``.
+    control_reference : str or None
+        With the random-weights control on a subset of the texts: the candidate key of the
+        real model's best screened feature set scored on the same subset and folds, which
+        ``comparisons["random"]`` compares the control with (None: the control ran on
+        every text and is compared with the pick).
     comparisons : dict of str -> PairedTest
         ``best`` minus each baseline row (``last_layer``, ``tfidf``, ``random``) on the
         same folds: ``diff``, ``p_value``, ``significant()``; absent when not run.
@@ -146,12 +151,19 @@ class ProbeResult:
         }
         self.baseline_keys = {name: self._key_of(mask) for name, mask in masks.items()}
         self.baselines = {name: self._score_of(mask) for name, mask in masks.items()}
+        # a control on a subset of the texts is compared with the real model's row on
+        # the same texts and folds, not with the pick (scored on every text)
+        subset = (table["family"] == "bert") & (table["stage"] == "control")
+        self.control_reference = self._key_of(subset)
         self.comparisons: dict[str, PairedTest] = {
-            name: compare(fold_scores, self.best["candidate"], key, recommendation.ratio)
+            name: compare(fold_scores,
+                          self.control_reference if name == "random"
+                          and self.control_reference is not None
+                          else self.best["candidate"], key, recommendation.ratio)
             for name, key in self.baseline_keys.items() if key is not None}
         chunked = table["stage"] == "chunk"
         self.families = {
-            "bert": self._score_of((table["family"] == "bert") & ~chunked),
+            "bert": self._score_of((table["family"] == "bert") & ~chunked & ~subset),
             "chunked": self._score_of(chunked),
             "tfidf": self.baselines["tfidf"],
             "union": self._score_of(table["family"] == "union"),

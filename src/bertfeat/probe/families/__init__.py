@@ -1,7 +1,8 @@
 """Candidate families: each module here turns the shared encoded data and folds into
 candidates of one kind.
 
-The interface (:class:`Family`) is one method::
+The interface (:class:`Family`) is one method (and an optional hook,
+:meth:`Family.before_encode`, for encoder work that must precede the main pass)::
 
     class MyFamily(Family):
         name = "mine"        # unique; how the registry knows it
@@ -73,6 +74,20 @@ class Family:
         iterable of Candidate
         """
         raise NotImplementedError
+
+    def before_encode(self, ctx: ProbeContext) -> None:
+        """Encoder work to do before the main pass (default: none).
+
+        A family whose own pass contains the main one runs it here, so that the main pass
+        reads its vectors from the store instead of encoding them: the chunked family
+        encodes every window once, and the first window of a text is its truncated
+        encoding.
+
+        Parameters
+        ----------
+        ctx : ProbeContext
+            Shared data of the run; ``ctx.bert`` is not set yet.
+        """
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} family {self.name!r}>"

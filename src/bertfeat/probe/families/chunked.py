@@ -2,20 +2,26 @@
 
 When some texts exceed ``max_length``, the ``chunk_top`` best screened feature sets are
 scored once more with every text encoded as token windows pooled per document
-(``long_text="chunk"``, one more encoder pass), next to their truncated versions.
-``ctx.encoding`` records how many texts were truncated and why chunking did or did not run.
+(``long_text="chunk"``), next to their truncated versions. ``ctx.encoding`` records how
+many texts were truncated and why chunking did or did not run.
+
+Every window is encoded once: the chunked pass runs *before* the main one
+(:meth:`Chunked.before_encode`), and since a text's first window holds the same tokens as
+its truncated encoding, the featurizer stores it as that; the main (truncated) pass then
+reads every text from the store.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ...featurizer import BertFeaturizer
 from ...store import text_digest
 from ..candidates import Candidate, FeatureSet, bert_candidate, feature_sets
 from ..context import ProbeContext
 from . import Family
 
-__all__ = ["Chunked", "FAMILY", "truncated_count"]
+__all__ = ["Chunked", "FAMILY", "truncated_count", "longer_count"]
 
 
 def truncated_count(ctx: ProbeContext) -> int:
@@ -27,9 +33,38 @@ def truncated_count(ctx: ProbeContext) -> int:
     return int(np.asarray(hit.truncated, dtype=bool).sum())
 
 
+def longer_count(ctx: ProbeContext) -> tuple[int, int]:
+    """Distinct texts longer than ``max_length`` tokens (tokenised, nothing encoded), and
+    ``max_length``: a text is longer when its windows hold more than one window's tokens."""
+    limit = BertFeaturizer(model=ctx.model, **{**ctx.params, "cache": False}).fit(
+        ctx.texts[:1]).max_length_
+    return int((ctx.token_lengths("chunk") > limit).sum()), limit
+
+
 class Chunked(Family):
     name = "chunked"
     timing = "chunk"
+
+    def before_encode(self, ctx: ProbeContext) -> None:
+        """When chunked candidates will be scored, encode every text in windows now.
+
+        Each text's first window is stored as its truncated encoding, so the main pass
+        that follows is a store read and no window is encoded twice.
+        """
+        if (ctx.params.get("long_text", "truncate") != "truncate" or not ctx.options["chunk"]
+                or not ctx.options["chunk_top"]):
+            return
+        longer, limit = longer_count(ctx)
+        if not longer:
+            return
+        ctx.log(f"{longer:,} distinct texts are longer than max_length={limit} tokens: "
+                "encoding every text in windows (long_text='chunk') first; a text's first "
+                "window is its truncated encoding, so the main pass reads it from the store")
+        t0 = ctx.encode_seconds
+        encoded = ctx.encode(ctx.model, ctx.poolings[:1], {**ctx.params, "long_text": "chunk"},
+                             timing="encode")
+        ctx.encoding["chunk_encoded"] = encoded.encoded
+        ctx.encoding["chunk_seconds"] = ctx.encode_seconds - t0
 
     def candidates(self, ctx: ProbeContext) -> list[Candidate]:
         best = self.feature_sets(ctx)
@@ -62,8 +97,9 @@ class Chunked(Family):
             return []
         cparams = {**ctx.params, "long_text": "chunk"}
         poolings = list(dict.fromkeys(fs.pooling for fs in best))
-        ctx.log(f"{head}: encoding every text in chunks (long_text='chunk') for "
+        ctx.log(f"{head}: chunked (long_text='chunk') versions of "
                 + ", ".join(f"{fs.layer} {fs.pooling}" for fs in best))
+        t0 = ctx.encode_seconds
         encoded = ctx.encode(ctx.model, poolings, cparams, timing="chunk_encode")
         singles = sorted({fs.layer_index for fs in best if fs.layer_index is not None})
         combos = list(dict.fromkeys(
@@ -76,11 +112,13 @@ class Chunked(Family):
             if (fs.layer, fs.pooling) in wanted:
                 fs.layer = f"{fs.layer} chunked"
                 out.append(fs)
-        encoding["chunk_encoded"] = encoded.encoded
-        encoding["chunk_seconds"] = ctx.timings["chunk_encode"]
+        encoding["chunk_encoded"] = (encoding.get("chunk_encoded") or 0) + encoded.encoded
+        encoding["chunk_seconds"] = (encoding.get("chunk_seconds") or 0.0) + (
+            ctx.encode_seconds - t0)
         encoding["chunk"] = (f"{head}: the {len(out)} best feature set(s) also scored with "
-                             f"long_text='chunk' ({encoded.encoded:,} texts encoded in "
-                             f"chunks, {encoding['chunk_seconds']:.1f} s)")
+                             f"long_text='chunk' ({encoding['chunk_encoded']:,} texts encoded "
+                             f"in windows, {encoding['chunk_seconds']:.1f} s; their first "
+                             "windows are the truncated encoding)")
         return out
 
 

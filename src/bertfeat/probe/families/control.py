@@ -5,9 +5,15 @@ the same layers, poolings, screening head and folds: how much of a score is know
 transfer and how much is the head fitting surface features (the control of the probing
 literature). The copy is saved once next to the store (``random-init/``).
 
-Its cost is bounded: at most ``control_texts`` texts (a subset stratified by label, seed
-``control_seed``) are encoded, and its rows are scored on the same folds restricted to
-that subset. ``result.encoding["control"]`` says how it was computed.
+Its cost is bounded: it encodes a subset of the texts (stratified by label, seed
+``control_seed``; only the first ``max_length`` tokens of each, as the main pass), and its
+rows are scored on the same folds restricted to that subset. ``control_texts="auto"`` sizes
+the subset so that the control costs at most :data:`CONTROL_TOKEN_SHARE` of the main
+pass's encoder tokens, keeping at least :data:`CONTROL_MIN_TEXTS` texts (and
+:data:`CONTROL_PER_CLASS` per class). So that its rows stay comparable, the best screened
+feature set of the real model is scored on the same subset and folds too (the
+``control`` stage's ``bert`` row, never recommended): the control's gap is measured
+between rows on the same texts. ``result.encoding["control"]`` says how it was computed.
 """
 
 from __future__ import annotations
@@ -16,11 +22,22 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ... import models
-from ..candidates import Candidate, bert_candidate, feature_sets
+from ..candidates import Candidate, FeatureSet, bert_candidate, feature_sets
 from ..context import ProbeContext
 from . import Family
 
-__all__ = ["RandomControl", "FAMILY"]
+__all__ = ["RandomControl", "FAMILY", "control_rows", "auto_control_size",
+           "CONTROL_TOKEN_SHARE", "CONTROL_MIN_TEXTS", "CONTROL_PER_CLASS", "SUBSET_LABEL"]
+
+#: most encoder tokens the control takes with control_texts="auto", as a share of the main
+#: pass's (benchmarks/bench_probe.py --cost measures what it costs and what it keeps)
+CONTROL_TOKEN_SHARE = 0.10
+#: texts the control keeps at least with control_texts="auto" (all, when there are fewer)
+CONTROL_MIN_TEXTS = 150
+#: texts of each class the control keeps at least with control_texts="auto"
+CONTROL_PER_CLASS = 5
+#: how the real model's row on the control's subset is labelled (after its layer)
+SUBSET_LABEL = "on the control's texts"
 
 
 class RandomControl(Family):
@@ -36,14 +53,21 @@ class RandomControl(Family):
             revision=ctx.params.get("revision"),
             trust_remote_code=ctx.params.get("trust_remote_code", False))
         rparams = {k: v for k, v in ctx.params.items() if k != "revision"}
-        rows = control_rows(ctx, ctx.options["control_texts"], seed)
+        limit = ctx.options["control_texts"]
+        rows = control_rows(ctx, limit, seed)
         n = len(ctx.texts)
+        if rows is None:
+            texts = f"all {n:,} texts"
+        else:
+            why = (f"control_texts={limit}" if limit != "auto" else
+                   f"control_texts='auto': at most {CONTROL_TOKEN_SHARE:.0%} of the main "
+                   "pass's encoder tokens")
+            texts = (f"{len(rows):,} of {n:,} texts (stratified subset, {why}), the same "
+                     "folds restricted to them, next to the real model's best feature set "
+                     "on the same texts")
         ctx.encoding["control"] = (
-            f"random weights (seed {seed}): every swept layer and pooling, "
-            + (f"all {n:,} texts" if rows is None else
-               f"{len(rows):,} of {n:,} texts (stratified subset, control_texts="
-               f"{ctx.options['control_texts']}), the same folds restricted to them")
-            + f", screening head {ctx.screen_head[0]}")
+            f"random weights (seed {seed}): every swept layer and pooling, {texts}, "
+            f"screening head {ctx.screen_head[0]}")
         ctx.log(f"encoding the random-weights control: {ctx.encoding['control']}")
         encoded = ctx.encode(rmodel, ctx.poolings, rparams, timing="random_encode",
                              rows=rows)
@@ -53,14 +77,25 @@ class RandomControl(Family):
         head_name, head = ctx.screen_head
         out = [bert_candidate(fs, head_name, head, "control", ctx.pipeline_params,
                               recommendable=False) for fs in sets]
+        best = ctx.ranked("screen")[:1]
+        if rows is not None and best:  # the real model on the same texts and folds
+            fs = best[0]
+            same = FeatureSet(fs.family, f"{fs.layer} {SUBSET_LABEL}", fs.pooling, fs.X[rows],
+                              fs.featurizer_params, fs.layer_index)
+            out.append(bert_candidate(same, head_name, head, "control", ctx.pipeline_params,
+                                      recommendable=False))
         for cand in out:
             cand.rows = rows
         return out
 
 
-def control_rows(ctx: ProbeContext, limit: int | None, seed: int) -> np.ndarray | None:
-    """At most ``limit`` rows, stratified by label for classification (None: all rows)."""
+def control_rows(ctx: ProbeContext, limit: int | str | None, seed: int,
+                 ) -> np.ndarray | None:
+    """At most ``limit`` rows (``"auto"``: :func:`auto_control_size`), stratified by label
+    for classification (None: all rows)."""
     n = len(ctx.texts)
+    if limit == "auto":
+        limit = auto_control_size(ctx)
     if limit is None or n <= limit:
         return None
     stratify = ctx.y if ctx.task == "classification" else None
@@ -70,3 +105,21 @@ def control_rows(ctx: ProbeContext, limit: int | None, seed: int) -> np.ndarray 
 
 
 FAMILY = RandomControl()
+
+
+def auto_control_size(ctx: ProbeContext) -> int:
+    """Texts the control encodes with ``control_texts="auto"``.
+
+    As many as fit in :data:`CONTROL_TOKEN_SHARE` of the main pass's encoder tokens (the
+    windows of the chunked pass when it ran, else the truncated texts) at the control's
+    mean tokens per text (it encodes the first ``max_length`` tokens), but at least
+    :data:`CONTROL_MIN_TEXTS` and :data:`CONTROL_PER_CLASS` per class.
+    """
+    truncated = ctx.token_lengths("truncate")
+    chunked = ctx.encoding.get("chunk_encoded") is not None
+    main = ctx.token_lengths("chunk").sum() if chunked else truncated.sum()
+    fit = int(CONTROL_TOKEN_SHARE * main / max(float(truncated.mean()), 1.0))
+    floor = CONTROL_MIN_TEXTS
+    if ctx.task == "classification":
+        floor = max(floor, CONTROL_PER_CLASS * len(np.unique(ctx.y)))
+    return max(fit, floor)

@@ -10,6 +10,7 @@ candidates (:class:`UnionData`).
 from __future__ import annotations
 
 import hashlib
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from ..context import ProbeContext
 from ..heads import RIDGE_ALPHAS, TFIDF_C
 from . import Family
 
-__all__ = ["UnionData", "CachedUnion", "union_candidates", "TfidfUnion"]
+__all__ = ["UnionData", "FoldVocabulary", "CachedUnion", "union_candidates", "TfidfUnion"]
 
 
 class UnionData:
@@ -41,21 +42,35 @@ class UnionData:
         self.blocks: dict[str, np.ndarray] = {}
         self._fits: dict[tuple, tuple[Any, Any]] = {}
         self._transforms: dict[tuple, Any] = {}
+        self._counters: dict[str, tuple[Any, Any]] = {}
 
     def __deepcopy__(self, memo: dict) -> UnionData:
         return self
 
     @staticmethod
-    def _key(tfidf: BaseEstimator, rows: np.ndarray) -> tuple[str, str]:
+    def _key(tfidf: Any, rows: np.ndarray) -> tuple[str, str]:
         rows = np.ascontiguousarray(rows, dtype=np.int64)
-        return repr(sorted(tfidf.get_params().items())), hashlib.sha1(rows.tobytes()).hexdigest()
+        params = tfidf.tfidf if isinstance(tfidf, FoldVocabulary) else tfidf
+        return (repr(sorted(params.get_params().items())),
+                hashlib.sha1(rows.tobytes()).hexdigest())
 
     def fit(self, tfidf: BaseEstimator, rows: np.ndarray) -> tuple[tuple, Any, Any]:
-        """``(key, fitted vectorizer, matrix of the rows)`` for the training ``rows``."""
+        """``(key, fitted vectorizer, matrix of the rows)`` for the training ``rows``.
+
+        A plain ``TfidfVectorizer`` (integer ``min_df``, no ``max_df``/``max_features``/
+        fixed vocabulary) is not refitted per fold: the texts are counted once, and each
+        fold's fit is cut from the counts (:class:`FoldVocabulary`: the same vocabulary,
+        IDF and matrices as fitting it on the fold's texts).
+        """
         key = self._key(tfidf, rows)
         if key not in self._fits:
-            vec = clone(tfidf)
-            self._fits[key] = (vec, vec.fit_transform(list(self.texts[rows])))
+            counts = self._counts(tfidf)
+            if counts is not None:
+                fold = FoldVocabulary(tfidf, counts[0], counts[1], rows)
+                self._fits[key] = (fold, fold.matrix)
+            else:
+                vec = clone(tfidf)
+                self._fits[key] = (vec, vec.fit_transform(list(self.texts[rows])))
         vec, matrix = self._fits[key]
         return key, vec, matrix
 
@@ -63,8 +78,79 @@ class UnionData:
         """The rows' TF-IDF under the vocabulary fitted as ``key``."""
         tkey = (key, self._key(vec, rows)[1])
         if tkey not in self._transforms:
-            self._transforms[tkey] = vec.transform(list(self.texts[rows]))
+            if isinstance(vec, FoldVocabulary):
+                counts = self._counts(vec.tfidf)[1]
+                self._transforms[tkey] = vec.transform_counts(counts[rows])
+            else:
+                self._transforms[tkey] = vec.transform(list(self.texts[rows]))
         return self._transforms[tkey]
+
+    def _counts(self, tfidf: BaseEstimator) -> tuple[Any, Any] | None:
+        """``(CountVectorizer fitted on every text, their counts)`` for a vectorizer whose
+        per-fold fits can be cut from them, else None."""
+        from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+        if type(tfidf) is not TfidfVectorizer:
+            return None
+        params = tfidf.get_params()
+        if (params["vocabulary"] is not None or params["max_features"] is not None
+                or params["max_df"] != 1.0 or not isinstance(params["min_df"], Integral)):
+            return None
+        counting = {k: v for k, v in params.items()
+                    if k in CountVectorizer().get_params() and k not in ("min_df", "max_df")}
+        key = repr(sorted(counting.items()))
+        if key not in self._counters:
+            counter = CountVectorizer(**counting)
+            self._counters[key] = (counter, counter.fit_transform(list(self.texts)).tocsr())
+        return self._counters[key]
+
+
+class FoldVocabulary:
+    """A ``TfidfVectorizer`` fitted on some rows, cut from the counts of every text.
+
+    The vocabulary is the terms of those rows (``min_df`` applied to their document
+    frequencies) in the vectorizer's sorted order, the IDF is theirs, and the matrices are
+    those of ``clone(tfidf).fit(texts[rows])`` (up to the order of floating-point sums):
+    counting every text once serves every fold.
+
+    Parameters
+    ----------
+    tfidf : TfidfVectorizer
+        The vectorizer this stands for.
+    counter : CountVectorizer
+        Fitted on every text with ``tfidf``'s analyzer settings.
+    counts : sparse matrix of shape (n_texts, n_terms)
+        ``counter``'s counts of every text.
+    rows : ndarray of int
+        The rows fitted on.
+    """
+
+    def __init__(self, tfidf: Any, counter: Any, counts: Any, rows: np.ndarray) -> None:
+        from sklearn.feature_extraction.text import TfidfTransformer
+
+        self.tfidf = tfidf
+        self._counter = counter
+        train = counts[rows]
+        freq = np.bincount(train.indices, minlength=counts.shape[1])
+        self.columns = np.flatnonzero(freq >= max(int(tfidf.min_df), 1))
+        self._names = counter.get_feature_names_out()[self.columns]
+        self.vocabulary_ = {str(term): i for i, term in enumerate(self._names)}
+        self._idf = TfidfTransformer(norm=tfidf.norm, use_idf=tfidf.use_idf,
+                                     smooth_idf=tfidf.smooth_idf,
+                                     sublinear_tf=tfidf.sublinear_tf)
+        self.matrix = self._idf.fit_transform(train[:, self.columns])
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """The terms, in column order."""
+        return np.asarray(self._names, dtype=object)
+
+    def transform_counts(self, counts: Any) -> Any:
+        """TF-IDF of rows of the counts of every text."""
+        return self._idf.transform(counts[:, self.columns])
+
+    def transform(self, texts: Any) -> Any:
+        """TF-IDF of raw texts under this fold's vocabulary."""
+        return self.transform_counts(self._counter.transform(list(texts)).tocsr())
 
 
 class CachedUnion(TextUnion):
