@@ -16,12 +16,11 @@
 No file in the folder is a pickle. :func:`bertfeat.runtime.load` reads it with
 onnxruntime, tokenizers and numpy only.
 
-At fp32 the encoder is traced with the eager ("math") attention, whose pattern
-onnxruntime's transformer optimizer recognises, and the graph is saved fused
-(``Attention``, ``SkipLayerNormalization``, ``BiasGelu``, ``EmbedLayerNormalization``:
-contrib operators of plain onnxruntime, so the runtime needs nothing more). The fused graph
-is kept only if it gives the torch featurizer's features (cosine >= 0.9999 on the check
-texts); the manifest's ``graph`` entry says what was done.
+The encoder is traced with the eager ("math") attention: plain MatMul/Softmax/MatMul,
+which onnxruntime runs faster than the trace of torch's ``scaled_dot_product_attention``
+(extra ``IsNaN``/``Where`` guards per layer); the manifest's ``graph`` entry records it.
+onnxruntime's transformer fusions (one ``Attention`` operator per layer) were measured
+slower here and are not applied (``benchmarks/README.md``, "Exported pipeline").
 
 Precision ``"int8"`` rewrites every matrix product with a weight matrix into per-token
 dynamic int8 (one scale per token row and one per output channel, int32 accumulation:
@@ -52,8 +51,6 @@ FORMAT = 1
 _FILES = (MANIFEST, "encoder.onnx", "tokenizer.json", "head.onnx", "tfidf.json")
 #: ONNX opset of the encoder graph (scaled_dot_product_attention needs >= 14)
 OPSET = 17
-#: least cosine to the torch featurizer at which a fused fp32 graph is kept
-FUSED_MIN_COSINE = 0.9999
 #: texts the exported graph is checked on when the caller gives none
 _CHECK_TEXTS = (
     "", "a", "the film was good", "an awful, boring plot and very bad acting",
@@ -242,10 +239,10 @@ def _export_onnx(module, example: tuple, path: Path) -> None:
 def _eager_attention(model) -> str:
     """Switch ``model`` to the eager attention for tracing; returns the one now in use.
 
-    torch's ``scaled_dot_product_attention`` traces to a graph onnxruntime cannot fuse
-    (with extra ``IsNaN``/``Where`` guards per layer); the eager attention traces to the
-    MatMul/Softmax/MatMul pattern its optimizer turns into one ``Attention`` operator.
-    Same arithmetic, so the traced graph gives the same features.
+    torch's ``scaled_dot_product_attention`` traces with extra ``IsNaN``/``Where`` guards
+    per layer; the eager attention traces to plain MatMul/Softmax/MatMul, which onnxruntime
+    ran about 5% faster on SST-2 (``benchmarks/README.md``). Same arithmetic, so the traced
+    graph gives the same features.
     """
     setter = getattr(model, "set_attn_implementation", None)
     if setter is not None:
@@ -254,40 +251,6 @@ def _eager_attention(model) -> str:
         except (ValueError, TypeError, NotImplementedError):  # an architecture without it
             pass
     return str(getattr(model.config, "_attn_implementation", None) or "unknown")
-
-
-def fuse_graph(src: Path, dst: Path, *, num_heads: int, hidden_size: int) -> dict[str, int]:
-    """Fuse a traced fp32 encoder graph with onnxruntime's transformer optimizer.
-
-    Runs the BERT fusions (attention, embedding + LayerNorm, residual + LayerNorm, bias +
-    GELU) of ``onnxruntime.transformers`` and its basic graph optimisations, which depend
-    on no hardware (the hardware-specific ones run when the runtime loads the graph), and
-    writes the fused graph to ``dst``.
-
-    Returns
-    -------
-    dict of str to int
-        Fused operator -> how many the graph has (operators it has none of left out).
-
-    Raises
-    ------
-    ImportError
-        onnxruntime (or the ``onnx`` package its optimizer needs) is not installed.
-    """
-    import logging
-
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    quiet = logging.getLogger("onnxruntime.transformers")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # it logs each pattern it looked for and did not find
-    try:
-        fused = optimize_model(str(src), model_type="bert", num_heads=num_heads,
-                               hidden_size=hidden_size, opt_level=1)
-    finally:
-        quiet.setLevel(level)
-    fused.save_model_to_file(str(dst))
-    return {op: int(n) for op, n in fused.get_fused_operator_statistics().items() if n}
 
 
 # ------------------------------------------------------------------------ int8 rewrite
@@ -570,103 +533,58 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     outdir.mkdir(parents=True, exist_ok=True)
     for name in _FILES:  # an earlier export's files (overwrite=True): none may linger
         (outdir / name).unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(dir=outdir) as tmp:
+        fp32_path = Path(tmp) / "encoder.onnx"
+        _export_onnx(graph, _example_inputs(pad_id), fp32_path)
+        encoder_path = outdir / "encoder.onnx"
+        n_quantized = 0
+        if precision == "int8":
+            n_quantized = quantize_graph(fp32_path, encoder_path)
+        else:
+            shutil.move(str(fp32_path), encoder_path)
+    backend.save(str(outdir / "tokenizer.json"))
+
+    manifest: dict[str, Any] = {
+        "format": FORMAT, "kind": "bertfeat-export", "precision": precision,
+        "model": str(feat.model), "model_type": info.model_type,
+        "fingerprint": getattr(feat, "fingerprint_", None),
+        "max_length": int(feat.max_length_), "pad_id": int(pad_id),
+        "encode_special_tokens": bool(getattr(tokenizer, "split_special_tokens", False)),
+        "batch_size": int(feat.batch_size),
+        "max_batch_tokens": int(feat.max_batch_tokens or DEFAULT_BATCH_TOKENS),
+        "n_features": int(feat.n_features_out_), "settings": settings,
+        "feature_names": [str(n) for n in feat.get_feature_names_out()],
+        "n_quantized_matmuls": n_quantized, "graph": {"attention": attention},
+        "tfidf": None, "head": None,
+    }
+    if union is not None:
+        (outdir / "tfidf.json").write_text(json.dumps(_tfidf_spec(union)), encoding="utf-8")
+        manifest["tfidf"] = "tfidf.json"
+        manifest["union_features"] = int(union.n_features_out_)
+    if steps:
+        manifest["head"] = _export_head(steps, head_width, outdir / "head.onnx")
+
     texts = list(check_texts) if check_texts else list(_CHECK_TEXTS)
+    from .runtime import ExportedPipeline
+
+    (outdir / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    runtime = ExportedPipeline(outdir)
+    got = runtime.encode(texts)
     ids = [e.ids for e in backend.encode_batch(texts)]
     want = np.concatenate([_torch_features(graph, ids[i:i + 32], pad_id)
                            for i in range(0, len(ids), 32)])
-    with tempfile.TemporaryDirectory(dir=outdir) as tmp:
-        traced = Path(tmp) / "traced.onnx"
-        _export_onnx(graph, _example_inputs(pad_id), traced)
-        encoder_path = outdir / "encoder.onnx"
-        n_quantized = 0
-        graph_info: dict[str, Any] = {"attention": attention, "fusion": None, "fused_ops": {}}
-        if precision == "int8":  # the rewrite needs the plain MatMuls fusion would hide
-            n_quantized = quantize_graph(traced, encoder_path)
-            graph_info["fusion_skipped"] = "int8 rewrites the unfused graph"
-        else:
-            graph_info.update(_fused_or_plain(traced, encoder_path, model.config))
-        backend.save(str(outdir / "tokenizer.json"))
-
-        manifest: dict[str, Any] = {
-            "format": FORMAT, "kind": "bertfeat-export", "precision": precision,
-            "model": str(feat.model), "model_type": info.model_type,
-            "fingerprint": getattr(feat, "fingerprint_", None),
-            "max_length": int(feat.max_length_), "pad_id": int(pad_id),
-            "encode_special_tokens": bool(getattr(tokenizer, "split_special_tokens", False)),
-            "batch_size": int(feat.batch_size),
-            "max_batch_tokens": int(feat.max_batch_tokens or DEFAULT_BATCH_TOKENS),
-            "n_features": int(feat.n_features_out_), "settings": settings,
-            "feature_names": [str(n) for n in feat.get_feature_names_out()],
-            "n_quantized_matmuls": n_quantized, "graph": graph_info, "tfidf": None,
-            "head": None,
-        }
-        if union is not None:
-            (outdir / "tfidf.json").write_text(json.dumps(_tfidf_spec(union)),
-                                               encoding="utf-8")
-            manifest["tfidf"] = "tfidf.json"
-            manifest["union_features"] = int(union.n_features_out_)
-        if steps:
-            manifest["head"] = _export_head(steps, head_width, outdir / "head.onnx")
-
-        cos = _check_export(outdir, manifest, texts, want)
-        if graph_info["fusion"] and cos.min() < FUSED_MIN_COSINE:
-            # a fusion that changed the arithmetic (a pattern matched where it should not):
-            # the traced graph is exact, keep it
-            shutil.copyfile(traced, encoder_path)
-            graph_info["fusion_skipped"] = (
-                f"the fused graph's cosine to the torch featurizer was {cos.min():.6f} < "
-                f"{FUSED_MIN_COSINE} on the check texts; kept the traced graph")
-            graph_info["fusion"], graph_info["fused_ops"] = None, {}
-            warnings.warn(f"bertfeat export: {graph_info['fusion_skipped']} (slower)",
-                          RuntimeWarning, stacklevel=2)
-            cos = _check_export(outdir, manifest, texts, want)
+    cos = _cosines(got, want)
+    manifest["check"] = {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
+                         "n_texts": len(texts)}
+    (outdir / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     files = {p.name: p.stat().st_size for p in sorted(outdir.iterdir()) if p.is_file()}
     report = ExportReport(outdir, precision, float(cos.mean()), float(cos.min()), len(texts),
                           files)
     if verbose:
-        fused = f", fused: {graph_info['fusion']}" if graph_info["fusion"] else ""
-        print(f"bertfeat export: {outdir} ({report.size_bytes / 1e6:.1f} MB, {precision}"
-              f"{fused}); cosine to the torch featurizer (fp32) on {len(texts)} texts: "
+        print(f"bertfeat export: {outdir} ({report.size_bytes / 1e6:.1f} MB, {precision}); "
+              f"cosine to the torch featurizer (fp32) on {len(texts)} texts: "
               f"mean {report.cosine_mean:.5f}, min {report.cosine_min:.5f}")
     return report
-
-
-def _fused_or_plain(traced: Path, dst: Path, config) -> dict[str, Any]:
-    """Write the fused graph of ``traced`` to ``dst`` or, where fusion fails, ``traced``.
-
-    Returns the manifest's record of it: ``fusion`` (what fused it, or None), ``fused_ops``
-    and, when not fused, ``fusion_skipped`` (why).
-    """
-    heads = int(getattr(config, "num_attention_heads", 0) or 0)
-    width = int(getattr(config, "hidden_size", 0) or 0)
-    try:
-        ops = fuse_graph(traced, dst, num_heads=heads, hidden_size=width)
-    except Exception as exc:  # noqa: BLE001 - any failure of the optimizer: keep the exact graph
-        shutil.copyfile(traced, dst)
-        return {"fusion": None, "fused_ops": {},
-                "fusion_skipped": f"onnxruntime's optimizer failed: {type(exc).__name__}: {exc}"}
-    if not ops:
-        shutil.copyfile(traced, dst)
-        return {"fusion": None, "fused_ops": {},
-                "fusion_skipped": "onnxruntime's optimizer found no pattern to fuse"}
-    return {"fusion": "onnxruntime.transformers (bert)", "fused_ops": ops}
-
-
-def _check_export(outdir: Path, manifest: dict[str, Any], texts: list[str],
-                  want: np.ndarray) -> np.ndarray:
-    """Write the manifest with the folder's cosines to the torch features ``want``.
-
-    Runs the folder with :mod:`bertfeat.runtime`, as a deployment would; returns the
-    cosine of each check text.
-    """
-    from .runtime import ExportedPipeline
-
-    (outdir / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    cos = _cosines(ExportedPipeline(outdir).encode(texts), want)
-    manifest["check"] = {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
-                         "n_texts": len(texts)}
-    (outdir / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    return cos
 
 
 def _check_head_steps(steps: list[tuple[str, Any]]) -> None:

@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from .encoder import (
-    MIN_BATCHES_PER_STREAM,
     encode_texts_fast,
     flatten_ids,
     make_batches,
@@ -130,11 +129,14 @@ class ExportedPipeline:
             raise ValueError(f"max_batch_tokens must be >= 1, got {max_batch_tokens!r}")
         self.max_batch_tokens = int(max_batch_tokens) if max_batch_tokens else min(
             int(m["max_batch_tokens"]), BATCH_TOKENS)
-        self._encoders = _Sessions(self.directory / "encoder.onnx")
-        self._encoders.get(self._cores)  # the one-batch-at-a-time session; checks the graph
+        # one session, ``streams`` batches in flight (onnxruntime's Run is thread-safe),
+        # each on its share of the cores: on 2 cores two one-thread batches beat one
+        # two-thread batch, as in bertfeat.encoder
+        self._encoder = _session(self.directory / "encoder.onnx",
+                                 max(1, self._cores // self._streams))
         head = m.get("head")
-        self._head = None if head is None else _Sessions(
-            self.directory / head["file"]).get(self._cores)
+        self._head = None if head is None else _session(self.directory / head["file"],
+                                                        self._cores)
         self._tfidf = None
         if m.get("tfidf"):
             self._tfidf = _Tfidf(json.loads(
@@ -175,18 +177,17 @@ class ExportedPipeline:
         pad = int(m["pad_id"])
         batches = make_batches(lengths, int(m["batch_size"]), self.max_batch_tokens)
 
-        parallel = self._streams >= 2 and len(batches) >= MIN_BATCHES_PER_STREAM * self._streams
-        # one batch at a time on every core, or ``streams`` batches at once on a share each:
-        # a session's thread count is fixed, so each way has its own session
-        session = self._encoders.get(max(1, self._cores // self._streams) if parallel
-                                     else self._cores)
+        if len(batches) < self._streams:  # fewer batches than streams: split them by rows,
+            # so a small input also runs on every core (the session's threads are fixed)
+            batches = [part for positions in batches
+                       for part in np.array_split(positions, self._streams) if len(part)]
 
         def run(positions: np.ndarray) -> None:
             batch, mask = pad_batch(flat, offsets, lengths, positions, pad)
-            out[positions] = session.run(
+            out[positions] = self._encoder.run(
                 ["features"], {"input_ids": batch, "attention_mask": mask})[0]
 
-        if not parallel:
+        if self._streams < 2 or len(batches) < 2:
             for positions in batches:
                 run(positions)
         else:
@@ -279,36 +280,14 @@ class ExportedPipeline:
         return np.concatenate(parts) if parts else parts
 
 
-class _Sessions:
-    """One onnxruntime session of a graph per intra-op thread count, made on first use.
+def _session(path: Path, threads: int):
+    """An onnxruntime CPU session of the graph at ``path`` on ``threads`` threads."""
+    import onnxruntime as ort
 
-    onnxruntime fixes a session's thread count when it is made. Run one batch at a time, a
-    session on every core is fastest; with several batches in flight, each on its share of
-    the cores, a session with fewer threads is (measured in ``benchmarks/bench_export.py``).
-    A session with one thread runs on its caller's thread and never spins.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._made: dict[int, Any] = {}
-
-    def get(self, threads: int):
-        """The session running on ``threads`` intra-op threads."""
-        session = self._made.get(threads)
-        if session is None:
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            session = self._made[threads] = ort.InferenceSession(
-                str(self.path), options, providers=["CPUExecutionProvider"])
-        return session
-
-    @property
-    def thread_counts(self) -> list[int]:
-        """The thread counts of the sessions made so far."""
-        return sorted(self._made)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _cores() -> int:
