@@ -25,7 +25,10 @@ store, on stratified subsets (seed 0) of SpamAssassin (long e-mails) and banking
   (``BertFeaturizer(long_text="chunk", layers="all", cache=False)``, the encoding the probe
   cannot avoid) and ``probe(texts, y, heads=("logreg",), union=False)``: the ratio of their
   wall times;
-* ``spamassassin`` / ``banking77``: ``probe(texts, y)`` with its defaults on 1,500 texts.
+* ``spamassassin`` / ``banking77``: ``probe(texts, y)`` with its defaults on 1,500 texts;
+* ``control`` (not in the default list): the ``ratio`` probe with ``control_texts="auto"``
+  and then ``None`` on one store, to compare the control's gap on its subset (vs the real
+  model on the same texts) with its gap on every text (vs the pick).
 
 For each probe run: wall time per stage (``result.timings``), encoder tokens per pass (a
 spy on the encoder's batch loop counts the real, unpadded tokens it runs, by model), tokens
@@ -213,6 +216,7 @@ def cost_case(name: str, data_dir: str, rows: int | None = None) -> dict:
     record["tokens_per_input_token"] = sum(spy.tokens.values()) / record["input_tokens"]
     record["encoding"] = {k: v for k, v in result.encoding.items()
                           if isinstance(v, (int, float, str, type(None)))}
+    record.update(_control_summary(result))
     best = result.table.iloc[0]
     pick = result.best
     record["pick"] = {k: str(pick.get(k)) for k in ("family", "layer", "pooling", "head")}
@@ -223,11 +227,56 @@ def cost_case(name: str, data_dir: str, rows: int | None = None) -> dict:
     return record
 
 
+def _control_summary(result) -> dict:
+    """The control's rows: best random-weights score, the reference on the same texts (when
+    the control ran on a subset) and the paired gap the summary reports."""
+    test = result.comparisons.get("random")
+    ref = result.control_reference
+    return {"random_best": result.baselines["random"],
+            "control_reference": ref,
+            "control_reference_score": None if ref is None else
+            float(result.table.set_index("candidate").loc[ref, "mean_score"]),
+            "control_gap": None if test is None else float(test.diff),
+            "control_gap_p": None if test is None else float(test.p_value),
+            "baselines": dict(result.baselines)}
+
+
+def control_check(data_dir: str, rows: int | None = None) -> dict:
+    """The control on a subset vs on every text, on the 600 SpamAssassin texts of ``ratio``:
+    the same store, so the second run encodes only the control's other texts."""
+    import warnings
+
+    from bertfeat.probe import probe
+
+    file, default_rows, kwargs = COST_CASES["ratio"]
+    texts, y = _cost_data(data_dir, file, rows or default_rows)
+    out = {"case": "control", "rows": len(texts)}
+    with warnings.catch_warnings(), \
+            tempfile.TemporaryDirectory(prefix="bench-probe-control-") as store:
+        warnings.simplefilter("ignore")
+        for name, limit in (("auto", "auto"), ("all", None)):
+            t0 = time.perf_counter()
+            result = probe(texts, y, cache=store, control_texts=limit, **kwargs)
+            out[name] = {"seconds": time.perf_counter() - t0,
+                         "random_encoded": result.encoding["random_encoded"],
+                         "pick": str(result.best["candidate"]),
+                         "pick_score": float(result.best["mean_score"]),
+                         **_control_summary(result)}
+    return out
+
+
 def run_cost(cases: list[str], data_dir: str, json_path: str | None,
              rows: int | None = None) -> None:
     print(f"machine: {cpu_name()} ({cpu_flags() or 'no bf16/int8 flags'}), {cores()} cores",
           flush=True)
     for name in cases:
+        if name == "control":
+            record = control_check(data_dir, rows)
+            print(json.dumps(record, indent=2, default=str), flush=True)
+            if json_path:
+                with open(json_path, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(record, default=str) + "\n")
+            continue
         record = cost_case(name, data_dir, rows)
         print(json.dumps(record, indent=2, default=str), flush=True)
         if json_path:
@@ -256,7 +305,10 @@ def main() -> None:
     parser.add_argument("--skip-plain", action="store_true")
     parser.add_argument("--cost", action="store_true",
                         help="measure where the probe's time goes (issue 19) instead")
-    parser.add_argument("--cases", nargs="+", default=list(COST_CASES), choices=COST_CASES)
+    parser.add_argument("--cases", nargs="+", default=list(COST_CASES),
+                        choices=[*COST_CASES, "control"],
+                        help="--cost cases; 'control' compares the control on a subset with "
+                             "the control on every text (600 SpamAssassin texts)")
     parser.add_argument("--cost-json", default=None, help="append each --cost record here")
     parser.add_argument("--cost-rows", type=int, default=None,
                         help="texts per --cost case (default: 600 for ratio, else 1,500)")

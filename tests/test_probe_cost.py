@@ -274,3 +274,22 @@ def test_fold_vocabulary_equals_fitting_the_fold(min_df):
     capped = TfidfVectorizer(max_features=50)
     _, vec, _ = data.fit(capped, np.arange(100))
     assert isinstance(vec, TfidfVectorizer) and len(vec.vocabulary_) == 50
+
+
+def test_cli_says_the_windows_served_the_truncated_rows(tiny_model, tmp_path, capsys):
+    import pandas as pd
+
+    from bertfeat.cli import main
+
+    texts, y = _long_data(36)
+    path = tmp_path / "long.csv"
+    pd.DataFrame({"message": texts, "kind": y}).to_csv(path, index=False)
+    assert main(["probe", str(path), "--text-col", "message", "--label-col", "kind",
+                 "--model", tiny_model, "--cv", "3", "--out", str(tmp_path / "out"),
+                 "--precision", "fp32", "--quiet", "--n-jobs", "1", "--heads", "logreg",
+                 "--poolings", "mean", "--no-tfidf",
+                 "--cache-dir", str(tmp_path / "store")]) == 0
+    printed = capsys.readouterr().out
+    assert ("encoder passes: 36 of 36 unique texts encoded in windows, their first windows "
+            "serving as the truncated encoding (0 more encoded truncated) this run") in printed
+    assert "fine-tuning" not in printed  # not run: not reported

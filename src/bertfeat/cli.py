@@ -270,9 +270,13 @@ def _cmd_probe(args: argparse.Namespace) -> int:
                                 f"model {args.model}")
     enc = result.encoding
     lines = [result.summary(top=args.top), ""]
+    encoded = f"{enc['encoded']:,} of {enc['unique_texts']:,} unique texts encoded"
+    if enc.get("chunk_encoded") is not None:  # the chunked pass gave the truncated vectors
+        encoded = (f"{enc['chunk_encoded']:,} of {enc['unique_texts']:,} unique texts "
+                   f"encoded in windows, their first windows serving as the truncated "
+                   f"encoding ({enc['encoded']:,} more encoded truncated)")
     lines.append(
-        f"encoder passes: {enc['encoded']:,} of {enc['unique_texts']:,} unique texts encoded "
-        f"this run (store counter; 0 = all were already stored)"
+        f"encoder passes: {encoded} this run (store counter; 0 = all were already stored)"
         + ("" if enc["random_encoded"] is None else
            f", random-weights control {enc['random_encoded']:,}")
         + f"; {len(result.table)} candidates on the same {result.n_splits} splits "
@@ -286,7 +290,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
                  + (f" + chunked long texts {t['chunk_encode']:.1f} s"
                     if "chunk_encode" in t else "")
                  + f", cross-validating heads {heads:.1f} s"
-                 + (f", fine-tuning {t['finetune']:.1f} s" if "finetune" in t else "")
+                 + (f", fine-tuning {t['finetune']:.1f} s"
+                    if (result.table["family"] == "finetune").any() else "")
                  + (f", nested/held-out selection {t['nested']:.1f} s" if "nested" in t else "")
                  + f", refit {t.get('refit', 0):.1f} s")
     lines.append("")

@@ -198,7 +198,11 @@ default="auto"
         into windows of ``max_length`` tokens overlapping by ``chunk_stride``, encodes every
         window (windows of all texts share batches) and pools them per text: ``cls`` and
         ``mean`` as token-weighted means of the windows' statistics, ``max`` as their
-        maximum. A text that fits in one window gets the same vector either way.
+        maximum. A text that fits in one window gets the same vector either way. With a
+        store the two modes share windows: a chunked pass also stores each text's first
+        window (the first ``max_length`` tokens) as its truncated encoding, and reads a
+        text that fits in one window from a truncated pass, so each window is encoded
+        once whichever mode asks first.
     chunk_stride : int, optional
         Tokens shared by consecutive windows with ``long_text="chunk"``. Default:
         ``max_length // 8``.

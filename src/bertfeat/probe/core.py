@@ -128,6 +128,11 @@ def probe(
     (``long_text="chunk"``) next to their truncated versions. The recommendation is the
     best ``bert``, ``tfidf`` or ``union`` candidate.
 
+    Each window of text is encoded once: when chunked candidates will run, the chunked
+    pass comes first and stores every text's first window as its truncated encoding (the
+    same tokens), so the main pass reads it. Before each encoder pass the token count and
+    a time estimate are logged; ``result.timings`` says where the time went.
+
     Parameters
     ----------
     texts : sequence of str, Series or 1-column DataFrame
@@ -150,8 +155,9 @@ def probe(
     scoring : str or callable, optional
         Default: ``accuracy`` (classification) or ``r2`` (regression).
     random_control : bool, default=True
-        Also score the random-weights copy of the model (one more encoder pass; the
-        model is saved once next to the store, under ``random-init/``).
+        Also score the random-weights copy of the model (one more encoder pass, on the
+        texts ``control_texts`` chooses; the model is saved once next to the store, under
+        ``random-init/``).
     cache : "auto", path, FeatureStore, False or None, default="auto"
         The feature store. ``False``/``None`` uses a temporary store for the run (the
         texts are still encoded once) and gives the recommended Pipeline ``cache=False``.
@@ -170,9 +176,11 @@ def probe(
     chunk : bool, default=True
         When some texts were truncated to ``max_length`` and
         :class:`~bertfeat.BertFeaturizer` has the ``long_text="chunk"`` mode, encode the
-        texts once more in chunks and score the ``chunk_top`` best feature sets (screening
-        head) on chunk-pooled vectors. Skipped, with a note in ``result.encoding["chunk"]``,
-        when no text is truncated (chunking would change nothing) or the mode is missing.
+        texts in windows and score the ``chunk_top`` best feature sets (screening head) on
+        chunk-pooled vectors. This pass runs before the main one and gives it its vectors
+        (a text's first window is its truncated encoding), so no window is encoded twice.
+        Skipped, with a note in ``result.encoding["chunk"]``, when no text is longer than
+        ``max_length`` (chunking would change nothing).
     finetune : bool or dict, default=False
         Also fine-tune the encoder on each training fold (:class:`~bertfeat.BertClassifier`,
         :class:`~bertfeat.BertRegressor` for regression, with their defaults or the
