@@ -237,7 +237,12 @@ def test_auto_control_on_a_subset_has_a_reference_row(tiny_model, tmp_path, monk
     diff = (res.fold_scores.loc[res.control_reference]
             - res.fold_scores.loc[res.baseline_keys["random"]]).mean()
     assert res.comparisons["random"].diff == pytest.approx(diff)
-    assert "random weights (vs " in res.summary()
+    summary = res.summary()
+    assert "random weights (vs " in summary
+    ref_score = res.table.set_index("candidate").loc[res.control_reference, "mean_score"]
+    assert (f"random-weights control (best, on 30 of 80 texts): {res.baselines['random']:.4f}"
+            f" (the real model's best feature set on the same texts: {ref_score:.4f})"
+            ) in summary
     # the best BERT row of the summary is a full-data row, never the subset reference
     assert res.families["bert"] == res.table[(res.table.family == "bert")
                                              & (res.table.stage != "control")

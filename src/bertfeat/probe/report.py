@@ -53,9 +53,17 @@ def summary(result: ProbeResult, top: int = 12) -> str:
     def fmt(value: float | None) -> str:
         return "not run" if value is None else f"{value:.4f}"
 
+    control = f"random-weights control (best): {fmt(b['random'])}"
+    ref = result.control_reference
+    if ref is not None and b["random"] is not None:  # scored on a subset: say so
+        rows = result.candidate(ref).rows
+        ref_score = float(result.table.set_index("candidate").loc[ref, "mean_score"])
+        control = (f"random-weights control (best, on {len(rows):,} of "
+                   f"{result.encoding.get('texts', 0):,} texts): "
+                   f"{fmt(b['random'])} (the real model's best feature set on the same "
+                   f"texts: {ref_score:.4f})")
     lines.append(f"last layer (L{result.n_layers}, mean, {result.screen_head}): "
-                 f"{fmt(b['last_layer'])}   TF-IDF + linear: {fmt(b['tfidf'])}   "
-                 f"random-weights control (best): {fmt(b['random'])}")
+                 f"{fmt(b['last_layer'])}   TF-IDF + linear: {fmt(b['tfidf'])}   {control}")
     fam = result.families
     lines.append(f"best BERT (truncated): {fmt(fam['bert'])}   chunked long texts: "
                  f"{fmt(fam['chunked'])}   TF-IDF ⊕ best layer: {fmt(fam['union'])}")
