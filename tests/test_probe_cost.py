@@ -239,6 +239,12 @@ def test_auto_control_on_a_subset_has_a_reference_row(tiny_model, tmp_path, monk
     assert res.comparisons["random"].diff == pytest.approx(diff)
     summary = res.summary()
     assert "random weights (vs " in summary
+    import matplotlib
+
+    matplotlib.use("Agg")
+    labels = res.plot().axes[0].get_legend_handles_labels()[1]
+    assert any(label.startswith("random weights (best)") and "on 30 of 80 texts" in label
+               for label in labels)
     ref_score = res.table.set_index("candidate").loc[res.control_reference, "mean_score"]
     assert (f"random-weights control (best, on 30 of 80 texts): {res.baselines['random']:.4f}"
             f" (the real model's best feature set on the same texts: {ref_score:.4f})"
