@@ -97,12 +97,10 @@ def plot(result: ProbeResult, path: str | os.PathLike | None = None, ax: Any = N
             text = f"{label} {value:.3f}"
             if name == "tfidf" and pick["family"] == "tfidf":
                 text += f" (the pick: {pick['head']})"
-            ref = result.control_reference
-            if name == "random" and ref is not None:  # a subset: not the curves' texts
-                n_rows = len(result.candidate(ref).rows)
-                ref_score = result.table.set_index("candidate").loc[ref, "mean_score"]
-                text += (f"\non {n_rows:,} of {result.encoding.get('texts', 0):,} texts, "
-                         f"where the real model scores {ref_score:.3f}")
+            subset = result.control_subset
+            if name == "random" and subset is not None:  # not the curves' texts
+                text += (f"\non {subset['rows']:,} of {subset['texts']:,} texts, where the "
+                         f"real model scores {subset['score']:.3f}")
             ax.axhline(value, color="0.35" if name == "tfidf" else "0.6",
                        linestyle=style, linewidth=1.4, label=text)
     ax.axvline(n, color="0.3", linestyle="-.", linewidth=0.9, alpha=0.6,

@@ -54,14 +54,11 @@ def summary(result: ProbeResult, top: int = 12) -> str:
         return "not run" if value is None else f"{value:.4f}"
 
     control = f"random-weights control (best): {fmt(b['random'])}"
-    ref = result.control_reference
-    if ref is not None and b["random"] is not None:  # scored on a subset: say so
-        rows = result.candidate(ref).rows
-        ref_score = float(result.table.set_index("candidate").loc[ref, "mean_score"])
-        control = (f"random-weights control (best, on {len(rows):,} of "
-                   f"{result.encoding.get('texts', 0):,} texts): "
-                   f"{fmt(b['random'])} (the real model's best feature set on the same "
-                   f"texts: {ref_score:.4f})")
+    subset = result.control_subset
+    if subset is not None:  # scored on a subset: say so
+        control = (f"random-weights control (best, on {subset['rows']:,} of "
+                   f"{subset['texts']:,} texts): {fmt(b['random'])} (the real model's best "
+                   f"feature set on the same texts: {subset['score']:.4f})")
     lines.append(f"last layer (L{result.n_layers}, mean, {result.screen_head}): "
                  f"{fmt(b['last_layer'])}   TF-IDF + linear: {fmt(b['tfidf'])}   {control}")
     fam = result.families
@@ -123,8 +120,8 @@ def _gains(result: ProbeResult) -> list[str]:
         if result.baseline_keys[name] == result.best["candidate"]:
             out.append(f"{label}: the pick is that row")
             continue
-        if name == "random" and result.control_reference is not None:
-            label = f"random weights (vs {result.control_reference.split(':')[1]})"
+        if name == "random" and result.control_subset is not None:
+            label = f"random weights (vs {result.control_subset['layer']})"
         diff = f"{100 * test.diff:+.1f} points" if proportion else f"{test.diff:+.4f}"
         verdict = "significant" if test.significant(result.recommendation.alpha) \
             else "not significant"

@@ -155,11 +155,10 @@ class ProbeResult:
         # the same texts and folds, not with the pick (scored on every text)
         subset = (table["family"] == "bert") & (table["stage"] == "control")
         self.control_reference = self._key_of(subset)
+        against = {"random": self.control_reference or self.best["candidate"]}
         self.comparisons: dict[str, PairedTest] = {
-            name: compare(fold_scores,
-                          self.control_reference if name == "random"
-                          and self.control_reference is not None
-                          else self.best["candidate"], key, recommendation.ratio)
+            name: compare(fold_scores, against.get(name, self.best["candidate"]), key,
+                          recommendation.ratio)
             for name, key in self.baseline_keys.items() if key is not None}
         chunked = table["stage"] == "chunk"
         self.families = {
@@ -173,6 +172,18 @@ class ProbeResult:
     def _key_of(self, mask: pd.Series) -> str | None:
         rows = self.table[mask]  # best first
         return None if rows.empty else str(rows["candidate"].iloc[0])
+
+    @property
+    def control_subset(self) -> dict | None:
+        """When the random-weights control ran on a subset: ``rows`` (texts it used),
+        ``texts`` (all texts), ``layer`` and ``score`` of the real model's reference row
+        on the same texts; None when it ran on every text (or not at all)."""
+        if self.control_reference is None or self.baselines["random"] is None:
+            return None
+        row = self.table.set_index("candidate").loc[self.control_reference]
+        return {"rows": len(self.candidate(self.control_reference).rows),
+                "texts": int(self.encoding.get("texts", 0)), "layer": str(row["layer"]),
+                "score": float(row["mean_score"])}
 
     @property
     def nested_score(self) -> float | None:
