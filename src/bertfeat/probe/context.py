@@ -198,10 +198,18 @@ class ProbeContext:
         """Tokens the real model's encoder runs on each distinct text (first occurrence
         order) with ``long_text`` (``"truncate"`` or ``"chunk"``); tokenised once per mode,
         nothing encoded."""
+        return self._tokenized(long_text)[1]
+
+    @property
+    def max_length(self) -> int:
+        """The real model's token limit in effect (``featurizer_params`` or the model's)."""
+        return self._tokenized(next(iter(self._lengths), "truncate"))[0].max_length_
+
+    def _tokenized(self, long_text: str) -> tuple[BertFeaturizer, np.ndarray]:
         if long_text not in self._lengths:
             base = BertFeaturizer(model=self.model, **{**self.params, "long_text": long_text,
                                                        "cache": False}).fit(self.texts[:1])
-            self._lengths[long_text] = token_lengths(base, list(dict.fromkeys(self.texts)))
+            self._lengths[long_text] = (base, token_lengths(base, list(dict.fromkeys(self.texts))))
         return self._lengths[long_text]
 
     def log(self, message: str) -> None:

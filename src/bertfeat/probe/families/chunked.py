@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...featurizer import BertFeaturizer
 from ...store import text_digest
 from ..candidates import Candidate, FeatureSet, bert_candidate, feature_sets
 from ..context import ProbeContext
@@ -36,9 +35,8 @@ def truncated_count(ctx: ProbeContext) -> int:
 def longer_count(ctx: ProbeContext) -> tuple[int, int]:
     """Distinct texts longer than ``max_length`` tokens (tokenised, nothing encoded), and
     ``max_length``: a text is longer when its windows hold more than one window's tokens."""
-    limit = BertFeaturizer(model=ctx.model, **{**ctx.params, "cache": False}).fit(
-        ctx.texts[:1]).max_length_
-    return int((ctx.token_lengths("chunk") > limit).sum()), limit
+    lengths = ctx.token_lengths("chunk")
+    return int((lengths > ctx.max_length).sum()), ctx.max_length
 
 
 class Chunked(Family):

@@ -133,16 +133,19 @@ class FoldVocabulary:
         train = counts[rows]
         freq = np.bincount(train.indices, minlength=counts.shape[1])
         self.columns = np.flatnonzero(freq >= max(int(tfidf.min_df), 1))
-        self._names = counter.get_feature_names_out()[self.columns]
-        self.vocabulary_ = {str(term): i for i, term in enumerate(self._names)}
         self._idf = TfidfTransformer(norm=tfidf.norm, use_idf=tfidf.use_idf,
                                      smooth_idf=tfidf.smooth_idf,
                                      sublinear_tf=tfidf.sublinear_tf)
         self.matrix = self._idf.fit_transform(train[:, self.columns])
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        """The terms, in column order."""
-        return np.asarray(self._names, dtype=object)
+        """The terms, in column order (not needed to score: built when asked)."""
+        return np.asarray(self._counter.get_feature_names_out()[self.columns], dtype=object)
+
+    @property
+    def vocabulary_(self) -> dict[str, int]:
+        """Term to column, as ``TfidfVectorizer.vocabulary_`` (built when asked)."""
+        return {str(term): i for i, term in enumerate(self.get_feature_names_out())}
 
     def transform_counts(self, counts: Any) -> Any:
         """TF-IDF of rows of the counts of every text."""
