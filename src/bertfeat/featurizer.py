@@ -780,6 +780,18 @@ default="auto"
                     "neither returned nor stored (those before were). Run again when "
                     "whatever writes them has finished.")
 
+        def write(fingerprint, rows, batch_stats, batch_pooler, truncated):
+            if not writing[0]:
+                return
+            try:
+                store.write(fingerprint, [digests[i] for i in rows], batch_stats, batch_pooler,
+                            truncated)
+            except StoreError as exc:
+                writing[0] = False
+                warnings.warn(
+                    f"BertFeaturizer: {exc}. Results are unaffected; the rest of this "
+                    "call does not write to the store.", RuntimeWarning, stacklevel=3)
+
         def on_batch(positions, batch_stats, batch_pooler, truncated):
             check_weights()
             rows = missing[positions]
@@ -794,15 +806,7 @@ default="auto"
                 pooler[rows] = batch_pooler
             if truncated_out is not None:
                 truncated_out[rows] = truncated
-            if writing[0]:
-                try:
-                    store.write(self.fingerprint_, [digests[i] for i in rows], batch_stats,
-                                batch_pooler, truncated)
-                except StoreError as exc:
-                    writing[0] = False
-                    warnings.warn(
-                        f"BertFeaturizer: {exc}. Results are unaffected; the rest of this "
-                        "call does not write to the store.", RuntimeWarning, stacklevel=2)
+            write(self.fingerprint_, rows, batch_stats, batch_pooler, truncated)
 
         on_first_window = None
         if first_windows is not None and len(first_windows[1]):
@@ -811,19 +815,10 @@ default="auto"
             def on_first_window(positions, batch_stats, batch_pooler, longer):
                 check_weights()
                 keep = np.isin(missing[positions], twin_rows)
-                if not keep.any() or not writing[0]:
-                    return
-                rows = missing[positions[keep]]
-                try:
-                    store.write(twin, [digests[i] for i in rows],
-                                store.storable(batch_stats[keep]),
-                                None if batch_pooler is None
-                                else store.storable(batch_pooler[keep]), longer[keep])
-                except StoreError as exc:
-                    writing[0] = False
-                    warnings.warn(
-                        f"BertFeaturizer: {exc}. Results are unaffected; the rest of this "
-                        "call does not write to the store.", RuntimeWarning, stacklevel=2)
+                if keep.any():
+                    write(twin, missing[positions[keep]], store.storable(batch_stats[keep]),
+                          None if batch_pooler is None else store.storable(batch_pooler[keep]),
+                          longer[keep])
 
         show = self.show_progress
         if show == "auto":
