@@ -104,3 +104,35 @@ def test_pooler_first_windows(tiny_model, tmp_path, encode_spy):
     fresh = quiet_transform(BertFeaturizer(model=tiny_model, precision="fp32",
                                            pooling="pooler", cache=False), texts)
     np.testing.assert_allclose(read, fresh, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("modes", [["truncate", "chunk"], ["chunk", "truncate"]],
+                         ids=["truncate-first", "chunk-first"])
+def test_parallel_grid_over_long_text_encodes_each_window_once(tiny_model, tmp_path, modes):
+    """A cold GridSearchCV over both modes in two worker processes, either grid order:
+    each fingerprint encodes a text at most once, and the chunked pass never encodes a
+    one-window text the truncated pass already holds."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+
+    texts = [long_text(120, seed) for seed in range(10)] + [
+        " ".join(np.random.default_rng(s).choice(WORDS, size=6)) + f" {s}" for s in range(30)]
+    texts = texts + texts[:8]  # duplicates
+    y = np.arange(len(texts)) % 2
+    store = str(tmp_path / "store")
+    pipe = make_pipeline(feat(tiny_model, "truncate", store),
+                         LogisticRegression(max_iter=100))
+    grid = {"bertfeaturizer__long_text": modes, "logisticregression__C": [0.1, 1.0]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        GridSearchCV(pipe, grid, cv=StratifiedKFold(3), n_jobs=2,
+                     error_score="raise").fit(texts, y)
+    unique = len(set(texts))
+    fs = FeatureStore(store)
+    truncating = feat(tiny_model, "truncate", fs).fit(texts[:1])
+    chunking = feat(tiny_model, "chunk", fs).fit(texts[:1])
+    assert fs.encoded_count(truncating.fingerprint_) == unique
+    # the chunked fingerprint encodes the long texts, and the short ones only when the
+    # chunked pass came first for them (then they were not encoded truncated)
+    assert 10 <= fs.encoded_count(chunking.fingerprint_) <= unique

@@ -728,11 +728,10 @@ default="auto"
         with contextlib.ExitStack() as locks:
             locks.enter_context(store.encode_lock(self.fingerprint_))
             if first_windows is not None and len(first_windows[1]):
-                twin, rows = first_windows
-                locks.enter_context(store.encode_lock(twin))
-                held = store.read(twin, [digests[i] for i in rows], [0], self.hidden_size_,
-                                  count=False).found  # stored meanwhile by another process
-                first_windows = (twin, rows[~held])
+                locks.enter_context(store.encode_lock(first_windows[0]))
+                # what a truncating process stored meanwhile: read, not encoded again
+                missing, first_windows = self._read_first_windows(
+                    store, digests, missing, stats, pooler, truncated)
             again = store.read(self.fingerprint_, [digests[i] for i in missing], needed,
                                self.hidden_size_, pooler=want_pooler, count=False)
             if again.found.any():
