@@ -34,7 +34,8 @@ from .encoder import (
     make_batches,
     pad_batch,
 )
-from .models import INT8_PATHS, cpu_flags
+from .hardware import cpu_flags
+from .models import INT8_PATHS
 
 __all__ = ["load", "ExportedPipeline", "BATCH_TOKENS"]
 

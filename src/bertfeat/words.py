@@ -231,7 +231,8 @@ class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
             raise ValueError("max_length must leave room for the special tokens and a "
                              "piece (>= 3)")
         device = models.resolve_device(self.device)
-        precision = models.resolve_precision(self.precision, device)
+        precision = models.resolve_precision(self.precision, device, info,
+                                             trust_remote_code=self.trust_remote_code)
         max_length = int(self.max_length or info.max_length)
         stride = max_length // 2 if self.window_stride is None else int(self.window_stride)
         if X is not None:
