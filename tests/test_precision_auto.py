@@ -272,3 +272,17 @@ def test_cache_info_shows_the_decisions(fake_models, tiny_model, capsys, monkeyp
     assert data["override"] == "fp32"
     (record,) = data["decisions"].values()
     assert record["precision"] == "bf16" and record["tokens_per_s"]["bf16"] == 4000.0
+
+
+def test_a_dask_worker_keeps_the_clients_decision(decided, tiny_model, tmp_path):
+    """A worker process refits the featurizer; with ``auto`` it takes the client's
+    measured precision instead of measuring its own (which could differ: another CPU,
+    other load), so its vectors and fingerprint are the client's."""
+    from bertfeat import distributed
+
+    client = BertFeaturizer(model=tiny_model, cache=str(tmp_path / "s"), device="cpu").fit([])
+    assert client.precision_ == "bf16" and decided[1] == 1
+    decided[0] = "fp32"  # what this "worker" would measure
+    local = distributed._process_featurizer(client, distributed._token(client))
+    assert local.precision_ == "bf16" and local.fingerprint_ == client.fingerprint_
+    assert decided[1] == 1

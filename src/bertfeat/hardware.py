@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as _dt
+import functools
 import hashlib
 import json
 import math
@@ -144,6 +145,7 @@ def device_name(device: str) -> str:
     return kind
 
 
+@functools.cache
 def _bf16_runs() -> bool:
     import torch
 
