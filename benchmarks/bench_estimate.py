@@ -5,12 +5,11 @@ layer, poolings cls/mean/max, an empty store) on the first N texts of a data fil
 prints the announced estimate, the time the pass took after the announcement, and their
 ratio (the goal: within 1.5x).
 
-Usage (from the repository root)::
+Usage (from the repository root, with ``PYTHONPATH=src`` and the venv's python)::
 
-    PYTHONPATH=src .venv/bin/python benchmarks/bench_estimate.py sst2_train.csv 6920 bf16
-    PYTHONPATH=src .venv/bin/python benchmarks/bench_estimate.py subj.csv 4000 fp32
-    PYTHONPATH=src .venv/bin/python benchmarks/bench_estimate.py spamassassin.csv.gz 600 bf16 \
-        --chunk
+    python benchmarks/bench_estimate.py sst2_train.csv 6920 bf16
+    python benchmarks/bench_estimate.py subj.csv 4000 fp32
+    python benchmarks/bench_estimate.py spamassassin.csv.gz 600 bf16 --chunk
 """
 
 from __future__ import annotations
