@@ -12,6 +12,7 @@ This module holds no torch code: models live in :mod:`bertfeat.models`, batches 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import sys
 import warnings
@@ -124,6 +125,12 @@ def usable_store(store: FeatureStore | None) -> FeatureStore | None:
             RuntimeWarning, stacklevel=3)
         return None
     return store
+
+
+#: what a fitted BertFeaturizer holds (a pickle without one of them cannot transform)
+_FITTED_ATTRIBUTES = ("layers_", "pooling_", "normalize_", "n_layers_", "hidden_size_",
+                      "max_length_", "device_", "precision_", "feature_names_out_",
+                      "n_features_out_", "fingerprint_", "chunk_stride_")
 
 
 class BertFeaturizer(TransformerMixin, BaseEstimator):
@@ -328,10 +335,49 @@ default="auto"
         return tags
 
     def __getstate__(self) -> dict:
-        state = super().__getstate__()
+        from . import __version__
+
+        # a copy: on Python >= 3.11 object.__getstate__ returns the live __dict__, and
+        # deleting from it would strip the live featurizer of its loaded model
+        state = dict(super().__getstate__())
         for key in [k for k in state if k.startswith("_rt_")]:
             del state[key]  # runtime objects: loaded model, open store
+        state["_bertfeat_version"] = __version__
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        """Load a pickle, also one written by an earlier bertfeat, or refuse it clearly.
+
+        A parameter the earlier release did not have takes its default (which keeps that
+        release's behaviour). A fitted featurizer from before ``pooling_``/``normalize_``
+        existed gets them from ``pooling``/``normalize`` (then never ``"auto"``). Any other
+        fitted attribute missing is a ``ValueError`` that names the release and the
+        attributes: fit it again.
+        """
+        state = dict(state)
+        for name, parameter in inspect.signature(type(self).__init__).parameters.items():
+            if name != "self" and name not in state and \
+                    parameter.default is not inspect.Parameter.empty:
+                state[name] = parameter.default
+        if "layers_" in state:  # fitted
+            if "pooling_" not in state and state.get("pooling") != "auto":
+                state["pooling_"] = state.get("pooling")
+            if "normalize_" not in state and isinstance(state.get("normalize"), bool):
+                state["normalize_"] = state["normalize"]
+            if "chunk_stride_" not in state and state.get("long_text") == "truncate":
+                state["chunk_stride_"] = None
+            missing = [a for a in _FITTED_ATTRIBUTES if a not in state]
+            if missing:
+                from . import __version__
+
+                made = state.get("_bertfeat_version")
+                made = (f"bertfeat {made}" if made else
+                        "an earlier bertfeat (one that did not record its version)")
+                raise ValueError(
+                    f"this fitted {type(self).__name__} was pickled by {made} and lacks "
+                    f"{missing}, which bertfeat {__version__} needs; fit it again (with a "
+                    "feature store, vectors already stored are read, not encoded again)")
+        super().__setstate__(state)
 
     # ----------------------------------------------------------------------- validation
     def _resolve_layers(self, info: models.ModelInfo) -> list[int]:
