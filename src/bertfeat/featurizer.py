@@ -287,7 +287,27 @@ default="auto"
         self.chunk_stride = chunk_stride
         self.max_chunks = max_chunks
 
+    _fitted_attributes = ("layers_", "pooling_", "normalize_", "n_layers_", "hidden_size_",
+                          "max_length_", "device_", "precision_", "feature_names_out_",
+                          "n_features_out_", "fingerprint_", "chunk_stride_")
+
     # ------------------------------------------------------------------ sklearn plumbing
+    def _upgrade_state(self, state: dict) -> None:
+        # from before pooling_/normalize_ existed: the parameters (then never "auto")
+        if "pooling_" not in state and state.get("pooling") != "auto":
+            state["pooling_"] = state.get("pooling")
+        if "normalize_" not in state and isinstance(state.get("normalize"), bool):
+            state["normalize_"] = state["normalize"]
+        if "chunk_stride_" not in state and state.get("long_text") == "truncate":
+            state["chunk_stride_"] = None
+        if "_fingerprint_settings" not in state and "max_length_" in state:
+            stride = state.get("chunk_stride_")
+            state["_fingerprint_settings"] = {
+                "max_length": state["max_length_"], "precision": state.get("precision_"),
+                "long_text": state.get("long_text"),
+                "extra": {} if stride is None else {
+                    "chunk_stride": stride, "max_chunks": int(state.get("max_chunks", 8))}}
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()  # string input, fitted, deterministic: the base's
         tags.transformer_tags.preserves_dtype = ["float32"]  # the output is always float32

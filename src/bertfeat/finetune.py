@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import encoder, models
 from .base import EncoderEstimatorMixin
-from .inputs import BAD_INPUT_POLICIES, to_texts
+from .inputs import BAD_INPUT_POLICIES, _is_missing, to_texts
 from .params import non_negative_int, positive_int
 from .pooling import pool_stats
 
@@ -235,6 +237,18 @@ class _BertFineTuner(EncoderEstimatorMixin, BaseEstimator):
 
     # --------------------------------------------------------------------------- fit
     def _fit(self, X: Any, y: Any, sample_weight: Any = None):
+        # a fit is atomic: if it fails or is interrupted (Ctrl-C), the estimator is left
+        # exactly as it was before the call -- fitted with the previous fit, or unfitted
+        # -- never with new classes_ and an old head
+        before = dict(self.__dict__)
+        try:
+            return self._fit_state(X, y, sample_weight)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit_state(self, X: Any, y: Any, sample_weight: Any = None):
         import torch
 
         t_start = time.perf_counter()
@@ -242,8 +256,12 @@ class _BertFineTuner(EncoderEstimatorMixin, BaseEstimator):
         n = len(texts)
         if n == 0:
             raise ValueError(f"{type(self).__name__}.fit needs at least one text, got 0")
+        if isinstance(y, Iterator):
+            y = list(y)  # a generator of labels is read once, here
         targets, weights = self._prepare_targets(y, n)
         if sample_weight is not None:
+            if isinstance(sample_weight, Iterator):
+                sample_weight = list(sample_weight)
             sw = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
             if len(sw) != n:
                 raise ValueError(f"sample_weight has {len(sw)} values for {n} texts")
@@ -251,6 +269,9 @@ class _BertFineTuner(EncoderEstimatorMixin, BaseEstimator):
             if len(bad):
                 raise ValueError(f"sample_weight of row {int(bad[0])} is {sw[bad[0]]!r}; "
                                  "weights must be finite and non-negative")
+            if not sw.any():
+                raise ValueError("sample_weight is 0 for every text: there is nothing to "
+                                 "train on (scikit-learn refuses this too)")
             weights = weights * sw
         setup = self._resolve_encoder()
         info, device, precision = setup.info, setup.device, setup.precision
@@ -578,7 +599,10 @@ class _BertFineTuner(EncoderEstimatorMixin, BaseEstimator):
         Parameters
         ----------
         directory : str or path
-            Created if missing.
+            Created if missing. Model files of an earlier save in it (tokenizer files,
+            weights, config, sentence-transformers settings) that this save does not write
+            are removed; other files are kept. Each file is written in full beside the
+            folder and renamed into it.
 
         Returns
         -------
@@ -588,10 +612,24 @@ class _BertFineTuner(EncoderEstimatorMixin, BaseEstimator):
         _, model, _ = self._runtime()
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
-        with models.quiet_transformers():
-            model.save_pretrained(str(folder), safe_serialization=True)
-        for name, data in self._rt_files.items():
-            (folder / name).write_bytes(data)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.save-", dir=folder.parent))
+        try:
+            with models.quiet_transformers():
+                model.save_pretrained(str(staging), safe_serialization=True)
+            for name, data in self._rt_files.items():
+                (staging / name).write_bytes(data)
+            written = {p.name for p in staging.iterdir()}
+            # files of an earlier model in the folder would be read with the new ones (a
+            # stale tokenizer.json wins over the new vocab.txt): they go
+            for stale in models.model_file_names(folder):
+                if stale not in written:
+                    (folder / stale).unlink(missing_ok=True)
+            # each file replaced in one rename: a process loading the folder meanwhile
+            # reads whole files, the old or the new, never half of one
+            for name in sorted(written, key=lambda n: n == "config.json"):  # config last
+                os.replace(staging / name, folder / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return folder
 
 
@@ -894,9 +932,10 @@ best_validation_score_, fit_time_
             values = np.asarray(y, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"BertRegressor needs numeric targets: {exc}") from None
-        if values.ndim not in (1, 2) or len(values) != n:
+        if values.ndim not in (1, 2) or len(values) != n or (
+                values.ndim == 2 and values.shape[1] == 0):
             raise ValueError(f"y has shape {values.shape}; expected ({n},) or ({n}, n_targets) "
-                             f"for {n} texts")
+                             f"with n_targets >= 1 for {n} texts")
         bad = np.flatnonzero(~np.isfinite(values.reshape(n, -1)).all(axis=1))
         if len(bad):
             raise ValueError(f"y of row {int(bad[0])} is not a finite number "
@@ -942,7 +981,7 @@ def _labels_1d(y: Any, n: int, owner: str) -> np.ndarray:
     if len(labels) != n:
         raise ValueError(f"X has {n} texts but y has {len(labels)} labels")
     for i, value in enumerate(labels):
-        if value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)):
+        if _is_missing(value):
             raise ValueError(f"Row {i} of y is missing ({value!r}); every text needs a label")
     if labels.dtype == object:
         kinds = {type(v) for v in labels}

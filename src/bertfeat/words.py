@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import models, wordencoder
 from .base import EncoderEstimatorMixin, usable_store
 from .featurizer import resolve_layers
-from .inputs import BAD_INPUT_POLICIES, to_sentences
+from .inputs import BAD_INPUT_POLICIES, _is_missing, to_sentences
 from .params import non_negative_int, positive_int
 from .pooling import COMBINES, SUBWORD_POOLINGS, combine_layers, pool_subwords, subword_width
 from .store import FeatureStore, sentence_digest
@@ -414,6 +415,13 @@ def unflatten_tags(flat: Any, sentences: Any) -> list[list]:
     return [part.tolist() for part in np.split(flat, cuts)] if lengths else []
 
 
+def _once(values: Any) -> Any:
+    """A one-shot iterator (generator, ``map`` ...) as a list; anything else as it is."""
+    if isinstance(values, Iterator):
+        return list(values)
+    return values
+
+
 def _tag_lists(tags: Any) -> list[list]:
     if isinstance(tags, (str, bytes)) or tags is None:
         raise TypeError("tags must be a sequence of per-sentence tag lists")
@@ -424,7 +432,7 @@ def _tag_lists(tags: Any) -> list[list]:
                             f"{type(sentence).__name__}.")
         row = list(sentence.tolist() if isinstance(sentence, np.ndarray) else sentence)
         for j, tag in enumerate(row):
-            if tag is None or (isinstance(tag, float) and np.isnan(tag)):
+            if _is_missing(tag):
                 raise ValueError(f"Sentence {i}, word {j} has no tag ({tag!r}).")
         out.append(row)
     return out
@@ -505,17 +513,22 @@ class WordTagger(BaseEstimator):
         """
         from sklearn.linear_model import LogisticRegression
 
+        X, y = _once(X), _once(y)  # a generator is read once, here
         sentences = to_sentences(X, "empty")
         flat = flatten_tags(y, sentences)
         featurizer = BertWordFeaturizer() if self.featurizer is None else self.featurizer
         head = LogisticRegression(max_iter=1000) if self.classifier is None else self.classifier
-        self.featurizer_ = clone(featurizer)
-        features = self.featurizer_.fit_transform(X)
+        fitted_featurizer = clone(featurizer)
+        features = fitted_featurizer.fit_transform(X)
         if len(features) != len(flat):
             raise ValueError(f"the featurizer returned {len(features)} rows for "
                              f"{len(flat)} words; it must give one row per word")
-        self.classifier_ = clone(head).fit(features, flat)
-        self.classes_ = getattr(self.classifier_, "classes_", np.unique(flat))
+        classifier = clone(head).fit(features, flat)
+        # the fitted state changes only now, after everything succeeded: a failed or
+        # interrupted refit leaves the previous fit (or none) in place
+        self.featurizer_ = fitted_featurizer
+        self.classifier_ = classifier
+        self.classes_ = getattr(classifier, "classes_", np.unique(flat))
         return self
 
     def predict(self, X: Any) -> list[list]:
@@ -532,6 +545,7 @@ class WordTagger(BaseEstimator):
             One tag list per sentence, as long as the sentence.
         """
         check_is_fitted(self, "classifier_")
+        X = _once(X)  # a generator is read once, here
         sentences = to_sentences(X, "empty")
         features = self.featurizer_.transform(X)
         if len(features) == 0:
@@ -554,6 +568,8 @@ class WordTagger(BaseEstimator):
         """
         truth = _tag_lists(y)
         predicted = self.predict(X)
+        if len(predicted) != len(truth):
+            raise ValueError(f"{len(predicted)} sentences but tags for {len(truth)}")
         scoring = self.scoring
         if scoring == "auto":
             scoring = "entity_f1" if is_bio(truth) else "accuracy"
