@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, hardware
 from .pooling import POOLINGS
 
 __all__ = ["main"]
@@ -455,6 +455,9 @@ def _cmd_cache_info(args: argparse.Namespace) -> int:
                             "models": sorted(p.name for p in random_dir.iterdir()
                                              if p.is_dir()) if random_dir.is_dir() else [],
                             "bytes": _dir_size(random_dir)}
+    stats["precision_decisions"] = {"file": str(hardware.decisions_path()),
+                                    "override": os.environ.get(hardware.ENV_PRECISION) or None,
+                                    "decisions": hardware.remembered_decisions()}
     if args.json:
         print(json.dumps(stats, indent=2, sort_keys=True))
         return 0
@@ -486,7 +489,21 @@ def _cmd_cache_info(args: argparse.Namespace) -> int:
         print()
         print(f"random-weights control models (bertfeat probe): {len(rinfo['models'])} "
               f"({human_bytes(rinfo['bytes'])}) in {rinfo['directory']}")
+    _print_precision_decisions(stats["precision_decisions"])
     return 0
+
+
+def _print_precision_decisions(info: dict) -> None:
+    """The measured ``precision="auto"`` decisions (``bertfeat cache info``)."""
+    print()
+    decisions = info["decisions"]
+    print(f"precision='auto' decisions: {len(decisions)} in {info['file']}")
+    if info["override"]:
+        print(f"  overridden here by {hardware.ENV_PRECISION}={info['override']}")
+    for record in sorted(decisions.values(), key=lambda r: str(r.get("decided_at"))):
+        print(f"  {hardware.describe(record)}")
+        if record.get("reason"):
+            print(f"    why: {record['reason']}")
 
 
 def _cmd_cache_clear(args: argparse.Namespace) -> int:

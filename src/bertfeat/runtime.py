@@ -36,8 +36,9 @@ from .encoder import (
     make_batches,
     pad_batch,
 )
+from .hardware import cpu_flags
 from .inputs import _LONE_SURROGATE
-from .models import INT8_PATHS, cpu_flags
+from .models import INT8_PATHS
 
 __all__ = ["load", "ExportedPipeline", "BATCH_TOKENS"]
 
