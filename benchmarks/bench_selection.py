@@ -6,11 +6,11 @@ stratified 80/20 split, seed 0):
 1. ``probe()`` (default model, default options but no random-weights control, which is
    never recommended) on a stratified 1,500-row subset of the train split -- the rows
    ``bertfeat probe DATA --limit 1500`` takes (seed 0).
-2. Every recommendable candidate of the probe (``result.make_pipeline(key)``) is fitted
-   on the whole train split and scored on the test split, so that any selection rule's
-   test accuracy is a lookup (the rules only read the probe's table and fold scores).
-   Train and test texts are encoded once, every layer, into the feature store first, so
-   the candidates' fits read vectors and fit heads.
+2. Each rule's pick (``result.make_pipeline(key)``; with ``--all-candidates`` every
+   recommendable candidate, so that any further rule's test accuracy is a lookup) is
+   fitted on the whole train split and scored on the test split. The rules only read the
+   probe's table and fold scores. Train and test texts are encoded once, every layer,
+   into the feature store first, so the candidates' fits read vectors and fit heads.
 3. The plain baselines, fitted on train, scored on test: TF-IDF (word 1-2 grams,
    sublinear tf) + ``LogisticRegression(max_iter=1000)``, and the default embedding,
    ``BertFeaturizer()`` + ``LogisticRegression()``.
@@ -18,7 +18,8 @@ stratified 80/20 split, seed 0):
    fold scores; the report gives each rule's test accuracy per set, the mean, the
    worst-case loss to the best rule per set, and the pick's fit cost.
 
-Everything a set produced is written to ``OUT/<set>.json`` as it is computed (the probe's
+Everything a set produced is written to ``OUT/<set>.json`` (``<set>-<rows>.json`` for
+another ``--rows``) as it is computed (the probe's
 table and fold scores, then each candidate's test score), so a crash or Ctrl-C loses at
 most the candidate being fitted: run the same command again to go on.
 
@@ -109,19 +110,21 @@ def _preencode(texts: list[str], cache: str, poolings: list[str], chunk: bool) -
     return time.perf_counter() - t0
 
 
-def run_set(name: str, out: Path, cache: str, rows: int) -> dict:
-    """Probe, then fit and test every recommendable candidate; resumable from the JSON."""
+def run_set(name: str, out: Path, cache: str, rows: int, every: bool = False) -> dict:
+    """Probe, then fit and test each rule's pick (``every``: every recommendable
+    candidate, the rules' picks first); resumable from the JSON."""
     import joblib
     from sklearn.exceptions import ConvergenceWarning
 
     from bertfeat.probe import probe
 
-    path = out / f"{name}.json"
+    stem = name if rows == PROBE_ROWS else f"{name}-{rows}"
+    path = out / f"{stem}.json"
     record = json.loads(path.read_text()) if path.exists() else {}
     train, test = load_set(name)
     sub = probe_rows(train, rows)
     fit = sub if FIT_ROWS.get(name) == "probe" else train
-    pipes_path = out / f"{name}.candidates.joblib"
+    pipes_path = out / f"{stem}.candidates.joblib"
     if "table" not in record:
         print(f"[{name}] probe on {len(sub):,} of {len(train):,} train rows", flush=True)
         load0 = loadavg()
@@ -133,8 +136,7 @@ def run_set(name: str, out: Path, cache: str, rows: int) -> dict:
             "n_fit": len(fit), "fit_rows": FIT_ROWS.get(name, "train"),
             "probe_seconds": time.perf_counter() - t0, "probe_load": [load0, loadavg()],
             "timings": result.timings, "design": result.design,
-            "ratio": result.recommendation.ratio, "heads": list(result.table.loc[
-                result.table["stage"] == "screen", "head"].unique()) + ["svm", "mlp"],
+            "ratio": result.recommendation.ratio, "heads": result.head_order,
             "table": json.loads(result.table.to_json(orient="records")),
             "folds": {key: [float(v) for v in row]
                       for key, row in result.fold_scores.iterrows()},
@@ -183,7 +185,10 @@ def run_set(name: str, out: Path, cache: str, rows: int) -> dict:
             record["baselines"][key] = score(make())
             print(f"[{name}] {key}: {record['baselines'][key]['accuracy']:.4f}", flush=True)
             _save(path, record)
-    for key, pipe in pipes.items():
+    chosen = list(dict.fromkeys(picks(record).values()))
+    order = chosen + [k for k in pipes if k not in chosen] if every else chosen
+    for key in order:
+        pipe = pipes[key]
         if key in record["test"]:
             continue
         record["test"][key] = score(pipe)
@@ -202,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=PROBE_ROWS, help="probe rows")
     parser.add_argument("--quick", action="store_true",
                         help="500 probe rows on trec and sms_spam (a smoke run)")
+    parser.add_argument("--all-candidates", action="store_true",
+                        help="fit and test every recommendable candidate, not only the "
+                             "rules' picks (the rules' picks first)")
     parser.add_argument("--report-only", action="store_true",
                         help="print the table from the JSON files, run nothing")
     args = parser.parse_args(argv)
@@ -218,20 +226,107 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     if not args.report_only:
         for name in args.sets:
-            run_set(name, out, cache, args.rows)
-    records = [json.loads((out / f"{n}.json").read_text()) for n in args.sets
+            run_set(name, out, cache, args.rows, args.all_candidates)
+    stems = [n if args.rows == PROBE_ROWS else f"{n}-{args.rows}" for n in args.sets]
+    records = [json.loads((out / f"{n}.json").read_text()) for n in stems
                if (out / f"{n}.json").exists()]
     print(report(records))
     return 0
 
 
+#: the probe's default heads, cheapest first (the cost order of the rules)
+HEAD_ORDER = ["logreg", "svm", "mlp"]
+#: short column names of the rules in the table
+RULE_LABELS = {"top": "top mean", "cheapest-tied": "cheapest tied (old default)",
+               "one-se": "one-SE", "stable-top": "stable top"}
+
+
+def picks(record: dict, rules: list[str] | None = None) -> dict[str, str]:
+    """Each rule's pick on the saved table and fold scores of one set (no scoring)."""
+    from bertfeat.probe.selection import RULES, recommend
+
+    table = pd.DataFrame.from_records(record["table"])
+    folds = pd.DataFrame.from_dict(record["folds"], orient="index")
+    recommendable = [k for k, fam in zip(table["candidate"], table["family"])
+                     if fam in ("bert", "tfidf", "union")]
+    return {rule: recommend(table, folds, record["ratio"], head_order=HEAD_ORDER,
+                            recommendable=recommendable, rule=rule, alpha=0.05,
+                            level=0.95).pick
+            for rule in (rules or list(RULES))}
+
+
+def _short(key: str) -> str:
+    family, layer, pooling, head = key.split(":", 3)
+    if family == "tfidf":
+        return f"TF-IDF {head.replace('logreg ', '')}"
+    prefix = "TF-IDF ⊕ " if family == "union" else ""
+    return f"{prefix}{layer} {pooling} {head}"
+
+
+def _depth(key: str) -> int:
+    from bertfeat.probe.stats import layer_depth
+
+    return 0 if key.startswith("tfidf") else layer_depth(key.split(":")[1])
+
+
 def report(records: list[dict]) -> str:
-    """The Markdown table of every rule's test accuracy (filled in with the rules)."""
-    lines = []
+    """Markdown: each rule's test accuracy per set, the mean, the worst-case loss to the best
+    rule per set, the fit cost of the picks, and whether the rule meets the issue's bar."""
+    from bertfeat.probe.selection import DEFAULT_RULE, RULES
+
+    records = [r for r in records if r.get("test") and r.get("baselines")
+               and all(k in r["test"] for k in picks(r).values())]
+    if not records:
+        return "no finished set yet"
+    rules = list(RULES)
+    acc: dict[str, dict[str, float]] = {}
+    lines = ["| set (probe rows → fit rows / test rows) | TF-IDF + LR | default embedding + LR | "
+             + " | ".join(RULE_LABELS.get(r, r) for r in rules)
+             + " | best tested candidate on test (tested / candidates) |",
+             "|---" * (len(rules) + 4) + "|"]
     for rec in records:
-        tests = rec["test"]
-        best = max(tests, key=lambda k: tests[k]["accuracy"]) if tests else None
-        lines.append(f"{rec['set']}: {len(tests)} candidates tested; best on test {best}")
+        chosen = picks(rec, rules)
+        base = rec["baselines"]
+        row = [f"{rec['set']} ({rec['n_probe']:,} → {rec['n_fit']:,} / {rec['n_test']:,})",
+               f"{base['tfidf_lr']['accuracy']:.4f}", f"{base['default_lr']['accuracy']:.4f}"]
+        for rule in rules:
+            key = chosen[rule]
+            a = rec["test"][key]["accuracy"]
+            acc.setdefault(rule, {})[rec["set"]] = a
+            row.append(f"{a:.4f} ({_short(key)})")
+        best = max(rec["test"], key=lambda k: rec["test"][k]["accuracy"])
+        row.append(f"{rec['test'][best]['accuracy']:.4f} ({_short(best)}; "
+                   f"{len(rec['test'])} / {len(rec['table'])})")
+        lines.append("| " + " | ".join(row) + " |")
+    sets = [r["set"] for r in records]
+    floor = {r["set"]: max(r["baselines"]["tfidf_lr"]["accuracy"],
+                           r["baselines"]["default_lr"]["accuracy"]) for r in records}
+    best_rule = {s: max(acc[rule][s] for rule in rules) for s in sets}
+    mean = {rule: float(np.mean([acc[rule][s] for s in sets])) for rule in rules}
+    base_mean = [float(np.mean([r["baselines"][b]["accuracy"] for r in records]))
+                 for b in ("tfidf_lr", "default_lr")]
+    lines.append("| **mean test accuracy** | " + f"{base_mean[0]:.4f} | {base_mean[1]:.4f} | "
+                 + " | ".join(f"**{mean[r]:.4f}**" for r in rules) + " | |")
+    lines.append("| worst-case loss to the best rule on a set (points) | | | "
+                 + " | ".join(f"{100 * max(best_rule[s] - acc[r][s] for s in sets):.1f}"
+                              for r in rules) + " | |")
+    lines.append("| sets below max(TF-IDF + LR, default embedding + LR) | | | "
+                 + " | ".join(str(sum(acc[r][s] < floor[s] for s in sets)) for r in rules)
+                 + " | |")
+    fit = {rule: [rec["test"][picks(rec, [rule])[rule]]["fit_s"] for rec in records]
+           for rule in rules}
+    depth = {rule: [_depth(picks(rec, [rule])[rule]) for rec in records] for rule in rules}
+    base_fit = [float(np.mean([r["baselines"][b]["fit_s"] for r in records]))
+                for b in ("tfidf_lr", "default_lr")]
+    lines.append("| fit cost: mean head-fit s on the fit rows (vectors stored) / mean encoder "
+                 f"layers the pick needs | {base_fit[0]:.1f} / 0 | {base_fit[1]:.1f} / 6 | "
+                 + " | ".join(f"{np.mean(fit[r]):.1f} / {np.mean(depth[r]):.1f}" for r in rules)
+                 + " | |")
+    ok = [r for r in rules if mean[r] >= mean["top"] - 1e-12
+          and all(acc[r][s] >= floor[s] for s in sets)]
+    lines.append("")
+    lines.append(f"rules meeting the bar (mean >= top mean's, every set >= both baselines): "
+                 f"{', '.join(ok) or 'none'}; probe default: {DEFAULT_RULE}")
     return "\n".join(lines)
 
 
