@@ -262,6 +262,12 @@ def test_cli_recommend_rewrites_the_pick_without_scoring(tiny_model, tmp_path, c
         fitted = joblib.load(out / "best_pipeline.joblib")
         assert pipeline_code(fitted) == expected.best_code
         assert ProbeResult.load(out).recommendation.select == rule
+    # the same rule again: the pick is unchanged, best_pipeline.joblib is kept (no refit)
+    monkeypatch.setattr(ProbeResult, "refit", lambda self: pytest.fail("refitted"))
+    stamp = (out / "best_pipeline.joblib").stat().st_mtime_ns
+    assert main(["recommend", str(out), "--select", "one-se"]) == 0
+    assert "the same pick as before; best_pipeline.joblib kept" in capsys.readouterr().out
+    assert (out / "best_pipeline.joblib").stat().st_mtime_ns == stamp
     monkeypatch.undo()
     np.testing.assert_array_equal(
         fitted.predict(texts), expected.make_pipeline().fit(texts, y).predict(texts))

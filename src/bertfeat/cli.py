@@ -341,7 +341,8 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     result = saved.select(args.select)
     before = saved.recommendation.pick
-    if not args.no_save_model:
+    same = result.recommendation.pick == before and (out / "best_pipeline.joblib").is_file()
+    if not args.no_save_model and not same:
         if not (out / "data.json").is_file():
             raise CliError(f"{out} holds no data.json (the probe's texts): cannot fit the "
                            "new pick; use --no-save-model for the code only")
@@ -349,14 +350,16 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     result.save(out, data=False)
     result.plot(out / "probe.png", title=f"bertfeat probe: {out.name}, model {result.model}")
     seconds = time.perf_counter() - started
-    change = ("the same pick as before" if result.recommendation.pick == before
+    change = ("the same pick as before" + ("; best_pipeline.joblib kept" if same else "")
+              if result.recommendation.pick == before
               else f"before: {saved.recommendation.select} picked "
                    f"{_describe(saved.best)}")
     lines = [result.summary(top=args.top), "",
              f"re-selected from the fold scores saved in {out} with rule "
              f"{result.recommendation.select} in {seconds:.1f} s: nothing was scored again "
              f"({change})"]
-    _write_pick(result, out, lines, args.no_save_model)
+    # the same pick: best_pipeline.joblib already holds it, fitted on the same rows
+    _write_pick(result, out, lines, args.no_save_model or same)
     return 0
 
 
