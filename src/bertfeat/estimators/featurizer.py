@@ -22,16 +22,10 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import models
-from .base import (  # noqa: F401  (re-exported: the batch-token defaults' old home)
-    DEFAULT_BATCH_TOKENS,
-    DEFAULT_BATCH_TOKENS_GPU,
-    EncoderEstimatorMixin,
-    usable_store,
-)
-from .inputs import BAD_INPUT_POLICIES, dedup, to_texts
-from .params import non_negative_int, positive_int
-from .pooling import (
+from .. import models
+from ..engine.text_pass import TextPass
+from ..io.inputs import BAD_INPUT_POLICIES, dedup, to_texts
+from ..pooling import (
     COMBINES,
     FIRST_LAYER,
     POOLINGS,
@@ -40,8 +34,14 @@ from .pooling import (
     feature_names,
     sentence_pooling,
 )
-from .store import FeatureStore, text_digest
-from .text_pass import TextPass
+from ..store import FeatureStore, text_digest
+from .base import (  # noqa: F401  (re-exported: the batch-token defaults' old home)
+    DEFAULT_BATCH_TOKENS,
+    DEFAULT_BATCH_TOKENS_GPU,
+    EncoderEstimatorMixin,
+    usable_store,
+)
+from .params import non_negative_int, positive_int
 
 __all__ = ["BertFeaturizer", "resolve_layers", "usable_store"]
 

@@ -42,11 +42,12 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from . import encoder, models
+from .. import models
+from ..engine import encoder
+from ..io.inputs import BAD_INPUT_POLICIES, _is_missing, to_texts
+from ..pooling import pool_stats
 from .base import EncoderEstimatorMixin
-from .inputs import BAD_INPUT_POLICIES, _is_missing, to_texts
 from .params import non_negative_int, positive_int
-from .pooling import pool_stats
 
 __all__ = ["BertClassifier", "BertRegressor"]
 
@@ -112,7 +113,7 @@ def training_precision(precision: str, device: str, info: models.ModelInfo | Non
     -------
     str
     """
-    from .hardware import ENV_PRECISION
+    from ..hardware import ENV_PRECISION
 
     forced = os.environ.get(ENV_PRECISION, "").strip().lower()
     if precision == "int8" or (precision == "auto" and forced == "int8"):
@@ -590,7 +591,7 @@ class _BertFineTuner(EncoderEstimatorMixin, BaseEstimator):
         fine-tuned weights live in a temporary folder here, with no stable identity to
         remember a new measurement by); fp32 otherwise.
         """
-        from . import hardware
+        from .. import hardware
 
         if self.precision != "auto" or os.environ.get(hardware.ENV_PRECISION, "").strip():
             return training_precision(self.precision, device)
