@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .engine.lru import LRU
 from .hardware import ENV_PRECISION, cpu_flags
+from .lru import LRU
 from .store import STORE_FORMAT
 
 __all__ = [

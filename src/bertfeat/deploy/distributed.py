@@ -46,8 +46,8 @@ from typing import Any
 import joblib
 import numpy as np
 
-from ..engine.lru import LRU
 from ..estimators.featurizer import BertFeaturizer
+from ..lru import LRU
 
 __all__ = [
     "featurize",
