@@ -1,9 +1,10 @@
-"""The ``bertfeat`` command line: ``probe``, ``embed`` and ``cache``.
+"""The ``bertfeat`` command line: ``probe``, ``recommend``, ``embed``, ``cache``, ``export``.
 
 ::
 
     bertfeat probe [DATA.csv] --text-col text --label-col label [--model M] [--cv 5]
-                   [--out DIR] [--limit N]
+                   [--out DIR] [--limit N] [--select RULE]
+    bertfeat recommend OUTDIR --select RULE     (re-pick from a saved probe: no scoring)
     bertfeat embed DATA.csv --text-col text -o features.parquet [--layers L] [--pooling P]
     bertfeat cache info
     bertfeat cache clear [--model M]
@@ -32,6 +33,11 @@ from .pooling import POOLINGS
 
 __all__ = ["main"]
 
+#: the probe's selection rules (:data:`bertfeat.probe.selection.RULES` and its aliases;
+#: listed here so that the parser does not import the probe) and the default rule
+SELECT_RULES = ("top", "cheapest-tied", "one-se", "stable-top", "cheapest")
+DEFAULT_SELECT = "top"
+
 #: the shipped dataset ``bertfeat probe`` runs on without DATA, and its default subset
 DEMO_DATASET = "banking77"
 DEMO_LIMIT = 1500
@@ -50,7 +56,7 @@ def _read_rows(args: argparse.Namespace, keep: list[str] | None = None,
     ``--on-bad-input`` (an error naming the lines, or the empty string with a note);
     missing labels are an error naming the lines.
     """
-    from .tables import TableError, read_table
+    from .io.tables import TableError, read_table
 
     try:
         table = read_table(args.data, text_cols=[args.text_col], quoting=args.quoting)
@@ -208,7 +214,10 @@ def _stratified_subset(texts: Any, y: Any, limit: int, seed: int,
 def _cmd_probe(args: argparse.Namespace) -> int:
     if args.words:
         return _cmd_probe_words(args)
-    from . import datasets
+    if args.data is not None and (Path(args.data) / "probe.json").is_file():
+        args.outdir = args.data  # `bertfeat probe OUTDIR --select RULE`: re-select
+        return _cmd_recommend(args)
+    from .io import datasets
     from .probe import probe
     from .store import FeatureStore
 
@@ -262,12 +271,11 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
 
     out.mkdir(parents=True, exist_ok=True)
-    csv_path, png_path = out / "probe.csv", out / "probe.png"
-    result.table.to_csv(csv_path, index=False)
+    result.save(out)
+    result.table.to_csv(out / "probe.csv", index=False)
     result.fold_scores.to_csv(out / "folds.csv", index_label="candidate")
-    (out / "report.md").write_text(result.report("markdown"), encoding="utf-8")
-    result.plot(png_path, title=f"bertfeat probe: {label} ({len(texts):,} texts), "
-                                f"model {args.model}")
+    result.plot(out / "probe.png", title=f"bertfeat probe: {label} ({len(texts):,} texts), "
+                                         f"model {args.model}")
     enc = result.encoding
     lines = [result.summary(top=args.top), ""]
     encoded = f"{enc['encoded']:,} of {enc['unique_texts']:,} unique texts encoded"
@@ -294,33 +302,102 @@ def _cmd_probe(args: argparse.Namespace) -> int:
                     if (result.table["family"] == "finetune").any() else "")
                  + (f", nested/held-out selection {t['nested']:.1f} s" if "nested" in t else "")
                  + f", refit {t.get('refit', 0):.1f} s")
-    lines.append("")
-    lines.append("Build the best pipeline (unfitted) with:")
-    lines.append("")
+    lines.append(f"another rule without scoring again: bertfeat recommend {out} --select "
+                 f"{{{','.join(SELECT_RULES[:-1])}}}")
+    _write_pick(result, out, lines, args.no_save_model)
+    return 0
+
+
+def _write_pick(result: Any, out: Path, lines: list[str], no_save_model: bool) -> None:
+    """probe.txt (``lines`` + the pick's code), report.md and best_pipeline.joblib."""
+    lines = [*lines, "", "Build the best pipeline (unfitted) with:", ""]
     lines.extend("    " + line for line in result.best_code.splitlines())
     text = "\n".join(lines)
     print(text)
     (out / "probe.txt").write_text(text + "\n", encoding="utf-8")
-    if not args.no_save_model:
+    (out / "report.md").write_text(result.report("markdown"), encoding="utf-8")
+    written = [out / name for name in ("probe.json", "data.json", "probe.csv", "folds.csv",
+                                       "probe.png", "probe.txt", "report.md")
+               if (out / name).exists()]
+    if not no_save_model:
         import joblib
 
         joblib.dump(result.best_estimator, out / "best_pipeline.joblib")
     print()
-    print(f"wrote {csv_path}, {png_path}, {out / 'probe.txt'}, {out / 'report.md'}, "
-          f"{out / 'folds.csv'}"
-          + ("" if args.no_save_model else
+    print("wrote " + ", ".join(str(p) for p in written)
+          + ("" if no_save_model else
              f", {out / 'best_pipeline.joblib'} (best pipeline fitted on all rows)"))
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    """``bertfeat recommend OUTDIR --select RULE``: re-pick from the saved fold scores."""
+    from .probe import ProbeResult
+
+    out = Path(args.outdir)
+    started = time.perf_counter()
+    try:
+        saved = ProbeResult.load(out)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    result = saved.select(args.select)
+    before = saved.recommendation.pick
+    same = result.recommendation.pick == before and (out / "best_pipeline.joblib").is_file()
+    if not args.no_save_model and not same:
+        if not (out / "data.json").is_file():
+            raise CliError(f"{out} holds no data.json (the probe's texts): cannot fit the "
+                           "new pick; use --no-save-model for the code only")
+        result.refit()  # reads vectors from the feature store the probe filled
+    result.save(out, data=False)
+    result.plot(out / "probe.png", title=f"bertfeat probe: {out.name}, model {result.model}")
+    seconds = time.perf_counter() - started
+    change = ("the same pick as before" + ("; best_pipeline.joblib kept" if same else "")
+              if result.recommendation.pick == before
+              else f"before: {saved.recommendation.select} picked "
+                   f"{_describe(saved.best)}")
+    lines = [result.summary(top=args.top), "",
+             f"re-selected from the fold scores saved in {out} with rule "
+             f"{result.recommendation.select} in {seconds:.1f} s: nothing was scored again "
+             f"({change})"]
+    # the same pick: best_pipeline.joblib already holds it, fitted on the same rows
+    _write_pick(result, out, lines, args.no_save_model or same)
     return 0
+
+
+def _describe(row: Any) -> str:
+    from .probe import describe
+
+    return describe(row)
+
+
+#: ``probe`` options the word probe has no counterpart for: given with ``--words``, they
+#: are refused rather than silently ignored
+_NOT_FOR_WORDS = (
+    ("nested", "--nested"), ("repeats", "--repeats"), ("test_size", "--test-size"),
+    ("alpha", "--alpha"), ("select", "--select"), ("finetune", "--finetune"),
+    ("heads", "--heads"), ("poolings", "--poolings"), ("scoring", "--scoring"),
+    ("task", "--task"), ("control_texts", "--control-texts"), ("no_tfidf", "--no-tfidf"),
+    ("no_union", "--no-union"), ("no_chunk", "--no-chunk"), ("text_col", "--text-col"),
+    ("label_col", "--label-col"), ("quoting", "--quoting"),
+    ("on_bad_input", "--on-bad-input"),
+)
 
 
 def _cmd_probe_words(args: argparse.Namespace) -> int:
     """``bertfeat probe --words FILE``: the layer x sub-word pooling probe for tags."""
-    from .conll import read_conll
+    from .io.conll import read_conll
     from .probe import probe_words
     from .store import FeatureStore
 
     if args.data is not None or args.dataset:
         raise CliError("--words FILE replaces DATA and --dataset; give one of them")
+    defaults = _parser().parse_args(["probe"])
+    ignored = [flag for dest, flag in _NOT_FOR_WORDS
+               if getattr(args, dest) != getattr(defaults, dest)]
+    if ignored:
+        raise CliError(f"{', '.join(ignored)}: not available with --words (the word probe "
+                       "scores every layer x sub-word pooling with a logistic regression on "
+                       "sentence-grouped folds, once); drop "
+                       f"{'it' if len(ignored) == 1 else 'them'}")
     try:
         sentences, tags = read_conll(args.words, args.tag_col)
     except (OSError, ValueError) as exc:
@@ -339,7 +416,8 @@ def _cmd_probe_words(args: argparse.Namespace) -> int:
                          random_control=not args.no_random_control, cache=cache,
                          refine_top=args.refine_top, random_state=args.seed,
                          featurizer_params=_featurizer_params(args),
-                         layers="all" if args.layers == "all" else args.layers)
+                         layers="all" if args.layers == "all" else args.layers,
+                         n_jobs=None if args.n_jobs == defaults.n_jobs else args.n_jobs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result.table.to_csv(out / "probe.csv", index=False)
@@ -364,7 +442,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
 
-    from .featurizer import BertFeaturizer
+    from .estimators.featurizer import BertFeaturizer
 
     output = Path(args.output)
     kind = output.suffix.lower()
@@ -507,11 +585,17 @@ def _cmd_cache_clear(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     import joblib
 
-    from .export import export_pipeline
+    from .deploy.export import export_pipeline
 
     if not Path(args.pipeline).is_file():
         raise CliError(f"{args.pipeline}: no such file")
-    pipeline = joblib.load(args.pipeline)  # the user's own fitted pipeline (a pickle)
+    try:
+        pipeline = joblib.load(args.pipeline)  # the user's own fitted pipeline (a pickle)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is the file's fault
+        raise CliError(f"{args.pipeline} cannot be loaded as a fitted pipeline (a joblib "
+                       f"or pickle file): {type(exc).__name__}: {exc}") from exc
     export_pipeline(pipeline, args.outdir, precision=args.precision, overwrite=args.overwrite)
     print(f"load it without torch: bertfeat.runtime.load({str(args.outdir)!r})")
     return 0
@@ -587,11 +671,16 @@ def _parser() -> argparse.ArgumentParser:
                         "pick once on them")
     p.add_argument("--alpha", type=float, default=0.05,
                    help="level of the paired tests that decide the tied group (default 0.05)")
-    p.add_argument("--select", default="cheapest", choices=["cheapest", "top"],
-                   help="recommend the cheapest candidate tied with the top one (default) "
-                        "or the top mean")
+    p.add_argument("--select", default=DEFAULT_SELECT, choices=SELECT_RULES,
+                   help=f"selection rule (default {DEFAULT_SELECT}): top (the top mean), "
+                        "cheapest-tied (the cheapest candidate tied with it), one-se (the "
+                        "cheapest within one standard error of it), stable-top (the top "
+                        "mean among candidates whose fold spread is not an outlier); "
+                        "`bertfeat recommend OUTDIR --select RULE` changes it later "
+                        "without scoring again")
     p.add_argument("--out", default="bertfeat-probe", help="output directory for "
-                   "probe.csv, probe.png, probe.txt, report.md, folds.csv and "
+                   "probe.json (table, fold scores, candidate specs), data.json (the texts "
+                   "used), probe.csv, probe.png, probe.txt, report.md, folds.csv and "
                    "best_pipeline.joblib")
     p.add_argument("--layers", type=_parse_layers, default="all",
                    help="'all' or comma-separated hidden states (write --layers=-3,-2,-1)")
@@ -631,6 +720,22 @@ def _parser() -> argparse.ArgumentParser:
                    help="do not write best_pipeline.joblib")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=_cmd_probe)
+
+    r = sub.add_parser(
+        "recommend", parents=[common],
+        help="re-pick the best pipeline of a saved probe under another selection rule",
+        description="Read the fold scores a previous `bertfeat probe --out OUTDIR` saved "
+                    "(probe.json), apply a selection rule, and write the new pick's "
+                    "best_pipeline.joblib (fitted on the probe's texts from the feature "
+                    "store), probe.txt with its code, report.md and probe.png. Nothing is "
+                    "scored again.")
+    r.add_argument("outdir", metavar="OUTDIR", help="a folder written by bertfeat probe")
+    r.add_argument("--select", default=DEFAULT_SELECT, choices=SELECT_RULES,
+                   help=f"selection rule (default {DEFAULT_SELECT})")
+    r.add_argument("--top", type=int, default=15, help="table rows to print")
+    r.add_argument("--no-save-model", action="store_true",
+                   help="do not fit and write best_pipeline.joblib")
+    r.set_defaults(func=_cmd_recommend)
 
     e = sub.add_parser("embed", parents=[common, model_opts],
                        help="write features of a text column to Parquet or .npy",
