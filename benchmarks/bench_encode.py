@@ -580,9 +580,9 @@ def precision_main(args) -> None:
         f"start, {load_end:.1f} at the end (the machine is shared; the `load avg` column "
         "is the 1-minute load when each way started).", "",
         f"**`auto`'s decision here: {cal['precision']}** — {cal['reason']}. Measured from "
-        f"an empty decisions file in {cal['measured_s']:.2f} s (both precisions loaded, "
-        f"a warm-up each, then interleaved timed rounds on {cal['calibration_tokens']:,} "
-        "calibration tokens: tokens/s "
+        f"an empty decisions file in {cal['measured_s']:.2f} s (both precisions loaded and "
+        f"run on {cal['calibration_tokens']:,} calibration tokens, every run timed, more "
+        "interleaved rounds while the runs took under 1.5 s: best tokens/s "
         + ", ".join(f"{p} {v:,.0f}" for p, v in cal["calibration_tokens_s"].items())
         + "; cosine to fp32 min "
         + ", ".join(f"{p} {v:.5f}" for p, v in cal["calibration_cos_min"].items())

@@ -415,7 +415,7 @@ def decide(info: Any, device: str, *, purpose: str = "encode",
     """The ``precision="auto"`` decision for a model on a device: remembered or measured.
 
     Looked up in this process's memo, then in the decisions file; measured with
-    :func:`calibrate` (about a second for a MiniLM-sized model) and written to the file
+    :func:`calibrate` (about two seconds for a MiniLM-sized model) and written to the file
     only when neither has it.
 
     Parameters

@@ -135,7 +135,7 @@ default="auto"
         Weights and activations precision. ``"auto"`` picks, by measurement, the fastest
         one that keeps vectors faithful to fp32 (per-text cosine mean >= 0.999, min >=
         0.995): the first time a model runs on a machine, fp32 and bf16 (and fp16 on a
-        GPU) are timed for about a second on calibration texts, and the decision is
+        GPU) are timed for about two seconds on calibration texts, and the decision is
         remembered in the cache folder (``bertfeat cache info`` shows it; see
         :mod:`bertfeat.hardware`). The ``BERTFEAT_PRECISION`` environment variable
         replaces the decision. The precision is part of :attr:`fingerprint_`: vectors
