@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .candidates import describe
 from .paper import format_p, report_table
-from .result import describe
 
 if TYPE_CHECKING:  # pragma: no cover
     from .result import ProbeResult
