@@ -524,6 +524,8 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     if precision not in ("fp32", "int8"):
         raise ExportError(f"precision must be 'fp32' or 'int8', got {precision!r}")
     feat, union, steps = _split(pipeline)
+    # the weights exported must be those the pipeline was fitted with (ModelChangedError)
+    feat._check_model_files(feat._runtime_store())
     settings = _featurizer_settings(feat)
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sys
 import tempfile
 import time
 import warnings
@@ -44,16 +43,15 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from . import encoder, models
-from .featurizer import DEFAULT_BATCH_TOKENS, DEFAULT_BATCH_TOKENS_GPU
+from .base import EncoderEstimatorMixin
 from .inputs import BAD_INPUT_POLICIES, _is_missing, to_texts
+from .params import non_negative_int, positive_int
 from .pooling import pool_stats
 
 __all__ = ["BertClassifier", "BertRegressor"]
 
 #: poolings a fine-tuned head can sit on (statistics of the last layer)
 FINETUNE_POOLINGS = ("cls", "mean", "max", "mean_max")
-#: texts to train on before ``show_progress="auto"`` shows a bar
-_PROGRESS_MIN_TEXTS = 256
 #: dropout on the pooled vector before the head (BERT's classifier dropout)
 _HEAD_DROPOUT = 0.1
 #: most texts per forward pass when predicting
@@ -140,24 +138,24 @@ def _autocast(device: str, precision: str):
     return torch.autocast(device_type=device.split(":")[0], dtype=dtype)
 
 
-class _BertFineTuner(BaseEstimator):
+class _BertFineTuner(EncoderEstimatorMixin, BaseEstimator):
     """What :class:`BertClassifier` and :class:`BertRegressor` share."""
 
     _parameter_constraints: dict = {
         "model": [str, os.PathLike],
         "pooling": [StrOptions(set(FINETUNE_POOLINGS))],
-        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "epochs": [positive_int()],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_batch_tokens": [Interval(Integral, 1, None, closed="left"), None],
+        "batch_size": [positive_int()],
+        "max_batch_tokens": [positive_int(), None],
         "warmup": [Interval(Real, 0, 1, closed="both")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "max_length": [Interval(Integral, 2, None, closed="left"), None],
-        "freeze_layers": [Interval(Integral, 0, None, closed="left")],
+        "freeze_layers": [non_negative_int()],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "max_steps": [Interval(Integral, 1, None, closed="left"), None],
+        "n_iter_no_change": [positive_int()],
+        "max_steps": [positive_int(), None],
         "random_state": ["random_state"],
         "device": [str],
         "precision": [StrOptions({"auto", "fp32", "bf16", "fp16"})],
@@ -215,20 +213,12 @@ class _BertFineTuner(BaseEstimator):
         self.trust_remote_code = trust_remote_code
 
     # ------------------------------------------------------------------ sklearn plumbing
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        tags.requires_fit = True
-        return tags
-
-    def __getstate__(self) -> dict:
-        state = dict(super().__getstate__())  # a copy: never strip the live object
-        if "_rt_model" in state:
+    def _add_to_pickle(self, state: dict) -> None:
+        if "_rt_model" in state:  # the trained weights, as safetensors bytes
             state["_saved_weights"] = self._serialize()
-        for key in [k for k in state if k.startswith("_rt_")]:
-            del state[key]  # live torch objects never enter a pickle
-        return state
+
+    def _concrete_precision(self, device: str) -> str:
+        return training_precision(self.precision, device)
 
     # -------------------------------------------------------------- subclass interface
     def _prepare_targets(self, y: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -283,8 +273,8 @@ class _BertFineTuner(BaseEstimator):
                 raise ValueError("sample_weight is 0 for every text: there is nothing to "
                                  "train on (scikit-learn refuses this too)")
             weights = weights * sw
-        info = models.resolve_model(self.model, self.revision)
-        models.check_custom_code(info, self.trust_remote_code)
+        setup = self._resolve_encoder()
+        info, device, precision = setup.info, setup.device, setup.precision
         if self.freeze_layers > info.n_layers:
             raise ValueError(
                 f"freeze_layers={self.freeze_layers} exceeds the {info.n_layers} layers of "
@@ -293,8 +283,6 @@ class _BertFineTuner(BaseEstimator):
             raise ValueError(
                 f"max_length={self.max_length} exceeds the limit of model {info.spec!r} "
                 f"({info.max_length} tokens)")
-        device = models.resolve_device(self.device)
-        precision = training_precision(self.precision, device)
         self.max_length_ = int(self.max_length or info.max_length)
         self.device_, self.precision_ = device, precision
         self.n_layers_, self.hidden_size_ = info.n_layers, info.hidden_size
@@ -304,8 +292,13 @@ class _BertFineTuner(BaseEstimator):
             self.n_features_in_ = 1
 
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        # the base model's fingerprint: the weights this fit starts from are the ones
+        # hashed (a change of the files between the two raises ModelChangedError)
+        self._take_fingerprint(info, None, {"max_length": self.max_length_,
+                                            "precision": precision, "long_text": "finetune"})
         tokenizer, model = models.load_trainable(info, device=device,
                                                  trust_remote_code=self.trust_remote_code)
+        self._check_model_files(None)
         ids = self._tokenize(tokenizer, texts)
         self._rt_files = {p.name: p.read_bytes() for p in models.tokenizer_files(info)}
         self._rt_tokenizer = tokenizer
@@ -355,11 +348,6 @@ class _BertFineTuner(BaseEstimator):
             chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
             batches.extend(chunk[i:i + size] for i in range(0, len(chunk), size))
         return [batches[i] for i in rng.permutation(len(batches))]
-
-    def _token_budget(self) -> int:
-        if self.max_batch_tokens is not None:
-            return int(self.max_batch_tokens)
-        return DEFAULT_BATCH_TOKENS if self.device_ == "cpu" else DEFAULT_BATCH_TOKENS_GPU
 
     def _trainable(self):
         """Freeze the embeddings and the bottom ``freeze_layers`` layers; return the rest."""
@@ -411,9 +399,7 @@ class _BertFineTuner(BaseEstimator):
         budget = self._token_budget()
         params = [p for _, p in named]
 
-        show = self.show_progress
-        if show == "auto":
-            show = len(train_rows) >= _PROGRESS_MIN_TEXTS and sys.stderr.isatty()
+        show = self._show_progress(len(train_rows))
         self.loss_curve_, self.validation_scores_ = [], []
         self.n_steps_, self.n_train_tokens_ = 0, 0
         best_score, best_state, best_epoch, stale = -np.inf, None, 0, 0
@@ -486,6 +472,8 @@ class _BertFineTuner(BaseEstimator):
                                         return_dict=True).last_hidden_state
                 outputs = self._rt_head(hidden, mask).float()
             per_row = self._loss(outputs, y_all[rows].to(device))
+            if not bool(torch.isfinite(per_row.detach()).all()):
+                raise self._non_finite(rows, "a training loss")
             loss = (per_row * w_all[rows].to(device)).sum() / max(total_weight, 1e-12)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -501,6 +489,13 @@ class _BertFineTuner(BaseEstimator):
         else:
             optimizer.step()
         return loss_sum
+
+    def _non_finite(self, rows: np.ndarray, what: str) -> encoder.NonFiniteError:
+        return encoder.NonFiniteError(
+            f"{type(self).__name__}: {what} is NaN or infinite for a batch of "
+            f"{len(rows)} texts, first row {int(np.min(rows))} (autocast {self.precision_}). "
+            "The weights are probably damaged (NaN or inf in the checkpoint), or the "
+            "precision overflows: try precision='fp32' or a smaller learning_rate.")
 
     def _state_copy(self) -> dict:
         return {
@@ -541,6 +536,8 @@ class _BertFineTuner(BaseEstimator):
                     hidden = model(input_ids=input_ids, attention_mask=mask,
                                    return_dict=True).last_hidden_state
                     out[rows] = head(hidden, mask).float().cpu().numpy()
+                    if not np.isfinite(out[rows]).all():
+                        raise self._non_finite(rows, "an output")
         finally:
             if was_training:
                 model.train()

@@ -499,6 +499,13 @@ def sentence_digest(words: Sequence[str]) -> str:
     return text_digest(json.dumps(list(words), ensure_ascii=False))
 
 
+def _piece_array(array: np.ndarray) -> np.ndarray:
+    """Piece vectors as stored: float16, or float32 where a value exceeds float16's range
+    (the word pass decides, :func:`bertfeat.word_pass.storable_pieces`)."""
+    array = np.asarray(array)
+    return array if array.dtype in (np.float16, np.float32) else array.astype(np.float16)
+
+
 def _encode_word_index(depth: int, counts: np.ndarray, flags: np.ndarray) -> bytes:
     counts = np.asarray(counts, dtype="<u4")
     return (_WORD_INDEX.pack(_WORD_MAGIC, depth, len(counts)) + counts.tobytes()
@@ -1227,7 +1234,8 @@ class FeatureStore:
                     except CorruptValue:
                         corrupt += 1
                         break
-                    if array.shape[0] != int(c.sum()) or array.dtype != np.float16:
+                    if array.shape[0] != int(c.sum()) or array.dtype not in (np.float16,
+                                                                              np.float32):
                         corrupt += 1
                         break
                     arrays.append(array)
@@ -1276,7 +1284,7 @@ class FeatureStore:
                     depth = v.shape[0] - 1
                     for layer in range(depth + 1):
                         cache.set(f"{fingerprint}/w/{digest}/{layer}",
-                                  encode_array(np.asarray(v[layer], dtype=np.float16)),
+                                  encode_array(_piece_array(v[layer])),
                                   tag=fingerprint)
                     cache.set(f"{fingerprint}/w/{digest}", _encode_word_index(depth, c, f),
                               tag=fingerprint)
