@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import Pipeline, make_pipeline
 
-from ..featurizer import BertFeaturizer
+from ..estimators.featurizer import BertFeaturizer
 from ..pooling import combine_layers, pooling_width
 
 __all__ = ["Candidate", "FeatureSet", "EncodedLayers", "feature_sets", "bert_candidate",
@@ -35,11 +35,15 @@ class EncodedLayers:
         The fitted featurizer of the pass (``layers="all"``).
     encoded : int
         Texts the encoder ran on (the store's counter; 0 when all were stored).
+    estimate : (float, float), optional
+        Seconds the pass was announced to take (after its measured sample) and seconds
+        it took from then on; ``None`` when nothing was estimated.
     """
 
     arrays: dict[str, np.ndarray]
     featurizer: BertFeaturizer
     encoded: int
+    estimate: tuple[float, float] | None = None
 
     def block(self, pooling: str, layer: int) -> np.ndarray:
         """The features of one hidden state (a view, no copy)."""

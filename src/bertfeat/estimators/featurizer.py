@@ -11,7 +11,6 @@ This module holds no torch code: models live in :mod:`bertfeat.models`, batches 
 
 from __future__ import annotations
 
-import inspect
 import os
 import warnings
 from collections.abc import Iterator
@@ -23,16 +22,10 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import models
-from .base import (  # noqa: F401  (re-exported: the batch-token defaults' old home)
-    DEFAULT_BATCH_TOKENS,
-    DEFAULT_BATCH_TOKENS_GPU,
-    EncoderEstimatorMixin,
-    usable_store,
-)
-from .inputs import BAD_INPUT_POLICIES, dedup, to_texts
-from .params import non_negative_int, positive_int
-from .pooling import (
+from .. import models
+from ..engine.text_pass import TextPass
+from ..io.inputs import BAD_INPUT_POLICIES, dedup, to_texts
+from ..pooling import (
     COMBINES,
     FIRST_LAYER,
     POOLINGS,
@@ -41,8 +34,14 @@ from .pooling import (
     feature_names,
     sentence_pooling,
 )
-from .store import FeatureStore, text_digest
-from .text_pass import TextPass
+from ..store import FeatureStore, text_digest
+from .base import (  # noqa: F401  (re-exported: the batch-token defaults' old home)
+    DEFAULT_BATCH_TOKENS,
+    DEFAULT_BATCH_TOKENS_GPU,
+    EncoderEstimatorMixin,
+    usable_store,
+)
+from .params import non_negative_int, positive_int
 
 __all__ = ["BertFeaturizer", "resolve_layers", "usable_store"]
 
@@ -97,13 +96,6 @@ def _description(info: models.ModelInfo, max_length: int, precision: str, long_t
             "precision": precision, "long_text": long_text, **chunking}
 
 
-#: what a fitted BertFeaturizer holds (a pickle without one of them cannot transform)
-_FITTED_ATTRIBUTES = ("layers_", "pooling_", "normalize_", "n_layers_", "hidden_size_",
-                      "max_length_", "device_", "precision_", "feature_names_out_",
-                      "n_features_out_", "fingerprint_", "chunk_stride_",
-                      "_fingerprint_settings")
-
-
 class BertFeaturizer(EncoderEstimatorMixin, TransformerMixin, BaseEstimator):
     """Pooled embeddings from chosen layers of a BERT-family encoder, as features.
 
@@ -140,10 +132,14 @@ default="auto"
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``
         or ``"mps"``.
     precision : {"auto", "fp32", "bf16", "fp16", "int8"}, default="auto"
-        Weights and activations precision. ``"auto"`` picks the fastest one that keeps
-        vectors within cosine 0.999 of fp32: bf16 on CPUs with AMX (not on AVX512-BF16
-        alone, where it measured slower than fp32) and on GPUs with bf16, fp16 on older
-        GPUs, fp32 otherwise. ``int8`` is dynamic int8
+        Weights and activations precision. ``"auto"`` picks, by measurement, the fastest
+        one that keeps vectors faithful to fp32 (per-text cosine mean >= 0.999, min >=
+        0.995): the first time a model runs on a machine, fp32 and bf16 (and fp16 on a
+        GPU) are timed for about a second on calibration texts, and the decision is
+        remembered in the cache folder (``bertfeat cache info`` shows it; see
+        :mod:`bertfeat.hardware`). The ``BERTFEAT_PRECISION`` environment variable
+        replaces the decision. The precision is part of :attr:`fingerprint_`: vectors
+        stored in one precision are never read for another. ``int8`` is dynamic int8
         quantization of the linear layers with per-token scales (CPU; cosine to fp32 about
         0.997 on average, so ``auto`` never picks it). Used only on CPUs with AMX, where
         it was measured faster than fp32; on other CPUs it is refused with a
@@ -295,53 +291,31 @@ default="auto"
         self.chunk_stride = chunk_stride
         self.max_chunks = max_chunks
 
+    _fitted_attributes = ("layers_", "pooling_", "normalize_", "n_layers_", "hidden_size_",
+                          "max_length_", "device_", "precision_", "feature_names_out_",
+                          "n_features_out_", "fingerprint_", "chunk_stride_")
+
     # ------------------------------------------------------------------ sklearn plumbing
+    def _upgrade_state(self, state: dict) -> None:
+        # from before pooling_/normalize_ existed: the parameters (then never "auto")
+        if "pooling_" not in state and state.get("pooling") != "auto":
+            state["pooling_"] = state.get("pooling")
+        if "normalize_" not in state and isinstance(state.get("normalize"), bool):
+            state["normalize_"] = state["normalize"]
+        if "chunk_stride_" not in state and state.get("long_text") == "truncate":
+            state["chunk_stride_"] = None
+        if "_fingerprint_settings" not in state and "max_length_" in state:
+            stride = state.get("chunk_stride_")
+            state["_fingerprint_settings"] = {
+                "max_length": state["max_length_"], "precision": state.get("precision_"),
+                "long_text": state.get("long_text"),
+                "extra": {} if stride is None else {
+                    "chunk_stride": stride, "max_chunks": int(state.get("max_chunks", 8))}}
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()  # string input, fitted, deterministic: the base's
         tags.transformer_tags.preserves_dtype = ["float32"]  # the output is always float32
         return tags
-
-    def __setstate__(self, state: dict) -> None:
-        """Load a pickle, also one written by an earlier bertfeat, or refuse it clearly.
-
-        A parameter the earlier release did not have takes its default (which keeps that
-        release's behaviour). A fitted featurizer from before ``pooling_``/``normalize_``
-        existed gets them from ``pooling``/``normalize`` (then never ``"auto"``). Any other
-        fitted attribute missing is a ``ValueError`` that names the release and the
-        attributes: fit it again.
-        """
-        state = dict(state)
-        for name, parameter in inspect.signature(type(self).__init__).parameters.items():
-            if name != "self" and name not in state and \
-                    parameter.default is not inspect.Parameter.empty:
-                state[name] = parameter.default
-        if "layers_" in state:  # fitted
-            if "pooling_" not in state and state.get("pooling") != "auto":
-                state["pooling_"] = state.get("pooling")
-            if "normalize_" not in state and isinstance(state.get("normalize"), bool):
-                state["normalize_"] = state["normalize"]
-            if "chunk_stride_" not in state and state.get("long_text") == "truncate":
-                state["chunk_stride_"] = None
-            if "_fingerprint_settings" not in state and {"max_length_", "precision_",
-                                                         "chunk_stride_"} <= set(state):
-                stride = state["chunk_stride_"]  # what earlier releases hashed
-                state["_fingerprint_settings"] = {
-                    "max_length": state["max_length_"], "precision": state["precision_"],
-                    "long_text": state["long_text"],
-                    "extra": {} if stride is None else {
-                        "chunk_stride": stride, "max_chunks": int(state["max_chunks"])}}
-            missing = [a for a in _FITTED_ATTRIBUTES if a not in state]
-            if missing:
-                from . import __version__
-
-                made = state.get("_bertfeat_version")
-                made = (f"bertfeat {made}" if made else
-                        "an earlier bertfeat (one that did not record its version)")
-                raise ValueError(
-                    f"this fitted {type(self).__name__} was pickled by {made} and lacks "
-                    f"{missing}, which bertfeat {__version__} needs; fit it again (with a "
-                    "feature store, vectors already stored are read, not encoded again)")
-        super().__setstate__(state)
 
     # ----------------------------------------------------------------------- validation
     def _resolve_layers(self, info: models.ModelInfo) -> list[int]:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .pooling import pool_layers
+from ..pooling import pool_layers
 
 __all__ = ["encode", "Tokenized", "tokenize", "tokenize_chunks", "make_batches",
            "pool_layers", "all_cores", "batch_padder", "flatten_ids", "pad_batch", "in_parallel",

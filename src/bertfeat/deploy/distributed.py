@@ -46,8 +46,8 @@ from typing import Any
 import joblib
 import numpy as np
 
-from .featurizer import BertFeaturizer
-from .lru import LRU
+from ..estimators.featurizer import BertFeaturizer
+from ..lru import LRU
 
 __all__ = [
     "featurize",
@@ -113,7 +113,13 @@ def _process_featurizer(featurizer: BertFeaturizer, token: str) -> BertFeaturize
 
     local = _featurizers.get(token)
     if local is None:
-        local = clone(featurizer).fit([])
+        local = clone(featurizer)
+        if featurizer.precision == "auto" and getattr(featurizer, "precision_", None):
+            # the client's measured decision: a worker measuring its own (on another CPU,
+            # or under other load) could choose otherwise, and its vectors would not be
+            # the client's
+            local.set_params(precision=featurizer.precision_)
+        local = local.fit([])
         if local.fingerprint_ != featurizer.fingerprint_:
             raise ValueError(
                 f"bertfeat: this worker (pid {os.getpid()}) resolves model="
@@ -539,8 +545,8 @@ def configure_workers(client: Any, *, cache_dir: str | None = None,
 
 
 def _local_stats(with_store: bool = False) -> dict:
-    from . import models
-    from .store import FeatureStore, default_cache_dir
+    from .. import models
+    from ..store import FeatureStore, default_cache_dir
 
     info = {
         "pid": os.getpid(),

@@ -21,8 +21,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from . import models
-from .store import FeatureStore, StoreError
+from .. import models
+from ..store import FeatureStore, StoreError
 
 __all__ = ["DEFAULT_BATCH_TOKENS", "DEFAULT_BATCH_TOKENS_GPU", "EncoderEstimatorMixin",
            "EncoderSetup", "WeightsGuard", "usable_store"]
@@ -113,30 +113,71 @@ class EncoderEstimatorMixin:
         tags.non_deterministic = False
         return tags
 
-    def __getstate__(self) -> dict:
-        from . import __version__
+    #: what a fitted estimator holds (a pickle without one of them cannot run); a subclass
+    #: lists its own, :meth:`__setstate__` names those an old pickle lacks
+    _fitted_attributes: tuple[str, ...] = ()
 
-        state = dict(super().__getstate__())  # a copy: never strip the live object
+    def __getstate__(self) -> dict:
+        from .. import __version__
+
+        # a copy: on Python >= 3.11 object.__getstate__ returns the live __dict__, and
+        # deleting from it would strip the live estimator of its loaded model
+        state = dict(super().__getstate__())
         self._add_to_pickle(state)
         for key in [k for k in state if k.startswith("_rt_")]:
             del state[key]  # runtime objects: loaded model, open store, tensors
-        state["_bertfeat_version"] = __version__  # an error on loading can name it
+        state["_bertfeat_version"] = __version__
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        """Load a pickle, also one written by an earlier bertfeat, or refuse it clearly.
+
+        A parameter the earlier release did not have takes its default (which keeps that
+        release's behaviour); :meth:`_upgrade_state` fills fitted attributes a subclass can
+        derive. Any other fitted attribute missing is a ``ValueError`` that names the
+        release and the attributes: fit it again.
+        """
+        import inspect
+
+        state = dict(state)
+        for name, parameter in inspect.signature(type(self).__init__).parameters.items():
+            if name != "self" and name not in state and \
+                    parameter.default is not inspect.Parameter.empty:
+                state[name] = parameter.default
+        if self._fitted_attributes and self._fitted_attributes[0] in state:  # fitted
+            self._upgrade_state(state)
+            missing = [a for a in self._fitted_attributes if a not in state]
+            if missing:
+                from .. import __version__
+
+                made = state.get("_bertfeat_version")
+                made = (f"bertfeat {made}" if made else
+                        "an earlier bertfeat (one that did not record its version)")
+                raise ValueError(
+                    f"this fitted {type(self).__name__} was pickled by {made} and lacks "
+                    f"{missing}, which bertfeat {__version__} needs; fit it again (with a "
+                    "feature store, vectors already stored are read, not encoded again)")
+        super().__setstate__(state)
+
+    def _upgrade_state(self, state: dict) -> None:
+        """Hook: derive fitted attributes an earlier release did not pickle."""
 
     def _add_to_pickle(self, state: dict) -> None:
         """Hook: put what the runtime objects hold into ``state`` as plain data."""
 
     # ------------------------------------------------------------------------ model
-    def _concrete_precision(self, device: str) -> str:
-        """The precision this estimator runs at on ``device`` (fine-tuning overrides)."""
-        return models.resolve_precision(self.precision, device)
+    def _concrete_precision(self, device: str, info: models.ModelInfo) -> str:
+        """The precision this estimator runs at on ``device`` (``"auto"``: measured once per
+        model, device, CPU and torch, :mod:`bertfeat.hardware`; fine-tuning overrides)."""
+        return models.resolve_precision(self.precision, device, info,
+                                        trust_remote_code=self.trust_remote_code)
 
     def _resolve_encoder(self) -> EncoderSetup:
         """Model (and its trust policy), device and precision, in this order."""
         info = models.resolve_model(self.model, self.revision)
         models.check_custom_code(info, self.trust_remote_code)
         device = models.resolve_device(self.device)
-        precision = self._concrete_precision(device)
+        precision = self._concrete_precision(device, info)
         self._rt_info = info
         return EncoderSetup(info, device, precision)
 
@@ -212,7 +253,9 @@ class EncoderEstimatorMixin:
             return
         current, signature = models.checked_fingerprint(
             info, persistent=store, **self._settings_for(fitted_dtype))
-        if current != self.fingerprint_:
+        if self.fingerprint_ is None:  # pickled by a release that took none without a store
+            self.fingerprint_ = current
+        elif current != self.fingerprint_:
             raise models.ModelChangedError(
                 f"model={info.spec!r}: the files in {info.path} changed since this "
                 f"{type(self).__name__} was fitted (fingerprint {self.fingerprint_} at fit, "

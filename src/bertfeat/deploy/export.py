@@ -150,7 +150,7 @@ def _featurizer_settings(feat) -> dict[str, Any]:
     Fitted attributes (``pooling_``, ``normalize_``) win over parameters, so a pooling
     resolved at fit time (``pooling="auto"``) is exported as resolved.
     """
-    from .pooling import FIRST_LAYER
+    from ..pooling import FIRST_LAYER
 
     pooling = getattr(feat, "pooling_", feat.pooling)
     normalize = bool(getattr(feat, "normalize_", getattr(feat, "normalize", False)))
@@ -456,8 +456,8 @@ def _split(pipeline) -> tuple[Any, Any, list[tuple[str, Any]]]:
     from sklearn.pipeline import Pipeline
     from sklearn.utils.validation import check_is_fitted
 
-    from .featurizer import BertFeaturizer
-    from .union import TextUnion
+    from ..estimators.featurizer import BertFeaturizer
+    from ..estimators.union import TextUnion
 
     if isinstance(pipeline, Pipeline):
         first_name, first = pipeline.steps[0]
@@ -542,8 +542,8 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     if steps:
         _check_head_steps(steps)
 
-    from . import models
-    from .encoder import truncating_backend
+    from .. import models
+    from ..engine.encoder import truncating_backend
 
     info = models.resolve_model(feat.model, feat.revision)
     tokenizer, model = models.load(info, depth=max(settings["depth"], min(1, feat.n_layers_)),
@@ -582,7 +582,7 @@ def _write_export(folder: Path, outdir: Path, feat, union, steps, settings, info
                   graph, backend, pad_id: int, attention: str, precision: str,
                   head_width: int, check_texts: list[str] | None) -> ExportReport:
     """Write every file of the export into ``folder`` (a fresh, empty folder)."""
-    from .featurizer import DEFAULT_BATCH_TOKENS
+    from ..estimators.featurizer import DEFAULT_BATCH_TOKENS
 
     scratch = folder / ".scratch"
     scratch.mkdir()

@@ -30,14 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from .encoder import (
+from ..engine.encoder import (
     encode_texts_fast,
     flatten_ids,
     make_batches,
     pad_batch,
 )
-from .inputs import _LONE_SURROGATE
-from .models import INT8_PATHS, cpu_flags
+from ..hardware import cpu_flags
+from ..io.inputs import _LONE_SURROGATE
+from ..models import INT8_PATHS
 
 __all__ = ["load", "ExportedPipeline", "BATCH_TOKENS"]
 
