@@ -74,7 +74,7 @@ DECISIONS_FILE = "precision.json"
 #: bump to make every remembered decision be measured again
 FORMAT = 1
 #: calibration texts: the first rows of two shipped datasets, and paragraphs joined from them
-_CALIBRATION = (("banking77_train.csv", 32), ("sms_spam.csv", 24))
+_CALIBRATION = (("banking77", 32), ("sms_spam", 24))
 _PARAGRAPHS = 6
 
 #: the clock calibration reads; tests replace it to fake timings
@@ -486,11 +486,12 @@ def calibration_texts() -> list[str]:
         The first rows of banking77 (short queries) and the SMS collection, and a few
         paragraphs of consecutive SMS texts (so batches of long sequences are timed too).
     """
-    data = Path(__file__).resolve().parent / "data"
+    from .io.datasets import dataset_path
+
     texts: list[str] = []
     rows: list[str] = []
     for name, n in _CALIBRATION:
-        with open(data / name, encoding="utf-8", newline="") as fh:
+        with open(dataset_path(name), encoding="utf-8", newline="") as fh:
             rows = [row["text"] for _, row in zip(range(n + 6 * _PARAGRAPHS),
                                                   csv.DictReader(fh))]
         texts += rows[:n]

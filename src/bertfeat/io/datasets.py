@@ -8,7 +8,7 @@ import pandas as pd
 
 __all__ = ["DATASETS", "dataset_path", "load_dataset"]
 
-_DATA = Path(__file__).resolve().parent / "data"
+_DATA = Path(__file__).resolve().parents[1] / "data"  # src/bertfeat/data
 
 #: name -> (file, description)
 DATASETS = {
