@@ -88,6 +88,16 @@ def _isolated_store(tmp_path, monkeypatch):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _pinned_precision(monkeypatch):
+    """``precision="auto"`` is decided by timing the model on first use
+    (:mod:`bertfeat.hardware`); tests pin it to fp32 so that nothing is timed and every
+    result is the same on every machine. Tests of the decision itself delete this
+    variable and fake the clock (tests/test_precision_auto.py)."""
+    monkeypatch.setenv("BERTFEAT_PRECISION", "fp32")
+    yield
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
@@ -123,3 +133,27 @@ def encode_spy(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(encoder, "encode", spy)
     return calls
+
+
+#: set by `make test`'s second run, which caps the math libraries to AVX2
+#: (ATEN_CPU_CAPABILITY=avx2, MKL_ENABLE_INSTRUCTIONS=AVX2, ONEDNN_MAX_CPU_ISA=AVX2) so that
+#: a test assuming one CPU's rounding fails on every machine, not only on AVX-512 ones
+EXPECTED_CAPABILITY = os.environ.get("BERTFEAT_EXPECT_CPU_CAPABILITY")
+
+
+def _cpu_capability() -> str:
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def pytest_report_header(config) -> str:
+    return f"torch CPU capability: {_cpu_capability()}"
+
+
+def pytest_sessionstart(session) -> None:
+    """Refuse to run a capped session whose cap did not take effect."""
+    if EXPECTED_CAPABILITY and _cpu_capability() != EXPECTED_CAPABILITY:
+        raise pytest.UsageError(
+            f"BERTFEAT_EXPECT_CPU_CAPABILITY={EXPECTED_CAPABILITY} but torch runs "
+            f"{_cpu_capability()} kernels: ATEN_CPU_CAPABILITY was not applied")

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, hardware
 from .pooling import POOLINGS
 
 __all__ = ["main"]
@@ -369,6 +369,19 @@ def _describe(row: Any) -> str:
     return describe(row)
 
 
+#: ``probe`` options the word probe has no counterpart for: given with ``--words``, they
+#: are refused rather than silently ignored
+_NOT_FOR_WORDS = (
+    ("nested", "--nested"), ("repeats", "--repeats"), ("test_size", "--test-size"),
+    ("alpha", "--alpha"), ("select", "--select"), ("finetune", "--finetune"),
+    ("heads", "--heads"), ("poolings", "--poolings"), ("scoring", "--scoring"),
+    ("task", "--task"), ("control_texts", "--control-texts"), ("no_tfidf", "--no-tfidf"),
+    ("no_union", "--no-union"), ("no_chunk", "--no-chunk"), ("text_col", "--text-col"),
+    ("label_col", "--label-col"), ("quoting", "--quoting"),
+    ("on_bad_input", "--on-bad-input"),
+)
+
+
 def _cmd_probe_words(args: argparse.Namespace) -> int:
     """``bertfeat probe --words FILE``: the layer x sub-word pooling probe for tags."""
     from .conll import read_conll
@@ -377,6 +390,14 @@ def _cmd_probe_words(args: argparse.Namespace) -> int:
 
     if args.data is not None or args.dataset:
         raise CliError("--words FILE replaces DATA and --dataset; give one of them")
+    defaults = _parser().parse_args(["probe"])
+    ignored = [flag for dest, flag in _NOT_FOR_WORDS
+               if getattr(args, dest) != getattr(defaults, dest)]
+    if ignored:
+        raise CliError(f"{', '.join(ignored)}: not available with --words (the word probe "
+                       "scores every layer x sub-word pooling with a logistic regression on "
+                       "sentence-grouped folds, once); drop "
+                       f"{'it' if len(ignored) == 1 else 'them'}")
     try:
         sentences, tags = read_conll(args.words, args.tag_col)
     except (OSError, ValueError) as exc:
@@ -395,7 +416,8 @@ def _cmd_probe_words(args: argparse.Namespace) -> int:
                          random_control=not args.no_random_control, cache=cache,
                          refine_top=args.refine_top, random_state=args.seed,
                          featurizer_params=_featurizer_params(args),
-                         layers="all" if args.layers == "all" else args.layers)
+                         layers="all" if args.layers == "all" else args.layers,
+                         n_jobs=None if args.n_jobs == defaults.n_jobs else args.n_jobs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result.table.to_csv(out / "probe.csv", index=False)
@@ -489,6 +511,9 @@ def _cmd_cache_info(args: argparse.Namespace) -> int:
                             "models": sorted(p.name for p in random_dir.iterdir()
                                              if p.is_dir()) if random_dir.is_dir() else [],
                             "bytes": _dir_size(random_dir)}
+    stats["precision_decisions"] = {"file": str(hardware.decisions_path()),
+                                    "override": os.environ.get(hardware.ENV_PRECISION) or None,
+                                    "decisions": hardware.remembered_decisions()}
     if args.json:
         print(json.dumps(stats, indent=2, sort_keys=True))
         return 0
@@ -520,7 +545,21 @@ def _cmd_cache_info(args: argparse.Namespace) -> int:
         print()
         print(f"random-weights control models (bertfeat probe): {len(rinfo['models'])} "
               f"({human_bytes(rinfo['bytes'])}) in {rinfo['directory']}")
+    _print_precision_decisions(stats["precision_decisions"])
     return 0
+
+
+def _print_precision_decisions(info: dict) -> None:
+    """The measured ``precision="auto"`` decisions (``bertfeat cache info``)."""
+    print()
+    decisions = info["decisions"]
+    print(f"precision='auto' decisions: {len(decisions)} in {info['file']}")
+    if info["override"]:
+        print(f"  overridden here by {hardware.ENV_PRECISION}={info['override']}")
+    for record in sorted(decisions.values(), key=lambda r: str(r.get("decided_at"))):
+        print(f"  {hardware.describe(record)}")
+        if record.get("reason"):
+            print(f"    why: {record['reason']}")
 
 
 def _cmd_cache_clear(args: argparse.Namespace) -> int:
@@ -550,7 +589,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     if not Path(args.pipeline).is_file():
         raise CliError(f"{args.pipeline}: no such file")
-    pipeline = joblib.load(args.pipeline)  # the user's own fitted pipeline (a pickle)
+    try:
+        pipeline = joblib.load(args.pipeline)  # the user's own fitted pipeline (a pickle)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is the file's fault
+        raise CliError(f"{args.pipeline} cannot be loaded as a fitted pipeline (a joblib "
+                       f"or pickle file): {type(exc).__name__}: {exc}") from exc
     export_pipeline(pipeline, args.outdir, precision=args.precision, overwrite=args.overwrite)
     print(f"load it without torch: bertfeat.runtime.load({str(args.outdir)!r})")
     return 0

@@ -14,7 +14,9 @@
                        scaler of the BERT block
 
 No file in the folder is a pickle. :func:`bertfeat.runtime.load` reads it with
-onnxruntime, tokenizers and numpy only.
+onnxruntime, tokenizers and numpy only. The manifest records a sha256 of every other file
+and of its own settings; the runtime checks them when it loads the folder. The folder is
+written in a temporary folder beside OUTDIR and renamed into place when complete.
 
 The encoder is traced with the eager ("math") attention: plain MatMul/Softmax/MatMul,
 which onnxruntime runs faster than the trace of torch's ``scaled_dot_product_attention``
@@ -32,6 +34,7 @@ skl2onnx).
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import tempfile
@@ -44,9 +47,10 @@ import numpy as np
 
 __all__ = ["export_pipeline", "ExportError", "ExportReport", "MANIFEST", "FORMAT"]
 
-#: the manifest's file name and format version (bump when the folder's meaning changes)
+#: the manifest's file name and format version (bump when the folder's meaning changes;
+#: 2: the manifest records a sha256 of every file and of itself)
 MANIFEST = "manifest.json"
-FORMAT = 1
+FORMAT = 2
 #: every file an export writes
 _FILES = (MANIFEST, "encoder.onnx", "tokenizer.json", "head.onnx", "tfidf.json")
 #: ONNX opset of the encoder graph (scaled_dot_product_attention needs >= 14)
@@ -362,7 +366,20 @@ def _export_head(steps: list[tuple[str, Any]], width: int, path: Path) -> dict[s
     _check_head_steps(steps)
     tail = Pipeline([(n, s) for n, s in steps if s is not None and s != "passthrough"])
     last = tail.steps[-1][1]
-    options = {id(last): {"zipmap": False}} if hasattr(last, "classes_") else None
+    classes = np.asarray(last.classes_) if hasattr(last, "classes_") else None
+    if classes is not None:
+        # the graph predicts the class *index*; the runtime maps it to the label. Labels
+        # then keep their exact values and dtype (skl2onnx stores integer labels as
+        # int32 in places: 10**12 came back as -727379968), strings and bools included
+        tail = copy.deepcopy(tail)
+        last = tail.steps[-1][1]
+        try:
+            last.classes_ = np.arange(len(classes))
+        except AttributeError as exc:  # a read-only classes_
+            raise ExportError(f"pipeline step {tail.steps[-1][0]!r} "
+                              f"({type(last).__name__}): its classes_ cannot be set to "
+                              f"class indices for the export ({exc})") from exc
+    options = {id(last): {"zipmap": False}} if classes is not None else None
     errors = []
     # double first: scikit-learn computes the head in float64, and so does this graph
     for dtype, kind in ((DoubleTensorType, "float64"), (FloatTensorType, "float32")):
@@ -379,8 +396,10 @@ def _export_head(steps: list[tuple[str, Any]], width: int, path: Path) -> dict[s
     outputs = [o.name for o in onx.graph.output]
     entry: dict[str, Any] = {"file": path.name, "input_dtype": kind, "outputs": outputs,
                              "steps": [[n, type(s).__name__] for n, s in tail.steps]}
-    if hasattr(last, "classes_"):
-        entry["classes"] = np.asarray(last.classes_).tolist()
+    if classes is not None:
+        entry["classes"] = classes.tolist()
+        entry["classes_dtype"] = classes.dtype.str if classes.dtype != object else "object"
+        entry["label_is_index"] = True
         entry["label"] = outputs[0]
         entry["scores"] = outputs[1] if len(outputs) > 1 else None
         entry["proba"] = bool(hasattr(last, "predict_proba") and _has_proba(last))
@@ -486,7 +505,10 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
         Texts the exported encoder is compared on with the torch one (default: a few
         built-in sentences); the cosines are in the report and printed.
     overwrite : bool, default=False
-        Replace the files of an existing export in ``outdir``.
+        Replace an existing export in ``outdir``. The new export is written and checked in
+        a temporary folder beside ``outdir`` and renamed into place only when complete: if
+        anything fails, the earlier export is left as it was. A folder holding files that
+        no export writes is never replaced.
     verbose : bool, default=True
         Print the fidelity and the folder size.
 
@@ -502,11 +524,17 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     if precision not in ("fp32", "int8"):
         raise ExportError(f"precision must be 'fp32' or 'int8', got {precision!r}")
     feat, union, steps = _split(pipeline)
+    # the weights exported must be those the pipeline was fitted with (ModelChangedError)
+    feat._check_model_files(feat._runtime_store())
     settings = _featurizer_settings(feat)
     outdir = Path(outdir)
-    if outdir.exists() and any(outdir.iterdir()):
-        if not overwrite and not (outdir / MANIFEST).exists():
-            raise ExportError(f"{outdir} exists and is not empty; choose a new folder")
+    if outdir.exists() and not outdir.is_dir():
+        raise ExportError(f"{outdir} is a file, not a folder; choose a new folder")
+    if outdir.is_dir() and any(outdir.iterdir()):
+        others = sorted(p.name for p in outdir.iterdir() if p.name not in _FILES)
+        if others or not (outdir / MANIFEST).exists():
+            raise ExportError(f"{outdir} exists and is not empty (it holds {others[:3]}, "
+                              "which no export writes); choose a new folder")
         if not overwrite:
             raise ExportError(f"{outdir} already holds an export; pass overwrite=True "
                               "(--overwrite) to replace it")
@@ -516,7 +544,6 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
 
     from . import models
     from .encoder import truncating_backend
-    from .featurizer import DEFAULT_BATCH_TOKENS
 
     info = models.resolve_model(feat.model, feat.revision)
     tokenizer, model = models.load(info, depth=max(settings["depth"], min(1, feat.n_layers_)),
@@ -530,25 +557,52 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     if backend is None:
         raise ExportError(f"model {feat.model!r} has no fast tokenizer to export")
 
-    outdir.mkdir(parents=True, exist_ok=True)
-    for name in _FILES:  # an earlier export's files (overwrite=True): none may linger
-        (outdir / name).unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory(dir=outdir) as tmp:
-        fp32_path = Path(tmp) / "encoder.onnx"
-        _export_onnx(graph, _example_inputs(pad_id), fp32_path)
-        encoder_path = outdir / "encoder.onnx"
-        n_quantized = 0
-        if precision == "int8":
-            n_quantized = quantize_graph(fp32_path, encoder_path)
-        else:
-            shutil.move(str(fp32_path), encoder_path)
-    backend.save(str(outdir / "tokenizer.json"))
+    parent = outdir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    # everything is written into a temporary folder beside OUTDIR and checked there;
+    # OUTDIR is replaced only when the new export is complete (an earlier export stays
+    # intact when anything fails)
+    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.export-", dir=parent))
+    try:
+        report = _write_export(staging, outdir, feat, union, steps, settings, info, tokenizer,
+                               graph, backend, pad_id, attention, precision, head_width,
+                               check_texts)
+        _swap_into_place(staging, outdir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report.directory = outdir
+    if verbose:
+        print(f"bertfeat export: {outdir} ({report.size_bytes / 1e6:.1f} MB, {precision}); "
+              f"cosine to the torch featurizer (fp32) on {report.n_check_texts} texts: "
+              f"mean {report.cosine_mean:.5f}, min {report.cosine_min:.5f}")
+    return report
+
+
+def _write_export(folder: Path, outdir: Path, feat, union, steps, settings, info, tokenizer,
+                  graph, backend, pad_id: int, attention: str, precision: str,
+                  head_width: int, check_texts: list[str] | None) -> ExportReport:
+    """Write every file of the export into ``folder`` (a fresh, empty folder)."""
+    from .featurizer import DEFAULT_BATCH_TOKENS
+
+    scratch = folder / ".scratch"
+    scratch.mkdir()
+    fp32_path = scratch / "encoder.onnx"
+    _export_onnx(graph, _example_inputs(pad_id), fp32_path)
+    encoder_path = folder / "encoder.onnx"
+    n_quantized = 0
+    if precision == "int8":
+        n_quantized = quantize_graph(fp32_path, encoder_path)
+    else:
+        shutil.move(str(fp32_path), encoder_path)
+    shutil.rmtree(scratch)
+    backend.save(str(folder / "tokenizer.json"))
 
     manifest: dict[str, Any] = {
         "format": FORMAT, "kind": "bertfeat-export", "precision": precision,
         "model": str(feat.model), "model_type": info.model_type,
         "fingerprint": getattr(feat, "fingerprint_", None),
-        "max_length": int(feat.max_length_), "pad_id": int(pad_id),
+        "max_length": int(feat.max_length_), "model_max_length": int(info.max_length),
+        "pad_id": int(pad_id),
         "encode_special_tokens": bool(getattr(tokenizer, "split_special_tokens", False)),
         "batch_size": int(feat.batch_size),
         "max_batch_tokens": int(feat.max_batch_tokens or DEFAULT_BATCH_TOKENS),
@@ -558,17 +612,17 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
         "tfidf": None, "head": None,
     }
     if union is not None:
-        (outdir / "tfidf.json").write_text(json.dumps(_tfidf_spec(union)), encoding="utf-8")
+        (folder / "tfidf.json").write_text(json.dumps(_tfidf_spec(union)), encoding="utf-8")
         manifest["tfidf"] = "tfidf.json"
         manifest["union_features"] = int(union.n_features_out_)
     if steps:
-        manifest["head"] = _export_head(steps, head_width, outdir / "head.onnx")
+        manifest["head"] = _export_head(steps, head_width, folder / "head.onnx")
 
     texts = list(check_texts) if check_texts else list(_CHECK_TEXTS)
     from .runtime import ExportedPipeline
 
-    (outdir / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    runtime = ExportedPipeline(outdir)
+    write_manifest(folder, manifest)
+    runtime = ExportedPipeline(folder)
     got = runtime.encode(texts)
     ids = [e.ids for e in backend.encode_batch(texts)]
     want = np.concatenate([_torch_features(graph, ids[i:i + 32], pad_id)
@@ -576,15 +630,41 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     cos = _cosines(got, want)
     manifest["check"] = {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
                          "n_texts": len(texts)}
-    (outdir / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    files = {p.name: p.stat().st_size for p in sorted(outdir.iterdir()) if p.is_file()}
-    report = ExportReport(outdir, precision, float(cos.mean()), float(cos.min()), len(texts),
-                          files)
-    if verbose:
-        print(f"bertfeat export: {outdir} ({report.size_bytes / 1e6:.1f} MB, {precision}); "
-              f"cosine to the torch featurizer (fp32) on {len(texts)} texts: "
-              f"mean {report.cosine_mean:.5f}, min {report.cosine_min:.5f}")
-    return report
+    write_manifest(folder, manifest)
+    files = {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}
+    return ExportReport(outdir, precision, float(cos.mean()), float(cos.min()), len(texts),
+                        files)
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    """Write ``manifest.json``: a sha256 of every other file, then of the manifest itself.
+
+    The runtime checks each digest when it loads the folder, so a damaged or edited file
+    (a permuted ``tokenizer.json``, a flipped setting) is an error naming the file, never
+    different predictions. The digests detect damage and edits, not a forger who rewrites
+    the digests too: an export folder is as trustworthy as whoever can write to it.
+    """
+    from .runtime import file_digest, manifest_digest
+
+    manifest["files"] = {p.name: file_digest(p) for p in sorted(folder.iterdir())
+                         if p.is_file() and p.name != MANIFEST}
+    manifest["manifest_sha256"] = manifest_digest(manifest)
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+
+
+def _swap_into_place(staging: Path, outdir: Path) -> None:
+    """Replace ``outdir`` by the finished ``staging`` folder (renames on one filesystem)."""
+    if not outdir.exists():
+        staging.rename(outdir)
+        return
+    old = staging.with_name(staging.name + ".old")
+    outdir.rename(old)
+    try:
+        staging.rename(outdir)
+    except OSError:
+        old.rename(outdir)  # put the earlier export back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _check_head_steps(steps: list[tuple[str, Any]]) -> None:

@@ -11,8 +11,8 @@ rate, a few epochs, linear warm-up and decay).
   tokenised and batched by :mod:`bertfeat.encoder`; pooling is
   :func:`bertfeat.pooling.pool_stats`.
 * Training keeps float32 master weights; ``precision="auto"`` runs forward and backward
-  passes under bf16 autocast where the featurizer would pick bf16 (CPUs with AMX,
-  GPUs with bf16), fp16 autocast with loss scaling on older GPUs.
+  passes under the autocast precision measured fastest and faithful for training on this
+  machine (:func:`training_precision`; bf16 or, on GPUs, fp16 with loss scaling).
 * A fitted estimator pickles its weights as safetensors bytes (never a pickled tensor),
   together with the tokenizer files, so ``joblib.load`` rebuilds it anywhere without the
   base model. :meth:`save_pretrained` writes a normal model directory that
@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
+import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -42,16 +43,15 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from . import encoder, models
-from .featurizer import DEFAULT_BATCH_TOKENS, DEFAULT_BATCH_TOKENS_GPU
-from .inputs import BAD_INPUT_POLICIES, to_texts
+from .base import EncoderEstimatorMixin
+from .inputs import BAD_INPUT_POLICIES, _is_missing, to_texts
+from .params import non_negative_int, positive_int
 from .pooling import pool_stats
 
 __all__ = ["BertClassifier", "BertRegressor"]
 
 #: poolings a fine-tuned head can sit on (statistics of the last layer)
 FINETUNE_POOLINGS = ("cls", "mean", "max", "mean_max")
-#: texts to train on before ``show_progress="auto"`` shows a bar
-_PROGRESS_MIN_TEXTS = 256
 #: dropout on the pooled vector before the head (BERT's classifier dropout)
 _HEAD_DROPOUT = 0.1
 #: most texts per forward pass when predicting
@@ -86,46 +86,40 @@ class _Head:
         return Head()
 
 
-def cpu_has_amx() -> bool:
-    """True when the CPU has AMX tiles for bf16 (its flags; torch's capability where the
-    system does not list flags)."""
-    flags = models.cpu_flags()
-    if flags:
-        return "amx_bf16" in flags
-    try:
-        import torch
-
-        return "AMX" in torch.backends.cpu.get_cpu_capability().upper()
-    except Exception:  # pragma: no cover - older torch
-        return False
-
-
-def training_precision(precision: str, device: str) -> str:
+def training_precision(precision: str, device: str, info: models.ModelInfo | None = None,
+                       *, trust_remote_code: bool = False) -> str:
     """The autocast precision of fine-tuning for ``precision`` on ``device``.
 
-    ``"auto"`` is the featurizer's choice (:func:`bertfeat.models.resolve_precision`)
-    except on CPUs without AMX: there bf16 autocast trains slower than float32 (measured
-    with AVX512-BF16 alone: a training step of MiniLM-L6 at batch 32 took 7.4 s in bf16
-    vs 4.6 s in fp32, benchmarks/README.md), so ``auto`` trains in float32. ``int8`` is
-    an inference format and cannot be trained.
+    ``"auto"`` is decided by measurement like the featurizer's
+    (:func:`bertfeat.models.resolve_precision`), but with its own calibration
+    (``purpose="train"``): a forward and backward pass under each candidate's autocast is
+    timed and its outputs checked against float32, since training speed is not
+    inference speed (on a Xeon with AVX512-BF16 and no AMX, a bf16 training step of
+    MiniLM-L6 at batch 32 took 7.4 s against 4.6 s in float32). ``BERTFEAT_PRECISION``
+    replaces the decision. ``int8`` is an inference format and cannot be trained.
 
     Parameters
     ----------
     precision : {"auto", "fp32", "bf16", "fp16"}
     device : str
         Concrete device.
+    info : ModelInfo, optional
+        The model to measure (needed for ``"auto"`` where there is a choice).
+    trust_remote_code : bool
+        Passed to the model loader when measuring.
 
     Returns
     -------
     str
     """
-    if precision == "int8":
+    from .hardware import ENV_PRECISION
+
+    forced = os.environ.get(ENV_PRECISION, "").strip().lower()
+    if precision == "int8" or (precision == "auto" and forced == "int8"):
         raise ValueError("precision='int8' is inference-only; fine-tune with 'auto', "
                          "'fp32', 'bf16' or 'fp16' (GPU)")
-    concrete = models.resolve_precision(precision, device)
-    if precision == "auto" and device.split(":")[0] == "cpu" and not cpu_has_amx():
-        return "fp32"
-    return concrete
+    return models.resolve_precision(precision, device, info, purpose="train",
+                                    trust_remote_code=trust_remote_code)
 
 
 def _autocast(device: str, precision: str):
@@ -138,24 +132,24 @@ def _autocast(device: str, precision: str):
     return torch.autocast(device_type=device.split(":")[0], dtype=dtype)
 
 
-class _BertFineTuner(BaseEstimator):
+class _BertFineTuner(EncoderEstimatorMixin, BaseEstimator):
     """What :class:`BertClassifier` and :class:`BertRegressor` share."""
 
     _parameter_constraints: dict = {
         "model": [str, os.PathLike],
         "pooling": [StrOptions(set(FINETUNE_POOLINGS))],
-        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "epochs": [positive_int()],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_batch_tokens": [Interval(Integral, 1, None, closed="left"), None],
+        "batch_size": [positive_int()],
+        "max_batch_tokens": [positive_int(), None],
         "warmup": [Interval(Real, 0, 1, closed="both")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "max_length": [Interval(Integral, 2, None, closed="left"), None],
-        "freeze_layers": [Interval(Integral, 0, None, closed="left")],
+        "freeze_layers": [non_negative_int()],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "max_steps": [Interval(Integral, 1, None, closed="left"), None],
+        "n_iter_no_change": [positive_int()],
+        "max_steps": [positive_int(), None],
         "random_state": ["random_state"],
         "device": [str],
         "precision": [StrOptions({"auto", "fp32", "bf16", "fp16"})],
@@ -213,20 +207,13 @@ class _BertFineTuner(BaseEstimator):
         self.trust_remote_code = trust_remote_code
 
     # ------------------------------------------------------------------ sklearn plumbing
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        tags.requires_fit = True
-        return tags
-
-    def __getstate__(self) -> dict:
-        state = dict(super().__getstate__())  # a copy: never strip the live object
-        if "_rt_model" in state:
+    def _add_to_pickle(self, state: dict) -> None:
+        if "_rt_model" in state:  # the trained weights, as safetensors bytes
             state["_saved_weights"] = self._serialize()
-        for key in [k for k in state if k.startswith("_rt_")]:
-            del state[key]  # live torch objects never enter a pickle
-        return state
+
+    def _concrete_precision(self, device: str, info: models.ModelInfo) -> str:
+        return training_precision(self.precision, device, info,
+                                  trust_remote_code=self.trust_remote_code)
 
     # -------------------------------------------------------------- subclass interface
     def _prepare_targets(self, y: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -245,6 +232,18 @@ class _BertFineTuner(BaseEstimator):
 
     # --------------------------------------------------------------------------- fit
     def _fit(self, X: Any, y: Any, sample_weight: Any = None):
+        # a fit is atomic: if it fails or is interrupted (Ctrl-C), the estimator is left
+        # exactly as it was before the call -- fitted with the previous fit, or unfitted
+        # -- never with new classes_ and an old head
+        before = dict(self.__dict__)
+        try:
+            return self._fit_state(X, y, sample_weight)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit_state(self, X: Any, y: Any, sample_weight: Any = None):
         import torch
 
         t_start = time.perf_counter()
@@ -252,8 +251,12 @@ class _BertFineTuner(BaseEstimator):
         n = len(texts)
         if n == 0:
             raise ValueError(f"{type(self).__name__}.fit needs at least one text, got 0")
+        if isinstance(y, Iterator):
+            y = list(y)  # a generator of labels is read once, here
         targets, weights = self._prepare_targets(y, n)
         if sample_weight is not None:
+            if isinstance(sample_weight, Iterator):
+                sample_weight = list(sample_weight)
             sw = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
             if len(sw) != n:
                 raise ValueError(f"sample_weight has {len(sw)} values for {n} texts")
@@ -261,9 +264,12 @@ class _BertFineTuner(BaseEstimator):
             if len(bad):
                 raise ValueError(f"sample_weight of row {int(bad[0])} is {sw[bad[0]]!r}; "
                                  "weights must be finite and non-negative")
+            if not sw.any():
+                raise ValueError("sample_weight is 0 for every text: there is nothing to "
+                                 "train on (scikit-learn refuses this too)")
             weights = weights * sw
-        info = models.resolve_model(self.model, self.revision)
-        models.check_custom_code(info, self.trust_remote_code)
+        setup = self._resolve_encoder()
+        info, device, precision = setup.info, setup.device, setup.precision
         if self.freeze_layers > info.n_layers:
             raise ValueError(
                 f"freeze_layers={self.freeze_layers} exceeds the {info.n_layers} layers of "
@@ -272,8 +278,6 @@ class _BertFineTuner(BaseEstimator):
             raise ValueError(
                 f"max_length={self.max_length} exceeds the limit of model {info.spec!r} "
                 f"({info.max_length} tokens)")
-        device = models.resolve_device(self.device)
-        precision = training_precision(self.precision, device)
         self.max_length_ = int(self.max_length or info.max_length)
         self.device_, self.precision_ = device, precision
         self.n_layers_, self.hidden_size_ = info.n_layers, info.hidden_size
@@ -283,8 +287,13 @@ class _BertFineTuner(BaseEstimator):
             self.n_features_in_ = 1
 
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        # the base model's fingerprint: the weights this fit starts from are the ones
+        # hashed (a change of the files between the two raises ModelChangedError)
+        self._take_fingerprint(info, None, {"max_length": self.max_length_,
+                                            "precision": precision, "long_text": "finetune"})
         tokenizer, model = models.load_trainable(info, device=device,
                                                  trust_remote_code=self.trust_remote_code)
+        self._check_model_files(None)
         ids = self._tokenize(tokenizer, texts)
         self._rt_files = {p.name: p.read_bytes() for p in models.tokenizer_files(info)}
         self._rt_tokenizer = tokenizer
@@ -334,11 +343,6 @@ class _BertFineTuner(BaseEstimator):
             chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
             batches.extend(chunk[i:i + size] for i in range(0, len(chunk), size))
         return [batches[i] for i in rng.permutation(len(batches))]
-
-    def _token_budget(self) -> int:
-        if self.max_batch_tokens is not None:
-            return int(self.max_batch_tokens)
-        return DEFAULT_BATCH_TOKENS if self.device_ == "cpu" else DEFAULT_BATCH_TOKENS_GPU
 
     def _trainable(self):
         """Freeze the embeddings and the bottom ``freeze_layers`` layers; return the rest."""
@@ -390,9 +394,7 @@ class _BertFineTuner(BaseEstimator):
         budget = self._token_budget()
         params = [p for _, p in named]
 
-        show = self.show_progress
-        if show == "auto":
-            show = len(train_rows) >= _PROGRESS_MIN_TEXTS and sys.stderr.isatty()
+        show = self._show_progress(len(train_rows))
         self.loss_curve_, self.validation_scores_ = [], []
         self.n_steps_, self.n_train_tokens_ = 0, 0
         best_score, best_state, best_epoch, stale = -np.inf, None, 0, 0
@@ -465,6 +467,8 @@ class _BertFineTuner(BaseEstimator):
                                         return_dict=True).last_hidden_state
                 outputs = self._rt_head(hidden, mask).float()
             per_row = self._loss(outputs, y_all[rows].to(device))
+            if not bool(torch.isfinite(per_row.detach()).all()):
+                raise self._non_finite(rows, "a training loss")
             loss = (per_row * w_all[rows].to(device)).sum() / max(total_weight, 1e-12)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -480,6 +484,13 @@ class _BertFineTuner(BaseEstimator):
         else:
             optimizer.step()
         return loss_sum
+
+    def _non_finite(self, rows: np.ndarray, what: str) -> encoder.NonFiniteError:
+        return encoder.NonFiniteError(
+            f"{type(self).__name__}: {what} is NaN or infinite for a batch of "
+            f"{len(rows)} texts, first row {int(np.min(rows))} (autocast {self.precision_}). "
+            "The weights are probably damaged (NaN or inf in the checkpoint), or the "
+            "precision overflows: try precision='fp32' or a smaller learning_rate.")
 
     def _state_copy(self) -> dict:
         return {
@@ -520,6 +531,8 @@ class _BertFineTuner(BaseEstimator):
                     hidden = model(input_ids=input_ids, attention_mask=mask,
                                    return_dict=True).last_hidden_state
                     out[rows] = head(hidden, mask).float().cpu().numpy()
+                    if not np.isfinite(out[rows]).all():
+                        raise self._non_finite(rows, "an output")
         finally:
             if was_training:
                 model.train()
@@ -563,11 +576,26 @@ class _BertFineTuner(BaseEstimator):
         head = _Head.build(self.hidden_size_, self._n_outputs, self.pooling)
         head.load_state_dict(load(saved["head"]))
         self.device_ = device
-        self.precision_ = training_precision(self.precision, device)
+        self.precision_ = self._restored_precision(device)
         self._rt_files = dict(saved["files"])
         self._rt_tokenizer, self._rt_model = tokenizer, model
         self._rt_head = head.to(device).eval()
         self.__dict__.pop("_saved_weights", None)
+
+    def _restored_precision(self, device: str) -> str:
+        """The precision of an unpickled estimator on ``device``.
+
+        An explicit precision or ``BERTFEAT_PRECISION`` resolve as in :meth:`fit`. For
+        ``"auto"`` the fitted decision is kept where this device can run it (the
+        fine-tuned weights live in a temporary folder here, with no stable identity to
+        remember a new measurement by); fp32 otherwise.
+        """
+        from . import hardware
+
+        if self.precision != "auto" or os.environ.get(hardware.ENV_PRECISION, "").strip():
+            return training_precision(self.precision, device)
+        fitted = getattr(self, "precision_", "fp32")
+        return fitted if fitted in hardware.candidates(device) else "fp32"
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write the fine-tuned encoder as a normal model directory.
@@ -581,7 +609,10 @@ class _BertFineTuner(BaseEstimator):
         Parameters
         ----------
         directory : str or path
-            Created if missing.
+            Created if missing. Model files of an earlier save in it (tokenizer files,
+            weights, config, sentence-transformers settings) that this save does not write
+            are removed; other files are kept. Each file is written in full beside the
+            folder and renamed into it.
 
         Returns
         -------
@@ -591,10 +622,24 @@ class _BertFineTuner(BaseEstimator):
         _, model, _ = self._runtime()
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
-        with models.quiet_transformers():
-            model.save_pretrained(str(folder), safe_serialization=True)
-        for name, data in self._rt_files.items():
-            (folder / name).write_bytes(data)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.save-", dir=folder.parent))
+        try:
+            with models.quiet_transformers():
+                model.save_pretrained(str(staging), safe_serialization=True)
+            for name, data in self._rt_files.items():
+                (staging / name).write_bytes(data)
+            written = {p.name for p in staging.iterdir()}
+            # files of an earlier model in the folder would be read with the new ones (a
+            # stale tokenizer.json wins over the new vocab.txt): they go
+            for stale in models.model_file_names(folder):
+                if stale not in written:
+                    (folder / stale).unlink(missing_ok=True)
+            # each file replaced in one rename: a process loading the folder meanwhile
+            # reads whole files, the old or the new, never half of one
+            for name in sorted(written, key=lambda n: n == "config.json"):  # config last
+                os.replace(staging / name, folder / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return folder
 
 
@@ -653,8 +698,9 @@ class BertClassifier(ClassifierMixin, _BertFineTuner):
         As for the featurizer.
     precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
         Autocast precision of forward and backward passes (master weights stay float32).
-        ``"auto"``: bf16 on CPUs with AMX and on GPUs with bf16, fp16 on older GPUs,
-        fp32 otherwise.
+        ``"auto"``: the fastest faithful one measured for training on this machine
+        (fp32, bf16; fp16 on GPUs), remembered in the cache folder
+        (:func:`training_precision`).
     revision : str, optional
         Hub revision for hub ids.
     show_progress : "auto" or bool, default="auto"
@@ -897,9 +943,10 @@ best_validation_score_, fit_time_
             values = np.asarray(y, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"BertRegressor needs numeric targets: {exc}") from None
-        if values.ndim not in (1, 2) or len(values) != n:
+        if values.ndim not in (1, 2) or len(values) != n or (
+                values.ndim == 2 and values.shape[1] == 0):
             raise ValueError(f"y has shape {values.shape}; expected ({n},) or ({n}, n_targets) "
-                             f"for {n} texts")
+                             f"with n_targets >= 1 for {n} texts")
         bad = np.flatnonzero(~np.isfinite(values.reshape(n, -1)).all(axis=1))
         if len(bad):
             raise ValueError(f"y of row {int(bad[0])} is not a finite number "
@@ -945,7 +992,7 @@ def _labels_1d(y: Any, n: int, owner: str) -> np.ndarray:
     if len(labels) != n:
         raise ValueError(f"X has {n} texts but y has {len(labels)} labels")
     for i, value in enumerate(labels):
-        if value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)):
+        if _is_missing(value):
             raise ValueError(f"Row {i} of y is missing ({value!r}); every text needs a label")
     if labels.dtype == object:
         kinds = {type(v) for v in labels}

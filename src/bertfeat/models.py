@@ -15,11 +15,14 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .hardware import ENV_PRECISION, cpu_flags
 from .lru import LRU
 from .store import STORE_FORMAT
 
@@ -673,33 +676,6 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU has AMX-BF16 (read from /proc/cpuinfo or torch).
-
-    AVX512-BF16 alone does not count: there bf16 encoding ran at 0.73x fp32 (4,645 vs 6,320
-    tokens/s on 600 SST-2 texts, all-MiniLM-L6-v2, ``benchmarks/bench_export.py --quick``
-    on an idle 2-core Xeon without AMX) and a bf16 training step at 0.6x; with AMX bf16
-    encoding is several times faster than fp32 (benchmarks/README.md, "Encoding speed").
-    """
-    try:
-        import torch
-
-        capability = torch.backends.cpu.get_cpu_capability()
-        if "AMX" in capability.upper():
-            return True
-    except Exception:  # pragma: no cover - older torch
-        pass
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return "amx_bf16" in flags
-    except OSError:
-        pass
-    return False
-
-
 #: CPU features that give int8 matrix products a dot-product kernel, best first, and the
 #: path's name (what oneDNN's GEMM behind ``torch._int_mm`` uses)
 INT8_PATHS = (("amx_int8", "amx"), ("avx512_vnni", "avx512_vnni"), ("avx_vnni", "avx_vnni"))
@@ -710,18 +686,6 @@ INT8_PATHS = (("amx_int8", "amx"), ("avx512_vnni", "avx512_vnni"), ("avx_vnni", 
 FAST_INT8_PATHS = ("amx",)
 #: ONEDNN_MAX_CPU_ISA values (prefixes) that keep oneDNN off every int8 dot-product kernel
 _ONEDNN_NO_VNNI = ("SSE41", "AVX", "AVX2", "AVX512_CORE")
-
-
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where it cannot be read)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith(("flags", "Features")):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
 
 
 def int8_path(flags: frozenset[str] | None = None) -> str | None:
@@ -754,28 +718,62 @@ def _int8_refusal(flags: frozenset[str], path: str | None) -> str:
                f"{shown}), where int8 encoding was measured up to 39x slower than fp32")
     return (
         "precision='int8' is used only where it is faster than fp32: CPUs with AMX "
-        f"(amx_int8); {why}. Use precision='fp32' (or 'auto', which picks bf16 where the "
-        "CPU has it), or export the fitted pipeline with `bertfeat export` and run it with "
-        "onnxruntime (bertfeat.runtime).")
+        f"(amx_int8); {why}. Use precision='fp32' (or 'auto', which picks bf16 where it "
+        "measures faster and faithful), or export the fitted pipeline with `bertfeat "
+        "export` and run it with onnxruntime (bertfeat.runtime).")
 
 
-def resolve_precision(precision: str, device: str) -> str:
+def resolve_precision(precision: str, device: str, info: ModelInfo | None = None, *,
+                      purpose: str = "encode", trust_remote_code: bool = False) -> str:
     """Turn ``"auto"`` into the fastest precision that keeps vectors faithful on ``device``.
 
-    ``bf16`` on CPUs with AMX and on GPUs that support bf16, ``fp16`` on older
-    CUDA GPUs, ``fp32`` otherwise. Never ``int8``: its mean cosine to fp32 (about 0.997) is
-    under the 0.999 that ``auto`` keeps. An explicit ``int8`` is refused on a CPU whose
-    int8 path (:func:`int8_path`) is not in :data:`FAST_INT8_PATHS`.
+    ``"auto"`` is decided by measurement (:func:`bertfeat.hardware.decide`): the first
+    time a model runs on a device (CPU model and flags, torch version), each candidate
+    (fp32, bf16; fp16 on CUDA) is timed on calibration texts and checked against fp32,
+    and the fastest faithful one is kept and remembered in the cache folder. The
+    ``BERTFEAT_PRECISION`` environment variable, when set, is used instead of the
+    decision; an explicit precision other than ``"auto"`` wins over both. Never ``int8``
+    for ``"auto"``: its mean cosine to fp32 (about 0.997) is under the faithful bar. An
+    explicit ``int8`` is refused on a CPU whose int8 path (:func:`int8_path`) is not in
+    :data:`FAST_INT8_PATHS`.
+
+    Parameters
+    ----------
+    precision : {"auto", "fp32", "bf16", "fp16", "int8"}
+        The requested precision.
+    device : str
+        Concrete device.
+    info : ModelInfo, optional
+        The model; needed to measure ``"auto"`` (unless ``BERTFEAT_PRECISION`` is set or
+        the device has one candidate).
+    purpose : {"encode", "train"}
+        Encoding, or fine-tuning's autocast (its own measurement).
+    trust_remote_code : bool
+        Passed to the model loader when measuring.
+
+    Returns
+    -------
+    str
+        A concrete precision.
     """
+    from . import hardware
+
     kind = device.split(":")[0]
     if precision == "auto":
-        if kind == "cpu":
-            return "bf16" if cpu_has_fast_bf16() else "fp32"
-        if kind == "cuda":
-            import torch
-
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "fp32"
+        forced = os.environ.get(ENV_PRECISION, "").strip().lower()
+        if forced and forced != "auto":
+            if forced not in PRECISIONS:
+                raise ValueError(f"{ENV_PRECISION}={forced!r}: use one of "
+                                 f"{', '.join(PRECISIONS)}")
+            precision = forced
+        elif len(hardware.candidates(device)) == 1:
+            return hardware.candidates(device)[0]
+        elif info is None:
+            raise TypeError("precision='auto' is decided by measuring the model: pass its "
+                            "ModelInfo (or set BERTFEAT_PRECISION)")
+        else:
+            return hardware.decide(info, device, purpose=purpose,
+                                   trust_remote_code=trust_remote_code).precision
     if precision == "fp16" and kind == "cpu":
         raise ValueError("precision='fp16' is for GPUs; on a CPU use 'bf16', 'int8' or 'fp32'")
     if precision == "int8" and kind != "cpu":
@@ -828,9 +826,11 @@ def load(info: ModelInfo, *, depth: int, device: str, precision: str,
     -------
     tokenizer, model
     """
+    trust_remote_code = opted_in(trust_remote_code)
     with _quiet_transformers():
-        return _load(info, depth=depth, device=device, precision=precision,
-                     trust_remote_code=opted_in(trust_remote_code))
+        return _json_guard(info, lambda: _load(info, depth=depth, device=device,
+                                               precision=precision,
+                                               trust_remote_code=trust_remote_code))
 
 
 def quiet_transformers():
@@ -970,10 +970,14 @@ def load_trainable(info: ModelInfo, *, device: str, trust_remote_code: bool = Fa
     import torch
 
     trust_remote_code = opted_in(trust_remote_code)
-    with _quiet_transformers():
+    def load_files():
         tokenizer = load_tokenizer(info, trust_remote_code=trust_remote_code)
-        model = _load_model(info, tokenizer, depth=info.n_layers, dtype=torch.float32,
-                            trust_remote_code=trust_remote_code)
+        return tokenizer, _load_model(info, tokenizer, depth=info.n_layers,
+                                      dtype=torch.float32,
+                                      trust_remote_code=trust_remote_code)
+
+    with _quiet_transformers():
+        tokenizer, model = _json_guard(info, load_files)
     model.requires_grad_(True)
     model.train()
     return tokenizer, model.to(device)
@@ -993,6 +997,66 @@ def transformer_layers(model) -> list:
     """
     owner, attr = _layer_container(model)
     return list(getattr(owner, attr))
+
+
+#: files of a model directory besides the tokenizer's: what a save must not leave stale
+_MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json",
+                "pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5",
+                "flax_model.msgpack", "generation_config.json", "modules.json",
+                "config_sentence_transformers.json", "sentence_bert_config.json")
+
+
+def model_file_names(directory: Path) -> list[str]:
+    """Names of the model files (config, weights, tokenizer) present in ``directory``.
+
+    Parameters
+    ----------
+    directory : Path
+
+    Returns
+    -------
+    list of str
+        Including weight shards (``model-00001-of-00002.safetensors``).
+    """
+    if not directory.is_dir():
+        return []
+    names = set(_MODEL_FILES) | set(_TOKENIZER_FILES)
+    return sorted(p.name for p in directory.iterdir() if p.is_file() and (
+        p.name in names or re.fullmatch(r"(model|pytorch_model)-\d+-of-\d+\.(safetensors|bin)",
+                                        p.name)))
+
+
+def _json_guard(info: ModelInfo, load_files):
+    """``load_files()``, with a JSON file that cannot be parsed named in the error.
+
+    transformers raises a bare ``JSONDecodeError`` for a damaged ``config.json`` or
+    ``tokenizer_config.json``, and for one another process is writing at that moment. If
+    every JSON file of the folder parses when looked at again, the writer has finished:
+    the load is tried again (up to 3 times in all). Otherwise the error names the file.
+    """
+    for attempt in range(3):
+        try:
+            return load_files()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            bad = _first_bad_json(info.path)
+            if bad is None and attempt < 2:
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            where = bad or info.path
+            raise ValueError(
+                f"{where} is not valid JSON ({exc}) while model {info.spec!r} was loading; "
+                "if another process is writing this model folder, run again when it has "
+                "finished, else repair or replace the file") from exc
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _first_bad_json(directory: Path) -> Path | None:
+    for path in sorted(directory.glob("*.json")):
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return path
+    return None
 
 
 def tokenizer_files(info: ModelInfo) -> list[Path]:
