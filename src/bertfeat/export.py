@@ -1,7 +1,9 @@
 """Export a fitted pipeline to a folder that runs without torch and transformers.
 
 :func:`export_pipeline` turns a fitted ``Pipeline`` whose first step is a
-:class:`~bertfeat.BertFeaturizer` (or a :class:`~bertfeat.TextUnion`) into::
+:class:`~bertfeat.BertFeaturizer`, a :class:`~bertfeat.TextUnion` or a scikit-learn
+``TfidfVectorizer`` (every pick :func:`bertfeat.probe.probe` can recommend but the
+``chunked`` and ``finetune`` families) into::
 
     OUTDIR/
       manifest.json    what the runtime needs: pooling, limits, batching, classes, checks
@@ -10,8 +12,17 @@
                        the layer combination and the normalisation inside the graph:
                        (input_ids, attention_mask) -> features
       head.onnx        the scikit-learn steps after the featurizer (skl2onnx), if any
-      tfidf.json       TextUnion only: vocabulary, idf and analyzer settings, and the
-                       scaler of the BERT block
+      tfidf.json       TextUnion or TfidfVectorizer: vocabulary, idf and analyzer
+                       settings (and TextUnion's scaler of the BERT block)
+
+A pipeline starting with a ``TfidfVectorizer`` has no encoder, tokenizer or model: its
+folder holds ``manifest.json``, ``tfidf.json`` and ``head.onnx``. The runtime computes
+TF-IDF rows with the same regular expression, n-grams, idf and norm as scikit-learn
+(Python's ``re``, as scikit-learn's analyzer): skl2onnx's ``TfidfVectorizer`` converter
+is not used, because its ONNX ``Tokenizer`` operator splits with RE2, not with Python's
+``re``, and so does not reproduce every token of ``token_pattern``. The export compares
+both on the check texts and on texts made of every vocabulary term, and refuses with
+:class:`ExportError` when a TF-IDF value differs by more than :data:`TFIDF_TOLERANCE`.
 
 No file in the folder is a pickle. :func:`bertfeat.runtime.load` reads it with
 onnxruntime, tokenizers and numpy only.
@@ -42,13 +53,20 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["export_pipeline", "ExportError", "ExportReport", "MANIFEST", "FORMAT"]
+__all__ = ["export_pipeline", "ExportError", "ExportReport", "MANIFEST", "FORMAT",
+           "TFIDF_TOLERANCE"]
 
 #: the manifest's file name and format version (bump when the folder's meaning changes)
 MANIFEST = "manifest.json"
 FORMAT = 1
 #: every file an export writes
 _FILES = (MANIFEST, "encoder.onnx", "tokenizer.json", "head.onnx", "tfidf.json")
+#: largest difference allowed between the runtime's TF-IDF values (float64) and
+#: scikit-learn's (float64 by default, float32 with ``dtype=np.float32``): rounding only;
+#: a term tokenised differently changes a value by orders of magnitude more
+TFIDF_TOLERANCE = 1e-6
+#: vocabulary terms per check text made of vocabulary terms (TF-IDF fidelity check)
+_TERMS_PER_TEXT = 64
 #: ONNX opset of the encoder graph (scaled_dot_product_attention needs >= 14)
 OPSET = 17
 #: texts the exported graph is checked on when the caller gives none
@@ -72,23 +90,36 @@ class ExportReport:
     ----------
     directory : Path
         The folder written.
-    precision : str
-        ``"fp32"`` or ``"int8"``.
-    cosine_mean, cosine_min : float
+    precision : str or None
+        ``"fp32"`` or ``"int8"``; None for a TF-IDF pipeline (no encoder).
+    cosine_mean, cosine_min : float or None
         Cosine between the exported encoder's features and the torch featurizer's (fp32)
-        on the check texts.
+        on the check texts; None when there is no encoder.
     n_check_texts : int
         How many texts were checked.
     files : dict of str to int
         File name -> size in bytes.
+    tfidf_max_error : float or None
+        Largest absolute difference between the runtime's TF-IDF values and scikit-learn's
+        on the check texts and on texts made of every vocabulary term (at most
+        :data:`TFIDF_TOLERANCE`, else the export is refused); None without TF-IDF.
+    n_tfidf_texts : int
+        How many texts the TF-IDF block was compared on.
+    predictions_agree : tuple of (int, int) or None
+        ``(same, checked)``: check texts where the runtime's ``predict`` equals the
+        pipeline's (classifiers), or is within 1e-4 relative (regressors); None without
+        a predicting head.
     """
 
     directory: Path
-    precision: str
-    cosine_mean: float
-    cosine_min: float
+    precision: str | None
+    cosine_mean: float | None
+    cosine_min: float | None
     n_check_texts: int
     files: dict[str, int] = field(default_factory=dict)
+    tfidf_max_error: float | None = None
+    n_tfidf_texts: int = 0
+    predictions_agree: tuple[int, int] | None = None
 
     @property
     def size_bytes(self) -> int:
@@ -342,12 +373,31 @@ def quantize_graph(src: Path, dst: Path) -> int:
 # ----------------------------------------------------------------------------- heads
 def _has_converter(step: Any) -> bool:
     """Whether skl2onnx (with any converter registered by the user) can convert ``step``."""
+    if _target_scaler(step) is not None:  # exported as its regressor + a rescaling
+        return _has_converter(step.regressor_)
     try:  # the registry itself: class -> converter alias (LogisticRegression ->
         # "SklearnLinearClassifier"), including update_registered_converter() additions
         from skl2onnx._supported_operators import sklearn_operator_name_map
     except ImportError:  # pragma: no cover - a skl2onnx that moved it: try converting
         return True
     return type(step) in sklearn_operator_name_map
+
+
+def _target_scaler(step: Any) -> dict[str, Any] | None:
+    """``{"mean", "scale"}`` of a fitted ``TransformedTargetRegressor`` whose target
+    transformer is a ``StandardScaler`` (the probe's SVM and MLP regression heads), else
+    None: such a step is exported as its inner regressor, and the runtime undoes the
+    scaling of its predictions (skl2onnx has no converter for the wrapper)."""
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.preprocessing import StandardScaler
+
+    if not isinstance(step, TransformedTargetRegressor) or not hasattr(step, "regressor_"):
+        return None
+    scaler = step.transformer_
+    if type(scaler) is not StandardScaler:
+        return None
+    return {"mean": None if scaler.mean_ is None else float(scaler.mean_[0]),
+            "scale": None if scaler.scale_ is None else float(scaler.scale_[0])}
 
 
 def _export_head(steps: list[tuple[str, Any]], width: int, path: Path) -> dict[str, Any]:
@@ -362,13 +412,19 @@ def _export_head(steps: list[tuple[str, Any]], width: int, path: Path) -> dict[s
     _check_head_steps(steps)
     tail = Pipeline([(n, s) for n, s in steps if s is not None and s != "passthrough"])
     last = tail.steps[-1][1]
+    target = _target_scaler(last)
+    if target is not None:
+        last = last.regressor_
+        tail = Pipeline(tail.steps[:-1] + [(tail.steps[-1][0], last)])
     options = {id(last): {"zipmap": False}} if hasattr(last, "classes_") else None
     errors = []
-    # double first: scikit-learn computes the head in float64, and so does this graph
+    # double first: scikit-learn computes the head in float64, and so does this graph;
+    # float32 where onnxruntime has no double kernel for an operator (SVMRegressor)
     for dtype, kind in ((DoubleTensorType, "float64"), (FloatTensorType, "float32")):
         try:
             onx = to_onnx(tail, initial_types=[("features", dtype([None, width]))],
                           options=options, target_opset={"": OPSET, "ai.onnx.ml": 3})
+            _loadable(onx)
             break
         except Exception as exc:  # noqa: BLE001 - a converter may refuse one dtype
             errors.append(f"{kind}: {type(exc).__name__}: {exc}")
@@ -386,9 +442,18 @@ def _export_head(steps: list[tuple[str, Any]], width: int, path: Path) -> dict[s
         entry["proba"] = bool(hasattr(last, "predict_proba") and _has_proba(last))
     elif hasattr(last, "predict") and not hasattr(last, "transform"):
         entry["prediction"] = outputs[0]
+        if target is not None:
+            entry["target_scaler"] = target
     else:
         entry["transform"] = outputs[0]
     return entry
+
+
+def _loadable(onx) -> None:
+    """Raise unless onnxruntime has a kernel for every operator of the graph."""
+    import onnxruntime as ort
+
+    ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
 def _has_proba(estimator) -> bool:
@@ -399,33 +464,37 @@ def _has_proba(estimator) -> bool:
 
 
 # --------------------------------------------------------------------------- TextUnion
-def _tfidf_spec(union) -> dict[str, Any]:
-    """The TF-IDF block of a fitted TextUnion as plain JSON, for the numpy runtime."""
+def _tfidf_spec(tfidf, union=None) -> dict[str, Any]:
+    """A fitted TfidfVectorizer (TextUnion's block, or a pipeline's first step) as plain
+    JSON, for the numpy runtime."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    tfidf = union.tfidf_
+    where = "TextUnion's TfidfVectorizer" if union is not None else "TfidfVectorizer"
     if type(tfidf) is not TfidfVectorizer:
         raise ExportError(f"TextUnion(tfidf={type(tfidf).__name__}) cannot be exported: only "
                           "a TfidfVectorizer block is")
+    if not hasattr(tfidf, "vocabulary_"):
+        raise ExportError(f"the {where} is not fitted; fit the pipeline before exporting")
     problems = [f"{name}={getattr(tfidf, name)!r}" for name, ok in (
         ("analyzer", tfidf.analyzer == "word"), ("tokenizer", tfidf.tokenizer is None),
         ("preprocessor", tfidf.preprocessor is None),
         ("strip_accents", tfidf.strip_accents in (None, "ascii", "unicode")),
         ("norm", tfidf.norm in (None, "l1", "l2")), ("use_idf", True)) if not ok]
     if problems:
-        raise ExportError(f"TextUnion's TfidfVectorizer({', '.join(problems)}) cannot be "
+        raise ExportError(f"{where}({', '.join(problems)}) cannot be "
                           "exported: the runtime implements analyzer='word' with the "
                           "default tokenizer and preprocessor")
     stop = tfidf.get_stop_words()
     vocab = {str(k): int(v) for k, v in tfidf.vocabulary_.items()}
-    scaler = union.scaler_
+    scaler = None if union is None else union.scaler_
     return {
         "vocabulary": vocab, "idf": tfidf.idf_.tolist() if tfidf.use_idf else None,
         "lowercase": bool(tfidf.lowercase), "token_pattern": tfidf.token_pattern,
         "ngram_range": list(tfidf.ngram_range), "stop_words": sorted(stop) if stop else None,
         "strip_accents": tfidf.strip_accents, "sublinear_tf": bool(tfidf.sublinear_tf),
-        "binary": bool(tfidf.binary), "norm": tfidf.norm, "tfidf_weight": float(union.tfidf_weight),
-        "bert_weight": float(union.bert_weight),
+        "binary": bool(tfidf.binary), "norm": tfidf.norm,
+        "tfidf_weight": None if union is None else float(union.tfidf_weight),
+        "bert_weight": None if union is None else float(union.bert_weight),
         "scaler_mean": None if scaler is None else scaler.mean_.tolist(),
         "scaler_scale": None if scaler is None else scaler.scale_.tolist(),
     }
@@ -433,7 +502,11 @@ def _tfidf_spec(union) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------ main
 def _split(pipeline) -> tuple[Any, Any, list[tuple[str, Any]]]:
-    """(featurizer, union or None, head steps) of a pipeline or a bare featurizer."""
+    """(featurizer, union or None, head steps) of a pipeline or a bare featurizer.
+
+    A pipeline starting with a ``TfidfVectorizer`` gives ``(None, vectorizer, steps)``.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import Pipeline
     from sklearn.utils.validation import check_is_fitted
 
@@ -445,18 +518,21 @@ def _split(pipeline) -> tuple[Any, Any, list[tuple[str, Any]]]:
         steps = list(pipeline.steps[1:])
     else:
         first_name, first, steps = "step 0", pipeline, []
+    for name, step in steps:
+        if isinstance(step, (BertFeaturizer, TextUnion, TfidfVectorizer)):
+            raise ExportError(f"pipeline step {name!r}: only the first step may be a "
+                              f"{type(step).__name__}")
     if isinstance(first, TextUnion):
         check_is_fitted(first, "bert_")
         return first.bert_, first, steps
+    if isinstance(first, TfidfVectorizer):
+        return None, first, steps
     if not isinstance(first, BertFeaturizer):
         raise ExportError(
             f"the pipeline's first step {first_name!r} is a {type(first).__name__}; "
-            "bertfeat exports pipelines that start with BertFeaturizer or TextUnion")
+            "bertfeat exports pipelines that start with BertFeaturizer, TextUnion or "
+            "TfidfVectorizer")
     check_is_fitted(first, "layers_")
-    for name, step in steps:
-        if isinstance(step, (BertFeaturizer, TextUnion)):
-            raise ExportError(f"pipeline step {name!r}: only the first step may be a "
-                              f"{type(step).__name__}")
     return first, None, steps
 
 
@@ -476,15 +552,17 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     Parameters
     ----------
     pipeline : Pipeline, BertFeaturizer or TextUnion
-        Fitted. A ``Pipeline`` must start with a ``BertFeaturizer`` or ``TextUnion``;
-        the steps after it are converted with skl2onnx.
+        Fitted. A ``Pipeline`` must start with a ``BertFeaturizer``, a ``TextUnion`` or
+        a ``TfidfVectorizer``; the steps after it are converted with skl2onnx.
     outdir : str or Path
         Folder to write (created; must be empty or absent unless ``overwrite``).
     precision : {"fp32", "int8"}, default="fp32"
         ``"int8"``: per-token dynamic int8 matrix products in the encoder graph.
     check_texts : list of str, optional
-        Texts the exported encoder is compared on with the torch one (default: a few
-        built-in sentences); the cosines are in the report and printed.
+        Texts the exported encoder is compared on with the torch one, and the exported
+        predictions with the pipeline's (default: a few built-in sentences); the cosines
+        and the agreement are in the report and printed. A TF-IDF block is also compared
+        on texts made of every vocabulary term.
     overwrite : bool, default=False
         Replace the files of an existing export in ``outdir``.
     verbose : bool, default=True
@@ -497,12 +575,13 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     Raises
     ------
     ExportError
-        A step cannot be exported (the message names it), or ``outdir`` is not empty.
+        A step cannot be exported (the message names it), ``outdir`` is not empty, or
+        the runtime's TF-IDF values differ from scikit-learn's.
     """
     if precision not in ("fp32", "int8"):
         raise ExportError(f"precision must be 'fp32' or 'int8', got {precision!r}")
     feat, union, steps = _split(pipeline)
-    settings = _featurizer_settings(feat)
+    settings = None if feat is None else _featurizer_settings(feat)
     outdir = Path(outdir)
     if outdir.exists() and any(outdir.iterdir()):
         if not overwrite and not (outdir / MANIFEST).exists():
@@ -510,9 +589,16 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
         if not overwrite:
             raise ExportError(f"{outdir} already holds an export; pass overwrite=True "
                               "(--overwrite) to replace it")
+    texts = list(check_texts) if check_texts else list(_CHECK_TEXTS)
+    if feat is None:  # a TfidfVectorizer first: no encoder, no model
+        return _export_tfidf(pipeline, union, steps, outdir, texts, verbose)
     head_width = union.n_features_out_ if union is not None else feat.n_features_out_
     if steps:
         _check_head_steps(steps)
+    tfidf_check = None
+    if union is not None:  # refused before anything is written
+        spec = _tfidf_spec(union.tfidf_, union)
+        tfidf_check = _check_tfidf(spec, union.tfidf_, texts)
 
     from . import models
     from .encoder import truncating_backend
@@ -558,13 +644,12 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
         "tfidf": None, "head": None,
     }
     if union is not None:
-        (outdir / "tfidf.json").write_text(json.dumps(_tfidf_spec(union)), encoding="utf-8")
+        (outdir / "tfidf.json").write_text(json.dumps(spec), encoding="utf-8")
         manifest["tfidf"] = "tfidf.json"
         manifest["union_features"] = int(union.n_features_out_)
     if steps:
         manifest["head"] = _export_head(steps, head_width, outdir / "head.onnx")
 
-    texts = list(check_texts) if check_texts else list(_CHECK_TEXTS)
     from .runtime import ExportedPipeline
 
     (outdir / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
@@ -574,16 +659,122 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     want = np.concatenate([_torch_features(graph, ids[i:i + 32], pad_id)
                            for i in range(0, len(ids), 32)])
     cos = _cosines(got, want)
+    agree = _agreement(pipeline, runtime, texts)
     manifest["check"] = {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
                          "n_texts": len(texts)}
+    _record_checks(manifest["check"], tfidf_check, agree)
     (outdir / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     files = {p.name: p.stat().st_size for p in sorted(outdir.iterdir()) if p.is_file()}
     report = ExportReport(outdir, precision, float(cos.mean()), float(cos.min()), len(texts),
-                          files)
+                          files, *(tfidf_check or (None, 0)), agree)
     if verbose:
         print(f"bertfeat export: {outdir} ({report.size_bytes / 1e6:.1f} MB, {precision}); "
               f"cosine to the torch featurizer (fp32) on {len(texts)} texts: "
-              f"mean {report.cosine_mean:.5f}, min {report.cosine_min:.5f}")
+              f"mean {report.cosine_mean:.5f}, min {report.cosine_min:.5f}"
+              + _more_checks(report))
+    return report
+
+
+# ------------------------------------------------------------------- fidelity checks
+def _tfidf_texts(tfidf, texts: list[str]) -> list[str]:
+    """``texts`` and texts made of every vocabulary term (so each term is tokenised)."""
+    terms = sorted(tfidf.vocabulary_, key=tfidf.vocabulary_.get)
+    return list(texts) + [" ".join(terms[i:i + _TERMS_PER_TEXT])
+                          for i in range(0, len(terms), _TERMS_PER_TEXT)]
+
+
+def _check_tfidf(spec: dict[str, Any], tfidf, texts: list[str]) -> tuple[float, int]:
+    """(largest difference, texts compared) between the runtime's TF-IDF and
+    scikit-learn's; :class:`ExportError` naming the first text where it is too large."""
+    from .runtime import _Tfidf
+
+    lexical = _Tfidf(spec)
+    checked = _tfidf_texts(tfidf, texts)
+    rows = max(1, 2 ** 22 // max(len(spec["vocabulary"]), 1))  # dense blocks of ~32 MB
+    worst = 0.0
+    for start in range(0, len(checked), rows):
+        part = checked[start:start + rows]
+        want = tfidf.transform(part).toarray()
+        error = np.abs(lexical.lexical(part) - want).max(axis=1) if len(part) else []
+        bad = np.flatnonzero(np.asarray(error) > TFIDF_TOLERANCE)
+        if len(bad):
+            i = int(bad[0])
+            raise ExportError(
+                f"the exported TF-IDF differs from scikit-learn's TfidfVectorizer on check "
+                f"text {start + i} ({part[i][:60]!r}): {float(error[i]):.3g} > "
+                f"{TFIDF_TOLERANCE:g}, so the runtime would not reproduce the pipeline; "
+                f"runtime terms {lexical._terms(part[i])[:8]}, scikit-learn terms "
+                f"{tfidf.build_analyzer()(part[i])[:8]}")
+        worst = max(worst, float(np.max(error, initial=0.0)))
+    return worst, len(checked)
+
+
+def _agreement(pipeline: Any, runtime: Any, texts: list[str]) -> tuple[int, int] | None:
+    """(same, checked) predictions of the exported runtime and of the pipeline."""
+    head = runtime.manifest.get("head") or {}
+    if not texts or not hasattr(pipeline, "predict") or not (
+            "label" in head or "prediction" in head):
+        return None
+    with warnings.catch_warnings():  # truncation of the long check text: said at fit
+        warnings.simplefilter("ignore", UserWarning)
+        want = np.asarray(pipeline.predict(texts))
+    got = runtime.predict(texts)
+    if "label" in head:
+        return int((got == want).sum()), len(texts)
+    scale = max(1.0, float(np.abs(want).max()))
+    return int(np.isclose(got, want, rtol=1e-4, atol=1e-4 * scale).sum()), len(texts)
+
+
+def _record_checks(check: dict[str, Any], tfidf_check, agree) -> None:
+    if tfidf_check is not None:
+        check["tfidf_max_error"], check["tfidf_texts"] = tfidf_check
+    if agree is not None:
+        check["predictions_agree"] = list(agree)
+
+
+def _more_checks(report: ExportReport) -> str:
+    out = ""
+    if report.tfidf_max_error is not None:
+        out += (f"; TF-IDF max difference to scikit-learn {report.tfidf_max_error:.1e} on "
+                f"{report.n_tfidf_texts} texts")
+    if report.predictions_agree is not None:
+        same, n = report.predictions_agree
+        out += f"; predictions agree with the pipeline on {same}/{n} texts"
+    return out
+
+
+def _export_tfidf(pipeline: Any, tfidf, steps: list[tuple[str, Any]], outdir: Path,
+                  texts: list[str], verbose: bool) -> ExportReport:
+    """Export a pipeline starting with a TfidfVectorizer: tfidf.json + head.onnx."""
+    from .runtime import ExportedPipeline
+
+    spec = _tfidf_spec(tfidf)
+    if steps:
+        _check_head_steps(steps)
+    tfidf_check = _check_tfidf(spec, tfidf, texts)
+    outdir.mkdir(parents=True, exist_ok=True)
+    for name in _FILES:  # an earlier export's files (overwrite=True): none may linger
+        (outdir / name).unlink(missing_ok=True)
+    (outdir / "tfidf.json").write_text(json.dumps(spec), encoding="utf-8")
+    width = len(spec["vocabulary"])
+    manifest: dict[str, Any] = {
+        "format": FORMAT, "kind": "bertfeat-export", "first_step": "TfidfVectorizer",
+        "precision": None, "model": None, "n_features": width,
+        "feature_names": [str(n) for n in tfidf.get_feature_names_out()],
+        "tfidf": "tfidf.json", "head": None,
+    }
+    if steps:
+        manifest["head"] = _export_head(steps, width, outdir / "head.onnx")
+    (outdir / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    agree = _agreement(pipeline, ExportedPipeline(outdir), texts)
+    manifest["check"] = {"n_texts": len(texts)}
+    _record_checks(manifest["check"], tfidf_check, agree)
+    (outdir / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    files = {p.name: p.stat().st_size for p in sorted(outdir.iterdir()) if p.is_file()}
+    report = ExportReport(outdir, None, None, None, len(texts), files, *tfidf_check, agree)
+    if verbose:
+        print(f"bertfeat export: {outdir} ({report.size_bytes / 1e6:.1f} MB, TF-IDF, no "
+              f"encoder){_more_checks(report)}")
     return report
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .hardware import INT8_PATHS, cpu_flags
 from .lru import LRU
 from .store import STORE_FORMAT
 
@@ -700,9 +701,6 @@ def cpu_has_fast_bf16() -> bool:
     return False
 
 
-#: CPU features that give int8 matrix products a dot-product kernel, best first, and the
-#: path's name (what oneDNN's GEMM behind ``torch._int_mm`` uses)
-INT8_PATHS = (("amx_int8", "amx"), ("avx512_vnni", "avx512_vnni"), ("avx_vnni", "avx_vnni"))
 #: the paths where per-token int8 encoding was measured faster than fp32
 #: (benchmarks/README.md): AMX 1.25x. AVX512-VNNI without AMX: 0.5x (slower; the per-token
 #: quantisation ops cost more than the int8 GEMM saves); AVX2 alone: up to 39x slower
@@ -710,18 +708,6 @@ INT8_PATHS = (("amx_int8", "amx"), ("avx512_vnni", "avx512_vnni"), ("avx_vnni", 
 FAST_INT8_PATHS = ("amx",)
 #: ONEDNN_MAX_CPU_ISA values (prefixes) that keep oneDNN off every int8 dot-product kernel
 _ONEDNN_NO_VNNI = ("SSE41", "AVX", "AVX2", "AVX512_CORE")
-
-
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where it cannot be read)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith(("flags", "Features")):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
 
 
 def int8_path(flags: frozenset[str] | None = None) -> str | None:

@@ -19,7 +19,6 @@ bertfeat`` it runs as is.
 from __future__ import annotations
 
 import json
-import os
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -28,13 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .encoder import (
-    encode_texts_fast,
-    flatten_ids,
-    make_batches,
-    pad_batch,
-)
-from .models import INT8_PATHS, cpu_flags
+from .batching import encode_texts_fast, flatten_ids, make_batches, pad_batch, usable_cores
+from .hardware import INT8_PATHS, cpu_flags
 
 __all__ = ["load", "ExportedPipeline", "BATCH_TOKENS"]
 
@@ -45,8 +39,10 @@ _FORMATS = (1,)
 #: featurizer's default of 4,096, because length-sorted batches of fewer texts are padded
 #: less; 512 was slower (benchmarks/README.md, "Exported pipeline")
 BATCH_TOKENS = 1024
-#: rows per call of the head graph (bounds memory for wide TextUnion inputs)
+#: rows per call of the head graph (bounds memory for wide TextUnion inputs) ...
 _HEAD_ROWS = 512
+#: ... and dense input values per call at most (a TF-IDF vocabulary can be 100,000 wide)
+_HEAD_VALUES = 2 ** 22
 
 
 def load(directory: str | Path, *, threads: int | None = None, streams: int | None = None,
@@ -98,7 +94,8 @@ class ExportedPipeline:
     n_features_out_ : int
         Width of :meth:`transform`'s output.
     max_batch_tokens : int
-        The token budget of a batch in use.
+        The token budget of a batch in use (absent for a TF-IDF pipeline, which has no
+        encoder).
     """
 
     def __init__(self, directory: str | Path, *, threads: int | None = None,
@@ -116,24 +113,7 @@ class ExportedPipeline:
             raise ValueError(f"{path}: not a bertfeat export of a format this runtime reads "
                              f"(format {self.manifest.get('format')!r}, reads {_FORMATS})")
         m = self.manifest
-        if m["precision"] == "int8":
-            _check_int8_cpu()
-        self._tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
-        self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(int(m["max_length"]))
-        if hasattr(self._tokenizer, "encode_special_tokens"):
-            self._tokenizer.encode_special_tokens = bool(m["encode_special_tokens"])
         self._cores = int(threads) if threads else _cores()
-        self._streams = max(1, min(int(streams) if streams else 2, self._cores))
-        if max_batch_tokens is not None and int(max_batch_tokens) < 1:
-            raise ValueError(f"max_batch_tokens must be >= 1, got {max_batch_tokens!r}")
-        self.max_batch_tokens = int(max_batch_tokens) if max_batch_tokens else min(
-            int(m["max_batch_tokens"]), BATCH_TOKENS)
-        # one session, ``streams`` batches in flight (onnxruntime's Run is thread-safe),
-        # each on its share of the cores: on 2 cores two one-thread batches beat one
-        # two-thread batch, as in bertfeat.encoder
-        self._encoder = _session(self.directory / "encoder.onnx",
-                                 max(1, self._cores // self._streams))
         head = m.get("head")
         self._head = None if head is None else _session(self.directory / head["file"],
                                                         self._cores)
@@ -144,6 +124,26 @@ class ExportedPipeline:
         if head is not None and "classes" in head:
             self.classes_ = np.asarray(head["classes"])
         self.n_features_out_ = int(m.get("union_features") or m["n_features"])
+        self._encoder = None
+        if m.get("first_step") == "TfidfVectorizer":  # TF-IDF only: no encoder, no tokenizer
+            return
+        if m["precision"] == "int8":
+            _check_int8_cpu()
+        self._tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(int(m["max_length"]))
+        if hasattr(self._tokenizer, "encode_special_tokens"):
+            self._tokenizer.encode_special_tokens = bool(m["encode_special_tokens"])
+        self._streams = max(1, min(int(streams) if streams else 2, self._cores))
+        if max_batch_tokens is not None and int(max_batch_tokens) < 1:
+            raise ValueError(f"max_batch_tokens must be >= 1, got {max_batch_tokens!r}")
+        self.max_batch_tokens = int(max_batch_tokens) if max_batch_tokens else min(
+            int(m["max_batch_tokens"]), BATCH_TOKENS)
+        # one session, ``streams`` batches in flight (onnxruntime's Run is thread-safe),
+        # each on its share of the cores: on 2 cores two one-thread batches beat one
+        # two-thread batch, as in bertfeat.encoder
+        self._encoder = _session(self.directory / "encoder.onnx",
+                                 max(1, self._cores // self._streams))
 
     def __repr__(self) -> str:
         m = self.manifest
@@ -164,6 +164,9 @@ class ExportedPipeline:
         ndarray of shape (n_texts, n_features), float32
         """
         texts = _as_texts(texts)
+        if self._encoder is None:
+            raise AttributeError("this export is a TF-IDF pipeline without an encoder; "
+                                 "use transform for its TF-IDF features")
         unique: dict[str, int] = {}
         inverse = np.fromiter((unique.setdefault(t, len(unique)) for t in texts),
                               dtype=np.int64, count=len(texts))
@@ -233,7 +236,15 @@ class ExportedPipeline:
         if "prediction" not in head:
             raise AttributeError("the exported pipeline ends in a transformer: use transform")
         values = self._run_head(_as_texts(texts), head["prediction"])
-        return values.reshape(-1) if values.ndim == 2 and values.shape[1] == 1 else values
+        values = values.reshape(-1) if values.ndim == 2 and values.shape[1] == 1 else values
+        target = head.get("target_scaler")  # a TransformedTargetRegressor's StandardScaler
+        if target is not None:
+            values = values.astype(np.float64)
+            if target["scale"] is not None:
+                values = values * target["scale"]
+            if target["mean"] is not None:
+                values = values + target["mean"]
+        return values
 
     def predict_proba(self, texts: Iterable[str]) -> np.ndarray:
         """Class probabilities, columns in the order of :attr:`classes_`.
@@ -260,6 +271,8 @@ class ExportedPipeline:
         return head
 
     def _first_step(self, texts: list[str]) -> np.ndarray:
+        if self._encoder is None:
+            return self._tfidf.lexical(texts)
         features = self.encode(texts)
         if self._tfidf is None:
             return features
@@ -271,13 +284,15 @@ class ExportedPipeline:
         if self._tfidf is None:
             features = self.encode(texts).astype(dtype)
             return self._head.run([output], {"features": features})[0]
-        dense = self.encode(texts)
+        dense = None if self._encoder is None else self.encode(texts)
+        step = max(1, min(_HEAD_ROWS, _HEAD_VALUES // max(self.n_features_out_, 1)))
         parts = []
-        for start in range(0, max(len(texts), 1), _HEAD_ROWS):
-            rows = slice(start, start + _HEAD_ROWS)
-            joined = self._tfidf.join(texts[rows], dense[rows]).astype(dtype)
-            parts.append(self._head.run([output], {"features": joined})[0])
-        return np.concatenate(parts) if parts else parts
+        for start in range(0, max(len(texts), 1), step):
+            rows = slice(start, start + step)
+            joined = (self._tfidf.lexical(texts[rows]) if dense is None
+                      else self._tfidf.join(texts[rows], dense[rows]))
+            parts.append(self._head.run([output], {"features": joined.astype(dtype)})[0])
+        return np.concatenate(parts)
 
 
 def _session(path: Path, threads: int):
@@ -291,10 +306,7 @@ def _session(path: Path, threads: int):
 
 
 def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+    return usable_cores()
 
 
 def _check_int8_cpu(flags: frozenset[str] | None = None) -> None:
