@@ -641,7 +641,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="write a fitted pipeline as ONNX + tokenizer.json (runs without "
                             "torch via bertfeat.runtime)")
     x.add_argument("pipeline", metavar="PIPELINE.joblib",
-                   help="fitted Pipeline starting with BertFeaturizer or TextUnion (joblib; "
+                   help="fitted Pipeline starting with BertFeaturizer, TextUnion or "
+                        "TfidfVectorizer "
+                        "(joblib, e.g. the probe's best_pipeline.joblib; "
                         "load only files you trust)")
     x.add_argument("outdir", metavar="OUTDIR", help="folder to write")
     x.add_argument("--precision", default="fp32", choices=["fp32", "int8"],

@@ -300,7 +300,7 @@ def encode(
     device: str,
     want_pooler: bool,
     on_batch: BatchCallback,
-    show_progress: bool = False,
+    show_progress: bool | str = False,
     long_text: str = "truncate",
     chunk_stride: int = 0,
     max_chunks: int = 8,
@@ -330,8 +330,10 @@ def encode(
         ``on_batch(positions, stats, pooler, truncated)`` with ``positions`` into
         ``texts``, ``stats`` of shape (b, depth + 1, 3, hidden) float32, ``pooler`` of
         shape (b, hidden) or None and ``truncated`` a boolean mask of shape (b,).
-    show_progress : bool
-        Show a tqdm progress bar.
+    show_progress : bool or "auto"
+        True: a tqdm progress bar; ``"auto"``: a bar where a person watches (a terminal,
+        a notebook), else a log line every 30 s (:class:`bertfeat.progress.Progress`);
+        False: nothing.
     long_text : {"truncate", "chunk"}
         ``truncate``: a text longer than ``max_length`` keeps its first tokens.
         ``chunk``: it is split into windows (see :func:`tokenize_chunks`), every window is
@@ -358,9 +360,10 @@ def encode(
     """
     progress = None
     if show_progress:
-        from tqdm.auto import tqdm
+        from .progress import Progress
 
-        progress = tqdm(total=len(texts), unit="text", desc="bertfeat encode")
+        progress = Progress(len(texts), "bertfeat encode", "text",
+                            mode="bar" if show_progress is True else "auto")
     run = dict(depth=depth, batch_size=batch_size, max_tokens=max_tokens, device=device,
                want_pooler=want_pooler)
     try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import warnings
 from collections.abc import Iterator
 from numbers import Integral
@@ -182,7 +181,10 @@ default="auto"
         all-MiniLM-L6-v2 does), so that the defaults give the model's own sentence
         embedding; otherwise not.
     show_progress : "auto" or bool, default="auto"
-        Progress bar while encoding; ``"auto"`` shows it for long runs in a terminal.
+        Progress while encoding. ``"auto"``: for runs of at least 256 texts, a bar in a
+        terminal or a notebook, and elsewhere (stderr sent to a file) a log line every 30 s
+        with elapsed time, done/total, rate and ETA (logger ``"bertfeat"``; see
+        :mod:`bertfeat.progress`). True: always a bar; False: nothing.
     max_batch_tokens : int, optional
         Most padded tokens per forward pass (texts are sorted by length and batched
         under this budget and ``batch_size``). Default: 4096 on a CPU, 8192 on a GPU.
@@ -820,15 +822,15 @@ default="auto"
                           longer[keep])
 
         show = self.show_progress
-        if show == "auto":
-            show = len(batch_texts) >= _PROGRESS_MIN_TEXTS and sys.stderr.isatty()
+        if show == "auto":  # long runs: a bar in a terminal/notebook, else log lines
+            show = "auto" if len(batch_texts) >= _PROGRESS_MIN_TEXTS else False
         encoder.encode(
             tokenizer, model, batch_texts, depth=depth, max_length=self.max_length_,
             batch_size=self.batch_size,
             max_tokens=self.max_batch_tokens or (
                 DEFAULT_BATCH_TOKENS if self.device_ == "cpu" else DEFAULT_BATCH_TOKENS_GPU),
             device=self.device_, want_pooler=want_pooler, on_batch=on_batch,
-            show_progress=bool(show), long_text=self.long_text,
+            show_progress=show, long_text=self.long_text,
             chunk_stride=self.chunk_stride_ or 0, max_chunks=self.max_chunks,
             on_first_window=on_first_window)
 

@@ -15,7 +15,6 @@ This module holds no torch code.
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from typing import Any
 
@@ -94,7 +93,8 @@ class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         stored as float16, and features are always built from the float16 values, so
         stored and freshly encoded sentences give identical features.
     show_progress : "auto" or bool, default="auto"
-        Progress bar while encoding.
+        Progress while encoding: as in :class:`~bertfeat.BertFeaturizer` (``"auto"``: a bar in
+        a terminal or notebook, else a log line every 30 s; for at least 256 sentences).
     max_batch_tokens : int, optional
         Most padded tokens per forward pass. Default: 4096 on a CPU, 8192 on a GPU.
     on_bad_input : {"raise", "empty"}, default="raise"
@@ -412,14 +412,14 @@ class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
         show = self.show_progress
         if show == "auto":
-            show = len(missing) >= _PROGRESS_MIN_SENTENCES and sys.stderr.isatty()
+            show = "auto" if len(missing) >= _PROGRESS_MIN_SENTENCES else False
         wordencoder.encode_words(
             tokenizer, model, [sentences[i] for i in missing], depth=depth,
             max_length=self.max_length_, stride=self.window_stride_,
             batch_size=self.batch_size,
             max_tokens=self.max_batch_tokens or (
                 DEFAULT_BATCH_TOKENS if self.device_ == "cpu" else DEFAULT_BATCH_TOKENS_GPU),
-            device=self.device_, on_batch=on_batch, show_progress=bool(show))
+            device=self.device_, on_batch=on_batch, show_progress=show)
 
     def _assemble(self, counts: list[np.ndarray], vectors: dict[int, list[np.ndarray]],
                   inverse: np.ndarray) -> np.ndarray:
