@@ -499,7 +499,7 @@ default="auto"
 
         Returns
         -------
-        ndarray of shape (n_texts, n_features_out_), float32
+        ndarray of shape (n_texts, n_features_out), float32
         """
         if fit_params:
             raise TypeError(f"fit() got unexpected keyword arguments {sorted(fit_params)}")
@@ -519,7 +519,7 @@ default="auto"
 
         Returns
         -------
-        ndarray of shape (n_texts, n_features_out_), float32
+        ndarray of shape (n_texts, n_features_out), float32
         """
         check_is_fitted(self, "layers_")
         self._check_column_name(X)

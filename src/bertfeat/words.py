@@ -301,7 +301,7 @@ class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
         Returns
         -------
-        ndarray of shape (n_words_total, n_features_out_), float32
+        ndarray of shape (n_words_total, n_features_out), float32
         """
         if fit_params:
             raise TypeError(f"fit() got unexpected keyword arguments {sorted(fit_params)}")
@@ -318,7 +318,7 @@ class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
         Returns
         -------
-        ndarray of shape (n_words_total, n_features_out_), float32
+        ndarray of shape (n_words_total, n_features_out), float32
             Rows of sentence 0's words, then sentence 1's, ... (see :func:`sentence_ids`).
         """
         check_is_fitted(self, "layers_")
