@@ -123,3 +123,27 @@ def encode_spy(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(encoder, "encode", spy)
     return calls
+
+
+#: set by `make test`'s second run, which caps the math libraries to AVX2
+#: (ATEN_CPU_CAPABILITY=avx2, MKL_ENABLE_INSTRUCTIONS=AVX2, ONEDNN_MAX_CPU_ISA=AVX2) so that
+#: a test assuming one CPU's rounding fails on every machine, not only on AVX-512 ones
+EXPECTED_CAPABILITY = os.environ.get("BERTFEAT_EXPECT_CPU_CAPABILITY")
+
+
+def _cpu_capability() -> str:
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def pytest_report_header(config) -> str:
+    return f"torch CPU capability: {_cpu_capability()}"
+
+
+def pytest_sessionstart(session) -> None:
+    """Refuse to run a capped session whose cap did not take effect."""
+    if EXPECTED_CAPABILITY and _cpu_capability() != EXPECTED_CAPABILITY:
+        raise pytest.UsageError(
+            f"BERTFEAT_EXPECT_CPU_CAPABILITY={EXPECTED_CAPABILITY} but torch runs "
+            f"{_cpu_capability()} kernels: ATEN_CPU_CAPABILITY was not applied")

@@ -388,6 +388,43 @@ def test_catalogue_is_large_enough():
     assert len(valid) >= 10 and len(refused) >= 10 and len(missing) >= 5
 
 
+#: the test modules whose cases the policy counts (tests/catalogue.py)
+CATALOGUE_MODULES = ("test_readers_faults", "test_export_faults", "test_finetune_faults",
+                     "test_store_probe_faults", "test_entry_points_faults")
+
+
+def test_catalogue_totals_match_the_policy():
+    """The totals in docs/bad_input_policy.md: hand-counted rows + one registered test per
+    row added since; every registered case is a row of the policy, a fault as a fault."""
+    import importlib
+    from pathlib import Path
+
+    from .catalogue import HAND_COUNTED
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "bad_input_policy.md").read_text(
+        encoding="utf-8")
+    rows = {}
+    for line in doc.splitlines():
+        cells = line.split(" | ")
+        if line.startswith("| ") and len(cells) >= 2:
+            rows[cells[0][2:]] = cells[1]
+    counts = dict(HAND_COUNTED)
+    for name in CATALOGUE_MODULES:
+        try:
+            cases = importlib.import_module(f"tests.{name}").CASES
+        except pytest.skip.Exception:  # an optional dependency (onnxruntime) is missing
+            pytest.skip(f"{name} needs an optional dependency")
+        for key, (kind, _) in cases.cases.items():
+            title = key.split(": ", 1)[1]
+            assert title in rows, f"{key!r} is not a row of the policy"
+            assert rows[title].startswith("**fault**") == (kind == "fault"), key
+            counts[kind] += 1
+    stated_inputs = int(re.search(r"\*\*input kinds: (\d+)\*\*", doc).group(1))
+    stated_faults = int(re.search(r"\*\*injected faults: (\d+)\*\*", doc).group(1))
+    assert (stated_inputs, stated_faults) == (counts["input"], counts["fault"])
+    assert counts["input"] >= 170 and counts["fault"] >= 80  # issue 27
+
+
 def test_missing_rows_under_empty_policy_equal_the_empty_string(ctx):
     featurizer = BertFeaturizer(model=ctx.fitted.model, cache=False, precision="fp32",
                                 on_bad_input="empty").fit([G])

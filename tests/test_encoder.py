@@ -18,10 +18,11 @@ import warnings
 import numpy as np
 import pytest
 
-from bertfeat import BertFeaturizer, encoder, featurizer, models
+from bertfeat import BertFeaturizer, encoder, models
 from bertfeat.encoder import make_batches
 
 from .conftest import WORDS
+from .equality import assert_same_computation, assert_within_bound
 
 SHORT = ["good", "the film was good", "awful plot"]
 LONG = ["a very very long and boring story about money and the bank " * 3,
@@ -129,8 +130,7 @@ def test_results_in_input_order_and_padding_never_leaks(loaded):
     for i, text in enumerate(texts):
         alone, _, _ = _run_encode(tokenizer, model, [text], depth=depth)
         # every layer, and cls, mean and max statistics alike
-        np.testing.assert_allclose(together[i], alone[0], rtol=0, atol=1e-5,
-                                   err_msg=f"text {i} {text!r}")
+        assert_within_bound(together[i], alone[0], err_msg=f"text {i} {text!r}")
 
 
 def test_featurizer_padding_never_leaks_for_every_pooling(tiny_model):
@@ -140,8 +140,7 @@ def test_featurizer_padding_never_leaks_for_every_pooling(tiny_model):
         batch = featurizer.transform(SHORT + LONG)
         for i, text in enumerate(SHORT):
             alone = featurizer.transform([text])
-            np.testing.assert_allclose(batch[i], alone[0], rtol=0, atol=1e-5,
-                                       err_msg=f"{pooling}: {text!r}")
+            assert_within_bound(batch[i], alone[0], err_msg=f"{pooling}: {text!r}")
 
 
 def test_featurizer_results_independent_of_batching(tiny_model):
@@ -150,11 +149,11 @@ def test_featurizer_results_independent_of_batching(tiny_model):
     reference = _featurizer(tiny_model, layers="all", batch_size=20).fit(["x"]).transform(texts)
     for params in (dict(batch_size=1), dict(batch_size=3), dict(max_batch_tokens=40)):
         out = _featurizer(tiny_model, layers="all", **params).fit(["x"]).transform(texts)
-        np.testing.assert_allclose(out, reference, rtol=0, atol=1e-5, err_msg=str(params))
+        assert_within_bound(out, reference, err_msg=str(params))
     order = rng.permutation(len(texts))
     shuffled = _featurizer(tiny_model, layers="all", batch_size=7).fit(["x"]).transform(
         [texts[i] for i in order])
-    np.testing.assert_allclose(shuffled, reference[order], rtol=0, atol=1e-5)
+    assert_within_bound(shuffled, reference[order])
 
 
 def test_featurizer_batches_follow_batch_size_and_budget(tiny_model, monkeypatch):
@@ -199,7 +198,7 @@ def test_truncated_model_gives_same_layer_k_vectors(loaded, k):
 
     stats_cut, _, _ = _run_encode(tokenizer, cut, SHORT + LONG, depth=k)
     stats_full, _, _ = _run_encode(tokenizer, full, SHORT + LONG, depth=info.n_layers)
-    np.testing.assert_allclose(stats_cut[:, k], stats_full[:, k], rtol=0, atol=1e-6)
+    assert_within_bound(stats_cut[:, k], stats_full[:, k])
 
 
 @pytest.mark.parametrize("layers, pooling, depth", [
@@ -230,7 +229,7 @@ def test_featurizer_loads_only_the_layers_it_needs(tiny_model, monkeypatch, laye
         ref = reference.transform(SHORT)
         want = featurizer.layers_
         expected = np.concatenate([ref[:, 32 * layer:32 * (layer + 1)] for layer in want], 1)
-        np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5)
+        assert_within_bound(out, expected)
 
 
 # ------------------------------------------------------------------------------- duplicates
@@ -248,10 +247,10 @@ def test_duplicates_are_encoded_once(tiny_model, monkeypatch):
     assert len(seen) == 1
     assert sorted(seen[0]) == sorted(set(texts))
     assert len(seen[0]) == 4
-    np.testing.assert_array_equal(out[0], out[2])
-    np.testing.assert_array_equal(out[0], out[3])
-    np.testing.assert_array_equal(out[1], out[5])
-    np.testing.assert_array_equal(out[4], out[6])
+    assert_same_computation(out[0], out[2])
+    assert_same_computation(out[0], out[3])
+    assert_same_computation(out[1], out[5])
+    assert_same_computation(out[4], out[6])
     assert not np.array_equal(out[0], out[1])
 
 
@@ -278,7 +277,7 @@ def test_truncation_warns_once_with_the_count(tiny_model, loaded):
     head = loaded[1].decode(ids[1:7])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        np.testing.assert_allclose(featurizer.transform([head])[0], out[3], rtol=0, atol=1e-5)
+        assert_within_bound(featurizer.transform([head])[0], out[3])
 
 
 def test_no_truncation_warning_for_texts_that_fit(tiny_model):
@@ -323,8 +322,10 @@ def test_no_progress_bar_when_off(tiny_model, capsys):
 @pytest.fixture
 def low_threshold(monkeypatch):
     """Make "many texts" 20 instead of the real threshold, to keep the tests fast."""
-    assert featurizer._PROGRESS_MIN_TEXTS >= 100  # short runs stay quiet by default
-    monkeypatch.setattr(featurizer, "_PROGRESS_MIN_TEXTS", 20)
+    from bertfeat import base
+
+    assert base.PROGRESS_MIN_ITEMS >= 100  # short runs stay quiet by default
+    monkeypatch.setattr(base, "PROGRESS_MIN_ITEMS", 20)
     return [f"text {i} {w}" for i, w in enumerate(WORDS[:20])]
 
 

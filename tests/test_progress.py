@@ -110,9 +110,9 @@ def test_encoding_logs_to_a_file_without_any_logging_setup(tiny_model, tmp_path)
 
 
 def test_fine_tuning_logs_its_steps(tiny_model, caplog, monkeypatch):
-    from bertfeat import BertClassifier, finetune
+    from bertfeat import BertClassifier, base
 
-    monkeypatch.setattr(finetune, "_PROGRESS_MIN_TEXTS", 10)
+    monkeypatch.setattr(base, "PROGRESS_MIN_ITEMS", 10)
     monkeypatch.setenv("BERTFEAT_PROGRESS_INTERVAL", "0")
     caplog.set_level(logging.INFO, logger="bertfeat")
     rng = np.random.default_rng(0)

@@ -26,6 +26,7 @@ from bertfeat import BertFeaturizer, FeatureStore, encoder, models
 from bertfeat.store import decode_array, encode_array, text_digest
 
 from .conftest import WORDS, make_tiny_model
+from .equality import assert_same_computation, assert_within_bound
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -206,8 +207,8 @@ def test_cached_and_uncached_results_are_bitwise_identical(tiny_model, tmp_path,
     encoded = sum(encode_spy)
     second = warm.transform(texts[::-1])[::-1]
     assert sum(encode_spy) == encoded  # really read from the store
-    assert np.array_equal(reference, first)
-    assert np.array_equal(first, second)
+    assert_same_computation(reference, first)
+    assert_same_computation(first, second)
     assert first.dtype == np.float32
 
 
@@ -302,7 +303,7 @@ def test_planted_pickle_is_never_executed(tiny_model, tmp_path, encode_spy):
         again = featurizer(tiny_model, str(store_dir)).fit(texts).transform(texts)
     assert not marker.exists()
     assert any("pickled value" in str(w.message) for w in caught)
-    np.testing.assert_allclose(again, reference, atol=1e-6)
+    assert_within_bound(again, reference)
 
 
 def test_damaged_value_is_a_miss_with_a_warning_and_is_rewritten(tiny_model, tmp_path,
@@ -321,12 +322,12 @@ def test_damaged_value_is_a_miss_with_a_warning_and_is_rewritten(tiny_model, tmp
     with pytest.warns(RuntimeWarning, match="damaged"):
         again = featurizer(tiny_model, store).fit(texts).transform(texts)
     assert sum(encode_spy) == 16  # encoded again, never returned garbage
-    assert np.array_equal(again, reference)
+    assert_same_computation(again, reference)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         third = featurizer(tiny_model, store).fit(texts).transform(texts)
     assert sum(encode_spy) == 16  # rewritten: now a clean hit
-    assert np.array_equal(third, reference)
+    assert_same_computation(third, reference)
 
 
 # ------------------------------------------------------------ size limit, stats, clear
@@ -428,7 +429,7 @@ def test_killed_run_keeps_finished_batches(tiny_model, tmp_path, encode_spy):
     result = featurizer(tiny_model, store, batch_size=4).fit(texts).transform(texts)
     assert sum(encode_spy) == 400 - done  # only the unfinished texts
     reference = featurizer(tiny_model, False).fit(texts).transform(texts)
-    np.testing.assert_allclose(result, reference, atol=1e-5)
+    assert_within_bound(result, reference)
 
 
 # ----------------------------------------------------------------- the warm path
@@ -453,6 +454,6 @@ def test_warm_path_does_no_tokenisation_and_no_model_load(tiny_model, tmp_path,
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", forbidden)
     monkeypatch.setattr(transformers.AutoModel, "from_pretrained", forbidden)
     warm = featurizer(tiny_model, store, layers="all").fit(texts).transform(texts)
-    assert np.array_equal(cold, warm)
+    assert_same_computation(cold, warm)
     for pooling in ("cls", "max", "mean_max", "first_last"):
         featurizer(tiny_model, store, layers=[1, 2], pooling=pooling).fit(texts).transform(texts)

@@ -28,6 +28,7 @@ from bertfeat import BertFeaturizer, FeatureStore
 from bertfeat.store import StoreError, text_digest
 
 from .conftest import WORDS
+from .equality import assert_same_computation, assert_within_bound
 from .test_store import run_python
 
 ATOL = 1e-5
@@ -81,7 +82,7 @@ def stored_rows(store_dir: str, fingerprint: str, texts: list[str], reference: n
                          reference.shape[1], count=False)
     store.close()
     mean = hit.stats[layer][:, 1]  # statistic 1 is the mean over tokens
-    np.testing.assert_allclose(mean[hit.found], reference[hit.found], rtol=0, atol=ATOL)
+    assert_within_bound(mean[hit.found], reference[hit.found])
     return hit.found
 
 
@@ -125,7 +126,7 @@ def test_damaged_database_is_moved_aside_and_rebuilt(tiny_model, tmp_path, refer
     damaged_bytes = db.read_bytes()
     encode_spy.clear()
     out, messages = run(tiny_model, store_dir)
-    np.testing.assert_allclose(out, reference, rtol=0, atol=ATOL)
+    assert_within_bound(out, reference)
     warned = store_warnings(messages)
     assert len(warned) == 1, messages
     assert re.search(r"the database is damaged \(DatabaseError: .*\); moved it aside to "
@@ -138,7 +139,7 @@ def test_damaged_database_is_moved_aside_and_rebuilt(tiny_model, tmp_path, refer
     encode_spy.clear()
     again, messages = run(tiny_model, store_dir)
     assert encode_spy == [] and messages == []
-    assert np.array_equal(again, out)
+    assert_same_computation(again, out)
 
 
 def test_empty_database_file_is_an_empty_store(tiny_model, tmp_path, reference, encode_spy):
@@ -148,7 +149,7 @@ def test_empty_database_file_is_an_empty_store(tiny_model, tmp_path, reference, 
         fh.truncate(0)
     encode_spy.clear()
     out, messages = run(tiny_model, store_dir)
-    np.testing.assert_allclose(out, reference, rtol=0, atol=ATOL)
+    assert_within_bound(out, reference)
     assert sum(encode_spy) == len(TEXTS) and messages == []
     encode_spy.clear()
     run(tiny_model, store_dir)
@@ -172,8 +173,8 @@ def test_database_damaged_under_two_open_stores(tiny_model, tmp_path, reference,
         out_a = a.transform(TEXTS)
         out_b = b.transform(TEXTS)
     messages = [str(w.message) for w in caught]
-    np.testing.assert_allclose(out_a, reference, rtol=0, atol=ATOL)
-    np.testing.assert_allclose(out_b, reference, rtol=0, atol=ATOL)
+    assert_within_bound(out_a, reference)
+    assert_within_bound(out_b, reference)
     assert any("moved it aside" in m for m in messages), messages
     assert any("has already moved it aside" in m for m in messages), messages
     assert len(list(Path(store_dir).glob("cache.db.corrupt-*[0-9]"))) == 1
@@ -208,13 +209,13 @@ def test_truncated_value_is_a_miss_with_a_warning(tiny_model, tmp_path, referenc
         store.cache.set(key, value[: len(value) - 7 if which == "block" else len(value) - 1])
     encode_spy.clear()
     out, messages = run(tiny_model, store)
-    np.testing.assert_allclose(out, reference, rtol=0, atol=ATOL)
+    assert_within_bound(out, reference)
     assert any("damaged value(s) ignored" in m for m in messages), messages
     assert 0 < sum(encode_spy) < len(TEXTS)  # only the affected texts
     encode_spy.clear()
     again, messages = run(tiny_model, store)  # rewritten: clean hits now
     assert encode_spy == [] and messages == []
-    assert np.array_equal(again, out)
+    assert_same_computation(again, out)
 
 
 def test_truncated_or_missing_value_file(tiny_model, tmp_path, encode_spy):
@@ -231,7 +232,7 @@ def test_truncated_or_missing_value_file(tiny_model, tmp_path, encode_spy):
             fh.truncate(file.stat().st_size - 100)
     encode_spy.clear()
     out, messages = run(tiny_model, store, texts, **kwargs)
-    np.testing.assert_allclose(out, reference, rtol=0, atol=ATOL)
+    assert_within_bound(out, reference)
     assert any("damaged value(s) ignored" in m for m in messages), messages
     assert sum(encode_spy) == len(texts)
     store.close()
@@ -239,7 +240,7 @@ def test_truncated_or_missing_value_file(tiny_model, tmp_path, encode_spy):
         file.unlink()
     encode_spy.clear()
     out, messages = run(tiny_model, store, texts, **kwargs)  # lost files: plain misses
-    np.testing.assert_allclose(out, reference, rtol=0, atol=ATOL)
+    assert_within_bound(out, reference)
     assert sum(encode_spy) == len(texts)
     assert not store_warnings(messages), messages
 
@@ -264,7 +265,7 @@ def test_read_only_database_works_without_caching(tiny_model, tmp_path, referenc
     monkeypatch.setattr(sqlite3, "connect", read_only)
     encode_spy.clear()
     out, messages = run(tiny_model, store_dir)
-    np.testing.assert_allclose(out, reference, rtol=0, atol=ATOL)
+    assert_within_bound(out, reference)
     warned = store_warnings(messages)
     assert len(warned) == 1, messages
     assert re.search(r"cannot use the feature store at .*readonly database.*continuing "
@@ -286,7 +287,7 @@ def test_store_location_that_cannot_be_created(tiny_model, tmp_path, reference, 
             pytest.skip("no /proc")
         location = "/proc/bertfeat-store"
     out, messages = run(tiny_model, location)
-    np.testing.assert_allclose(out, reference, rtol=0, atol=ATOL)
+    assert_within_bound(out, reference)
     warned = store_warnings(messages)
     assert len(warned) == 1 and "continuing without caching" in warned[0], messages
 
@@ -296,7 +297,7 @@ def test_store_location_that_cannot_be_created(tiny_model, tmp_path, reference, 
 
 def _assert_clean_after_write_failure(tiny_model, store_dir, fitted, out, messages,
                                       reference, writes, encode_spy):
-    np.testing.assert_allclose(out, reference, rtol=0, atol=ATOL)
+    assert_within_bound(out, reference)
     warned = store_warnings(messages)
     assert len(warned) == 1, messages  # one warning, not one per batch
     assert "writing failed" in warned[0] and "Results are unaffected" in warned[0]
@@ -309,7 +310,7 @@ def _assert_clean_after_write_failure(tiny_model, store_dir, fitted, out, messag
     encode_spy.clear()
     again, _ = run(tiny_model, store_dir, batch_size=fitted.batch_size)
     assert sum(encode_spy) == len(TEXTS) - found.sum()
-    np.testing.assert_allclose(again, reference, rtol=0, atol=ATOL)
+    assert_within_bound(again, reference)
 
 
 def _count_writes(monkeypatch) -> list[tuple[str, int]]:
@@ -399,7 +400,7 @@ def test_lock_timeout_on_write_and_io_error_on_read(tiny_model, tmp_path, refere
     monkeypatch.setattr(FeatureStore, "_get_many", broken_read)
     encode_spy.clear()
     out, messages = run(tiny_model, store_dir)
-    np.testing.assert_allclose(out, reference, rtol=0, atol=ATOL)
+    assert_within_bound(out, reference)
     assert sum(encode_spy) == len(TEXTS)
     assert any("reading failed (OperationalError: disk I/O error)" in m
                for m in messages), messages
@@ -413,7 +414,7 @@ def test_lock_timeout_on_write_and_io_error_on_read(tiny_model, tmp_path, refere
     monkeypatch.setattr(diskcache.Cache, "transact", locked)
     encode_spy.clear()
     out, messages = run(tiny_model, store_dir)
-    np.testing.assert_allclose(out, reference, rtol=0, atol=ATOL)
+    assert_within_bound(out, reference)
     assert sum(encode_spy) == 30  # the 30 stored texts were still read, the rest encode_spy
     assert len(store_warnings(messages)) == 1 and "Timeout" in messages[0], messages
 
@@ -464,7 +465,7 @@ def test_four_processes_hammer_one_store(tiny_model, tmp_path, encode_spy):
     reference = featurizer(tiny_model, False, layers=[1, -1]).fit(texts).transform(texts)
     for out in outs:
         order = np.load(out + ".order.npy")
-        np.testing.assert_allclose(np.load(out), reference[order], rtol=0, atol=ATOL)
+        assert_within_bound(np.load(out), reference[order])
     # every text any process encoded is in the store once, readable, and all are hits now
     store = FeatureStore(store_dir)
     union = len(set().union(*(np.load(o + ".order.npy").tolist() for o in outs)))
@@ -472,7 +473,7 @@ def test_four_processes_hammer_one_store(tiny_model, tmp_path, encode_spy):
     encode_spy.clear()
     again, messages = run(tiny_model, store_dir, texts, layers=[1, -1])
     assert sum(encode_spy) == len(texts) - union and not store_warnings(messages)
-    np.testing.assert_allclose(again, reference, rtol=0, atol=ATOL)
+    assert_within_bound(again, reference)
 
 
 # ---------------------------------------------------- kill inside a write transaction
@@ -530,4 +531,4 @@ def test_kill_inside_a_write_transaction_leaves_no_half_batch(tiny_model, tmp_pa
     assert sum(encode_spy) == len(texts) - committed
     assert not store_warnings(messages), messages  # nothing damaged to report
     reference = featurizer(tiny_model, False).fit(texts).transform(texts)
-    np.testing.assert_allclose(result, reference, rtol=0, atol=ATOL)
+    assert_within_bound(result, reference)

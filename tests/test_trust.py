@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import pickle
 
-import numpy as np
 import pytest
 
 from bertfeat import BertFeaturizer, FeatureStore, models
 from tests.conftest import make_tiny_model
+
+from .equality import assert_within_bound
 
 TEXTS = ["good film", "awful plot", "what a great story", "boring acting"]
 NEW_TEXTS = ["i love this movie", "not very fun"]
@@ -60,7 +61,7 @@ def test_pickled_featurizer_refuses_weights_changed_under_it(two_models, tmp_pat
     # the old files back: the pickle works again and reads A's vectors
     (a / "model.safetensors").write_bytes(weights_a)
     _new_process()
-    np.testing.assert_allclose(pickle.loads(blob).transform(TEXTS), reference, atol=1e-6)
+    assert_within_bound(pickle.loads(blob).transform(TEXTS), reference)
 
 
 def test_fitted_featurizer_refuses_weights_changed_in_the_same_process(two_models, tmp_path):
@@ -75,7 +76,7 @@ def test_fitted_featurizer_refuses_weights_changed_in_the_same_process(two_model
     refit = _featurizer(a, store).fit(TEXTS)
     assert refit.fingerprint_ != fitted.fingerprint_
     expected = _featurizer(tmp_path / "B", False).fit(TEXTS).transform(TEXTS)
-    np.testing.assert_allclose(refit.transform(TEXTS), expected, atol=1e-5)
+    assert_within_bound(refit.transform(TEXTS), expected)
 
 
 def test_same_size_weights_with_mtime_put_back_get_a_new_fingerprint(two_models):
@@ -124,8 +125,7 @@ def test_a_loaded_model_is_not_reused_for_changed_files(two_models, tmp_path):
     staged.write_bytes(weights_b)
     os.replace(staged, a / "model.safetensors")
     expected = _featurizer(tmp_path / "B", False).fit(TEXTS).transform(TEXTS)
-    np.testing.assert_allclose(_featurizer(a, False).fit(TEXTS).transform(TEXTS), expected,
-                               atol=1e-5)
+    assert_within_bound(_featurizer(a, False).fit(TEXTS).transform(TEXTS), expected)
 
 
 def test_files_changing_during_the_load_are_an_error(two_models, tmp_path, monkeypatch):
@@ -146,14 +146,26 @@ def test_files_changing_during_the_load_are_an_error(two_models, tmp_path, monke
     assert store.stats()["entries"] == 0
 
 
-def test_fit_without_a_store_hashes_no_weights(tiny_model, monkeypatch):
+def test_fit_without_a_store_fingerprints_and_hashes_each_file_once(tiny_model, monkeypatch):
+    # cache=False still takes the fingerprint: a change of the files must be noticed after
+    # unpickling too. The digest is remembered per file version in this process.
+    models._digest_cache.clear()
     calls = []
-    monkeypatch.setattr(models, "file_digest", lambda *a, **k: calls.append(a) or "x")
+    real = models.hashlib.sha256
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(models.hashlib, "sha256", counting)
     fitted = BertFeaturizer(model=tiny_model, cache=False, device="cpu").fit(TEXTS)
-    assert fitted.fingerprint_ is None
-    assert calls == []
+    assert fitted.fingerprint_ is not None
+    first = len(calls)
+    again = BertFeaturizer(model=tiny_model, cache=False, device="cpu").fit(TEXTS)
+    assert again.fingerprint_ == fitted.fingerprint_
     assert fitted.transform(TEXTS).shape == (4, fitted.n_features_out_)
-    assert calls == []
+    weights = len(list(models.Path(tiny_model).glob("*.safetensors")))
+    assert len(calls) - first == first - weights  # the second fit hashed no weights
 
 
 def test_a_featurizer_fitted_without_a_store_fingerprints_when_given_one(tiny_model, tmp_path):

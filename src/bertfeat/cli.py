@@ -313,6 +313,19 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``probe`` options the word probe has no counterpart for: given with ``--words``, they
+#: are refused rather than silently ignored
+_NOT_FOR_WORDS = (
+    ("nested", "--nested"), ("repeats", "--repeats"), ("test_size", "--test-size"),
+    ("alpha", "--alpha"), ("select", "--select"), ("finetune", "--finetune"),
+    ("heads", "--heads"), ("poolings", "--poolings"), ("scoring", "--scoring"),
+    ("task", "--task"), ("control_texts", "--control-texts"), ("no_tfidf", "--no-tfidf"),
+    ("no_union", "--no-union"), ("no_chunk", "--no-chunk"), ("text_col", "--text-col"),
+    ("label_col", "--label-col"), ("quoting", "--quoting"),
+    ("on_bad_input", "--on-bad-input"),
+)
+
+
 def _cmd_probe_words(args: argparse.Namespace) -> int:
     """``bertfeat probe --words FILE``: the layer x sub-word pooling probe for tags."""
     from .conll import read_conll
@@ -321,6 +334,14 @@ def _cmd_probe_words(args: argparse.Namespace) -> int:
 
     if args.data is not None or args.dataset:
         raise CliError("--words FILE replaces DATA and --dataset; give one of them")
+    defaults = _parser().parse_args(["probe"])
+    ignored = [flag for dest, flag in _NOT_FOR_WORDS
+               if getattr(args, dest) != getattr(defaults, dest)]
+    if ignored:
+        raise CliError(f"{', '.join(ignored)}: not available with --words (the word probe "
+                       "scores every layer x sub-word pooling with a logistic regression on "
+                       "sentence-grouped folds, once); drop "
+                       f"{'it' if len(ignored) == 1 else 'them'}")
     try:
         sentences, tags = read_conll(args.words, args.tag_col)
     except (OSError, ValueError) as exc:
@@ -339,7 +360,8 @@ def _cmd_probe_words(args: argparse.Namespace) -> int:
                          random_control=not args.no_random_control, cache=cache,
                          refine_top=args.refine_top, random_state=args.seed,
                          featurizer_params=_featurizer_params(args),
-                         layers="all" if args.layers == "all" else args.layers)
+                         layers="all" if args.layers == "all" else args.layers,
+                         n_jobs=None if args.n_jobs == defaults.n_jobs else args.n_jobs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result.table.to_csv(out / "probe.csv", index=False)
@@ -513,7 +535,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     if not Path(args.pipeline).is_file():
         raise CliError(f"{args.pipeline}: no such file")
-    pipeline = joblib.load(args.pipeline)  # the user's own fitted pipeline (a pickle)
+    try:
+        pipeline = joblib.load(args.pipeline)  # the user's own fitted pipeline (a pickle)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is the file's fault
+        raise CliError(f"{args.pipeline} cannot be loaded as a fitted pipeline (a joblib "
+                       f"or pickle file): {type(exc).__name__}: {exc}") from exc
     export_pipeline(pipeline, args.outdir, precision=args.precision, overwrite=args.overwrite)
     print(f"load it without torch: bertfeat.runtime.load({str(args.outdir)!r})")
     return 0

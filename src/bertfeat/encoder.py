@@ -148,8 +148,6 @@ def _forward_batches(model, tokenizer, input_ids: list[list[int]], *, depth: int
     flat, offsets, lengths = flatten_ids(input_ids)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     with_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ())
-    params = model.parameters() if hasattr(model, "parameters") else iter(())
-    weights_dtype = str(getattr(next(iter(params), None), "dtype", "?"))
 
     def run(positions: np.ndarray):
         ids, mask = pad_batch(flat, offsets, lengths, positions, pad_id)
@@ -173,7 +171,6 @@ def _forward_batches(model, tokenizer, input_ids: list[list[int]], *, depth: int
                 if pooled is None:
                     raise ValueError("this model has no pooler output")
                 pooler = pooled.float().cpu().numpy()
-            _check_finite(stats, pooler, precision=weights_dtype)
         return np.asarray(positions), stats.cpu().numpy(), pooler, lengths[positions]
 
     batches = make_batches(lengths, batch_size, max_tokens)
@@ -185,29 +182,11 @@ def _forward_batches(model, tokenizer, input_ids: list[list[int]], *, depth: int
 
 
 class NonFiniteError(ValueError):
-    """The model produced NaN or infinite values: the batch is neither returned nor stored."""
+    """The model produced NaN or infinite values: the batch is neither returned nor stored.
 
-
-def _check_finite(stats, pooler, precision: str) -> None:
-    """Raise :class:`NonFiniteError` when a batch's statistics hold NaN or infinity.
-
-    Checked on every batch before it reaches the caller, so non-finite vectors are never
-    stored or returned (one reduction over the pooled statistics: negligible next to the
-    forward pass).
+    Raised by the one cached pass (:mod:`bertfeat.cached_pass`) for every encoder-backed
+    estimator, and by fine-tuning when a loss or an output is not finite.
     """
-    import torch
-
-    bad = ~torch.isfinite(stats).flatten(1).all(dim=1)
-    if pooler is not None:
-        bad |= torch.from_numpy(~np.isfinite(pooler).all(axis=1)).to(bad.device)
-    n_bad = int(bad.sum())
-    if n_bad:
-        raise NonFiniteError(
-            f"the model produced NaN or infinite values for {n_bad} of {len(bad)} texts in "
-            f"a batch (weights in {precision}). The weights are probably damaged (NaN or "
-            "inf in the checkpoint), or the precision overflows: try precision='fp32'. "
-            "Nothing of this batch was returned or stored."
-        )
 
 
 #: below this many batches per stream, the last round (some streams idle while others

@@ -25,7 +25,9 @@ both on the check texts and on texts made of every vocabulary term, and refuses 
 :class:`ExportError` when a TF-IDF value differs by more than :data:`TFIDF_TOLERANCE`.
 
 No file in the folder is a pickle. :func:`bertfeat.runtime.load` reads it with
-onnxruntime, tokenizers and numpy only.
+onnxruntime, tokenizers and numpy only. The manifest records a sha256 of every other file
+and of its own settings; the runtime checks them when it loads the folder. The folder is
+written in a temporary folder beside OUTDIR and renamed into place when complete.
 
 The encoder is traced with the eager ("math") attention: plain MatMul/Softmax/MatMul,
 which onnxruntime runs faster than the trace of torch's ``scaled_dot_product_attention``
@@ -43,6 +45,7 @@ skl2onnx).
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import tempfile
@@ -56,9 +59,10 @@ import numpy as np
 __all__ = ["export_pipeline", "ExportError", "ExportReport", "MANIFEST", "FORMAT",
            "TFIDF_TOLERANCE"]
 
-#: the manifest's file name and format version (bump when the folder's meaning changes)
+#: the manifest's file name and format version (bump when the folder's meaning changes;
+#: 2: the manifest records a sha256 of every file and of itself)
 MANIFEST = "manifest.json"
-FORMAT = 1
+FORMAT = 2
 #: every file an export writes
 _FILES = (MANIFEST, "encoder.onnx", "tokenizer.json", "head.onnx", "tfidf.json")
 #: largest difference allowed between the runtime's TF-IDF values (float64) and
@@ -416,7 +420,20 @@ def _export_head(steps: list[tuple[str, Any]], width: int, path: Path) -> dict[s
     if target is not None:
         last = last.regressor_
         tail = Pipeline(tail.steps[:-1] + [(tail.steps[-1][0], last)])
-    options = {id(last): {"zipmap": False}} if hasattr(last, "classes_") else None
+    classes = np.asarray(last.classes_) if hasattr(last, "classes_") else None
+    if classes is not None:
+        # the graph predicts the class *index*; the runtime maps it to the label. Labels
+        # then keep their exact values and dtype (skl2onnx stores integer labels as
+        # int32 in places: 10**12 came back as -727379968), strings and bools included
+        tail = copy.deepcopy(tail)
+        last = tail.steps[-1][1]
+        try:
+            last.classes_ = np.arange(len(classes))
+        except AttributeError as exc:  # a read-only classes_
+            raise ExportError(f"pipeline step {tail.steps[-1][0]!r} "
+                              f"({type(last).__name__}): its classes_ cannot be set to "
+                              f"class indices for the export ({exc})") from exc
+    options = {id(last): {"zipmap": False}} if classes is not None else None
     errors = []
     # double first: scikit-learn computes the head in float64, and so does this graph;
     # float32 where onnxruntime has no double kernel for an operator (SVMRegressor)
@@ -435,8 +452,10 @@ def _export_head(steps: list[tuple[str, Any]], width: int, path: Path) -> dict[s
     outputs = [o.name for o in onx.graph.output]
     entry: dict[str, Any] = {"file": path.name, "input_dtype": kind, "outputs": outputs,
                              "steps": [[n, type(s).__name__] for n, s in tail.steps]}
-    if hasattr(last, "classes_"):
-        entry["classes"] = np.asarray(last.classes_).tolist()
+    if classes is not None:
+        entry["classes"] = classes.tolist()
+        entry["classes_dtype"] = classes.dtype.str if classes.dtype != object else "object"
+        entry["label_is_index"] = True
         entry["label"] = outputs[0]
         entry["scores"] = outputs[1] if len(outputs) > 1 else None
         entry["proba"] = bool(hasattr(last, "predict_proba") and _has_proba(last))
@@ -564,7 +583,10 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
         and the agreement are in the report and printed. A TF-IDF block is also compared
         on texts made of every vocabulary term.
     overwrite : bool, default=False
-        Replace the files of an existing export in ``outdir``.
+        Replace an existing export in ``outdir``. The new export is written and checked in
+        a temporary folder beside ``outdir`` and renamed into place only when complete: if
+        anything fails, the earlier export is left as it was. A folder holding files that
+        no export writes is never replaced.
     verbose : bool, default=True
         Print the fidelity and the folder size.
 
@@ -581,11 +603,19 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     if precision not in ("fp32", "int8"):
         raise ExportError(f"precision must be 'fp32' or 'int8', got {precision!r}")
     feat, union, steps = _split(pipeline)
-    settings = None if feat is None else _featurizer_settings(feat)
+    settings = None
+    if feat is not None:
+        # the weights exported must be those the pipeline was fitted with (ModelChangedError)
+        feat._check_model_files(feat._runtime_store())
+        settings = _featurizer_settings(feat)
     outdir = Path(outdir)
-    if outdir.exists() and any(outdir.iterdir()):
-        if not overwrite and not (outdir / MANIFEST).exists():
-            raise ExportError(f"{outdir} exists and is not empty; choose a new folder")
+    if outdir.exists() and not outdir.is_dir():
+        raise ExportError(f"{outdir} is a file, not a folder; choose a new folder")
+    if outdir.is_dir() and any(outdir.iterdir()):
+        others = sorted(p.name for p in outdir.iterdir() if p.name not in _FILES)
+        if others or not (outdir / MANIFEST).exists():
+            raise ExportError(f"{outdir} exists and is not empty (it holds {others[:3]}, "
+                              "which no export writes); choose a new folder")
         if not overwrite:
             raise ExportError(f"{outdir} already holds an export; pass overwrite=True "
                               "(--overwrite) to replace it")
@@ -595,14 +625,13 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     head_width = union.n_features_out_ if union is not None else feat.n_features_out_
     if steps:
         _check_head_steps(steps)
-    tfidf_check = None
+    spec, tfidf_check = None, None
     if union is not None:  # refused before anything is written
         spec = _tfidf_spec(union.tfidf_, union)
         tfidf_check = _check_tfidf(spec, union.tfidf_, texts)
 
     from . import models
     from .encoder import truncating_backend
-    from .featurizer import DEFAULT_BATCH_TOKENS
 
     info = models.resolve_model(feat.model, feat.revision)
     tokenizer, model = models.load(info, depth=max(settings["depth"], min(1, feat.n_layers_)),
@@ -616,25 +645,53 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     if backend is None:
         raise ExportError(f"model {feat.model!r} has no fast tokenizer to export")
 
-    outdir.mkdir(parents=True, exist_ok=True)
-    for name in _FILES:  # an earlier export's files (overwrite=True): none may linger
-        (outdir / name).unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory(dir=outdir) as tmp:
-        fp32_path = Path(tmp) / "encoder.onnx"
-        _export_onnx(graph, _example_inputs(pad_id), fp32_path)
-        encoder_path = outdir / "encoder.onnx"
-        n_quantized = 0
-        if precision == "int8":
-            n_quantized = quantize_graph(fp32_path, encoder_path)
-        else:
-            shutil.move(str(fp32_path), encoder_path)
-    backend.save(str(outdir / "tokenizer.json"))
+    parent = outdir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    # everything is written into a temporary folder beside OUTDIR and checked there;
+    # OUTDIR is replaced only when the new export is complete (an earlier export stays
+    # intact when anything fails)
+    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.export-", dir=parent))
+    try:
+        report = _write_export(staging, outdir, pipeline, feat, union, steps, settings, info,
+                               tokenizer, graph, backend, pad_id, attention, precision,
+                               head_width, texts, spec, tfidf_check)
+        _swap_into_place(staging, outdir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report.directory = outdir
+    if verbose:
+        print(f"bertfeat export: {outdir} ({report.size_bytes / 1e6:.1f} MB, {precision}); "
+              f"cosine to the torch featurizer (fp32) on {report.n_check_texts} texts: "
+              f"mean {report.cosine_mean:.5f}, min {report.cosine_min:.5f}"
+              + _more_checks(report))
+    return report
+
+
+def _write_export(folder: Path, outdir: Path, pipeline, feat, union, steps, settings, info,
+                  tokenizer, graph, backend, pad_id: int, attention: str, precision: str,
+                  head_width: int, texts: list[str], spec, tfidf_check) -> ExportReport:
+    """Write every file of the export into ``folder`` (a fresh, empty folder)."""
+    from .featurizer import DEFAULT_BATCH_TOKENS
+
+    scratch = folder / ".scratch"
+    scratch.mkdir()
+    fp32_path = scratch / "encoder.onnx"
+    _export_onnx(graph, _example_inputs(pad_id), fp32_path)
+    encoder_path = folder / "encoder.onnx"
+    n_quantized = 0
+    if precision == "int8":
+        n_quantized = quantize_graph(fp32_path, encoder_path)
+    else:
+        shutil.move(str(fp32_path), encoder_path)
+    shutil.rmtree(scratch)
+    backend.save(str(folder / "tokenizer.json"))
 
     manifest: dict[str, Any] = {
         "format": FORMAT, "kind": "bertfeat-export", "precision": precision,
         "model": str(feat.model), "model_type": info.model_type,
         "fingerprint": getattr(feat, "fingerprint_", None),
-        "max_length": int(feat.max_length_), "pad_id": int(pad_id),
+        "max_length": int(feat.max_length_), "model_max_length": int(info.max_length),
+        "pad_id": int(pad_id),
         "encode_special_tokens": bool(getattr(tokenizer, "split_special_tokens", False)),
         "batch_size": int(feat.batch_size),
         "max_batch_tokens": int(feat.max_batch_tokens or DEFAULT_BATCH_TOKENS),
@@ -644,16 +701,16 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
         "tfidf": None, "head": None,
     }
     if union is not None:
-        (outdir / "tfidf.json").write_text(json.dumps(spec), encoding="utf-8")
+        (folder / "tfidf.json").write_text(json.dumps(spec), encoding="utf-8")
         manifest["tfidf"] = "tfidf.json"
         manifest["union_features"] = int(union.n_features_out_)
     if steps:
-        manifest["head"] = _export_head(steps, head_width, outdir / "head.onnx")
+        manifest["head"] = _export_head(steps, head_width, folder / "head.onnx")
 
     from .runtime import ExportedPipeline
 
-    (outdir / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    runtime = ExportedPipeline(outdir)
+    write_manifest(folder, manifest)
+    runtime = ExportedPipeline(folder)
     got = runtime.encode(texts)
     ids = [e.ids for e in backend.encode_batch(texts)]
     want = np.concatenate([_torch_features(graph, ids[i:i + 32], pad_id)
@@ -663,16 +720,10 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     manifest["check"] = {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
                          "n_texts": len(texts)}
     _record_checks(manifest["check"], tfidf_check, agree)
-    (outdir / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    files = {p.name: p.stat().st_size for p in sorted(outdir.iterdir()) if p.is_file()}
-    report = ExportReport(outdir, precision, float(cos.mean()), float(cos.min()), len(texts),
-                          files, *(tfidf_check or (None, 0)), agree)
-    if verbose:
-        print(f"bertfeat export: {outdir} ({report.size_bytes / 1e6:.1f} MB, {precision}); "
-              f"cosine to the torch featurizer (fp32) on {len(texts)} texts: "
-              f"mean {report.cosine_mean:.5f}, min {report.cosine_min:.5f}"
-              + _more_checks(report))
-    return report
+    write_manifest(folder, manifest)
+    files = {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}
+    return ExportReport(outdir, precision, float(cos.mean()), float(cos.min()), len(texts),
+                        files, *(tfidf_check or (None, 0)), agree)
 
 
 # ------------------------------------------------------------------- fidelity checks
@@ -751,31 +802,65 @@ def _export_tfidf(pipeline: Any, tfidf, steps: list[tuple[str, Any]], outdir: Pa
     spec = _tfidf_spec(tfidf)
     if steps:
         _check_head_steps(steps)
-    tfidf_check = _check_tfidf(spec, tfidf, texts)
-    outdir.mkdir(parents=True, exist_ok=True)
-    for name in _FILES:  # an earlier export's files (overwrite=True): none may linger
-        (outdir / name).unlink(missing_ok=True)
-    (outdir / "tfidf.json").write_text(json.dumps(spec), encoding="utf-8")
-    width = len(spec["vocabulary"])
-    manifest: dict[str, Any] = {
-        "format": FORMAT, "kind": "bertfeat-export", "first_step": "TfidfVectorizer",
-        "precision": None, "model": None, "n_features": width,
-        "feature_names": [str(n) for n in tfidf.get_feature_names_out()],
-        "tfidf": "tfidf.json", "head": None,
-    }
-    if steps:
-        manifest["head"] = _export_head(steps, width, outdir / "head.onnx")
-    (outdir / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    agree = _agreement(pipeline, ExportedPipeline(outdir), texts)
-    manifest["check"] = {"n_texts": len(texts)}
-    _record_checks(manifest["check"], tfidf_check, agree)
-    (outdir / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    files = {p.name: p.stat().st_size for p in sorted(outdir.iterdir()) if p.is_file()}
+    tfidf_check = _check_tfidf(spec, tfidf, texts)  # refused before anything is written
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.export-", dir=outdir.parent))
+    try:
+        (staging / "tfidf.json").write_text(json.dumps(spec), encoding="utf-8")
+        width = len(spec["vocabulary"])
+        manifest: dict[str, Any] = {
+            "format": FORMAT, "kind": "bertfeat-export", "first_step": "TfidfVectorizer",
+            "precision": None, "model": None, "n_features": width,
+            "feature_names": [str(n) for n in tfidf.get_feature_names_out()],
+            "tfidf": "tfidf.json", "head": None,
+        }
+        if steps:
+            manifest["head"] = _export_head(steps, width, staging / "head.onnx")
+        write_manifest(staging, manifest)
+        agree = _agreement(pipeline, ExportedPipeline(staging), texts)
+        manifest["check"] = {"n_texts": len(texts)}
+        _record_checks(manifest["check"], tfidf_check, agree)
+        write_manifest(staging, manifest)
+        files = {p.name: p.stat().st_size for p in sorted(staging.iterdir()) if p.is_file()}
+        _swap_into_place(staging, outdir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     report = ExportReport(outdir, None, None, None, len(texts), files, *tfidf_check, agree)
     if verbose:
         print(f"bertfeat export: {outdir} ({report.size_bytes / 1e6:.1f} MB, TF-IDF, no "
               f"encoder){_more_checks(report)}")
     return report
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    """Write ``manifest.json``: a sha256 of every other file, then of the manifest itself.
+
+    The runtime checks each digest when it loads the folder, so a damaged or edited file
+    (a permuted ``tokenizer.json``, a flipped setting) is an error naming the file, never
+    different predictions. The digests detect damage and edits, not a forger who rewrites
+    the digests too: an export folder is as trustworthy as whoever can write to it.
+    """
+    from .runtime import file_digest, manifest_digest
+
+    manifest["files"] = {p.name: file_digest(p) for p in sorted(folder.iterdir())
+                         if p.is_file() and p.name != MANIFEST}
+    manifest["manifest_sha256"] = manifest_digest(manifest)
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+
+
+def _swap_into_place(staging: Path, outdir: Path) -> None:
+    """Replace ``outdir`` by the finished ``staging`` folder (renames on one filesystem)."""
+    if not outdir.exists():
+        staging.rename(outdir)
+        return
+    old = staging.with_name(staging.name + ".old")
+    outdir.rename(old)
+    try:
+        staging.rename(outdir)
+    except OSError:
+        old.rename(outdir)  # put the earlier export back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _check_head_steps(steps: list[tuple[str, Any]]) -> None:

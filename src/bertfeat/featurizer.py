@@ -11,7 +11,6 @@ This module holds no torch code: models live in :mod:`bertfeat.models`, batches 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import warnings
 from collections.abc import Iterator
@@ -23,7 +22,13 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import encoder, models
+from . import models
+from .base import (  # noqa: F401  (re-exported: the batch-token defaults' old home)
+    DEFAULT_BATCH_TOKENS,
+    DEFAULT_BATCH_TOKENS_GPU,
+    EncoderEstimatorMixin,
+    usable_store,
+)
 from .inputs import BAD_INPUT_POLICIES, dedup, to_texts
 from .params import non_negative_int, positive_int
 from .pooling import (
@@ -35,20 +40,10 @@ from .pooling import (
     feature_names,
     sentence_pooling,
 )
-from .store import FeatureStore, StoreError, text_digest
+from .store import FeatureStore, text_digest
+from .text_pass import TextPass
 
 __all__ = ["BertFeaturizer", "resolve_layers", "usable_store"]
-
-#: texts to encode before ``show_progress="auto"`` shows a bar
-_PROGRESS_MIN_TEXTS = 256
-#: padded tokens per forward pass when ``max_batch_tokens=None``, on a CPU: measured in
-#: benchmarks/bench_encode.py, 4096 beats 8192 and more (activations fall out of the caches)
-#: and 2048 or less (per-call overhead)
-DEFAULT_BATCH_TOKENS = 4096
-#: the same on a GPU, where bigger batches keep the device busy (the earlier default, kept:
-#: not measured on a GPU yet)
-DEFAULT_BATCH_TOKENS_GPU = 8192
-
 
 def resolve_layers(spec: Any, info: models.ModelInfo) -> list[int]:
     """Absolute hidden-state indices of a ``layers`` parameter for a model.
@@ -101,31 +96,7 @@ def _description(info: models.ModelInfo, max_length: int, precision: str, long_t
             "precision": precision, "long_text": long_text, **chunking}
 
 
-def usable_store(store: FeatureStore | None) -> FeatureStore | None:
-    """``store`` if its database opens, else ``None`` after a warning (work goes on uncached).
-
-    Parameters
-    ----------
-    store : FeatureStore or None
-
-    Returns
-    -------
-    FeatureStore or None
-    """
-    if store is None:
-        return None
-    try:
-        _ = store.cache  # opens (and creates) the database
-    except Exception as exc:  # unwritable or broken location: work without a store
-        warnings.warn(
-            f"bertfeat: cannot use the feature store at {store.directory} "
-            f"({type(exc).__name__}: {exc}); continuing without caching.",
-            RuntimeWarning, stacklevel=3)
-        return None
-    return store
-
-
-class BertFeaturizer(TransformerMixin, BaseEstimator):
+class BertFeaturizer(EncoderEstimatorMixin, TransformerMixin, BaseEstimator):
     """Pooled embeddings from chosen layers of a BERT-family encoder, as features.
 
     Every text is encoded once per model (the vectors of every computed layer go to an
@@ -319,21 +290,31 @@ default="auto"
         self.chunk_stride = chunk_stride
         self.max_chunks = max_chunks
 
+    _fitted_attributes = ("layers_", "pooling_", "normalize_", "n_layers_", "hidden_size_",
+                          "max_length_", "device_", "precision_", "feature_names_out_",
+                          "n_features_out_", "fingerprint_", "chunk_stride_")
+
     # ------------------------------------------------------------------ sklearn plumbing
+    def _upgrade_state(self, state: dict) -> None:
+        # from before pooling_/normalize_ existed: the parameters (then never "auto")
+        if "pooling_" not in state and state.get("pooling") != "auto":
+            state["pooling_"] = state.get("pooling")
+        if "normalize_" not in state and isinstance(state.get("normalize"), bool):
+            state["normalize_"] = state["normalize"]
+        if "chunk_stride_" not in state and state.get("long_text") == "truncate":
+            state["chunk_stride_"] = None
+        if "_fingerprint_settings" not in state and "max_length_" in state:
+            stride = state.get("chunk_stride_")
+            state["_fingerprint_settings"] = {
+                "max_length": state["max_length_"], "precision": state.get("precision_"),
+                "long_text": state.get("long_text"),
+                "extra": {} if stride is None else {
+                    "chunk_stride": stride, "max_chunks": int(state.get("max_chunks", 8))}}
+
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        tags.requires_fit = True
-        tags.non_deterministic = False
+        tags = super().__sklearn_tags__()  # string input, fitted, deterministic: the base's
         tags.transformer_tags.preserves_dtype = ["float32"]  # the output is always float32
         return tags
-
-    def __getstate__(self) -> dict:
-        state = super().__getstate__()
-        for key in [k for k in state if k.startswith("_rt_")]:
-            del state[key]  # runtime objects: loaded model, open store
-        return state
 
     # ----------------------------------------------------------------------- validation
     def _resolve_layers(self, info: models.ModelInfo) -> list[int]:
@@ -405,12 +386,10 @@ default="auto"
                 f"long_text={self.long_text!r}; it applies to long_text='chunk' only.",
                 UserWarning, stacklevel=3)
         store = FeatureStore.from_cache(self.cache)  # cache='' is refused before any work
-        info = models.resolve_model(self.model, self.revision)
-        models.check_custom_code(info, self.trust_remote_code)
+        setup = self._resolve_encoder()
+        info, device, precision = setup.info, setup.device, setup.precision
         layers = self._check_against_model(info)
         pooling, normalize = self._resolve_pooling(info)
-        device = models.resolve_device(self.device)
-        precision = models.resolve_precision(self.precision, device)
         max_length = int(self.max_length or info.max_length)
 
         _, index = texts if texts is not None else to_texts(X, self.on_bad_input)
@@ -422,8 +401,7 @@ default="auto"
             for attr in ("feature_names_in_", "n_features_in_"):
                 self.__dict__.pop(attr, None)
 
-        store = self._usable_store(store)
-        self._rt_info = info
+        store = usable_store(store)
         self._rt_store = store
         if self.long_text == "chunk":
             stride = max_length // 8 if self.chunk_stride is None else int(self.chunk_stride)
@@ -433,20 +411,11 @@ default="auto"
         else:
             chunking = {}
         self.chunk_stride_ = chunking.get("chunk_stride")
-        extra = dict(chunking)
-        if store is not None and store.dtype != "float32":
-            extra["store_dtype"] = store.dtype  # float16 vectors are other vectors
         # what the fingerprint hashes besides the files, to check it again later
-        self._fingerprint_settings = {"max_length": max_length, "precision": precision,
-                                      "long_text": self.long_text, "extra": extra}
-        self._rt_signature = models.model_signature(info)
-        # without a store nothing needs the weights' digest: no hashing of the weights
-        self.fingerprint_ = None
-        if store is not None:
-            self.fingerprint_, self._rt_signature = models.checked_fingerprint(
-                info, persistent=store, **self._fingerprint_settings)
-            store.register(self.fingerprint_, _description(info, max_length, precision,
-                                                           self.long_text, chunking))
+        self._take_fingerprint(
+            info, store, {"max_length": max_length, "precision": precision,
+                          "long_text": self.long_text, "extra": dict(chunking)},
+            _description(info, max_length, precision, self.long_text, chunking))
         self.pooling_ = pooling
         self.normalize_ = normalize
         self.layers_ = layers
@@ -458,9 +427,6 @@ default="auto"
         self.feature_names_out_ = self._feature_names()
         self.n_features_out_ = len(self.feature_names_out_)
         return self
-
-    def _usable_store(self, store: FeatureStore | None) -> FeatureStore | None:
-        return usable_store(store)
 
     def _feature_names(self) -> np.ndarray:
         return feature_names(self.layers_, self.pooling_, self.hidden_size_, self.layer_combine)
@@ -499,7 +465,7 @@ default="auto"
 
         Returns
         -------
-        ndarray of shape (n_texts, n_features_out), float32
+        ndarray of shape (n_texts, n_features_out_), float32
         """
         if fit_params:
             raise TypeError(f"fit() got unexpected keyword arguments {sorted(fit_params)}")
@@ -519,7 +485,7 @@ default="auto"
 
         Returns
         -------
-        ndarray of shape (n_texts, n_features_out), float32
+        ndarray of shape (n_texts, n_features_out_), float32
         """
         check_is_fitted(self, "layers_")
         self._check_column_name(X)
@@ -557,18 +523,6 @@ default="auto"
             needed.add(FIRST_LAYER)
         return sorted(needed)
 
-    def _runtime_info(self) -> models.ModelInfo:
-        info = getattr(self, "_rt_info", None)
-        if info is None:
-            info = models.resolve_model(self.model, self.revision)
-            self._rt_info = info
-        return info
-
-    def _runtime_store(self) -> FeatureStore | None:
-        if "_rt_store" not in self.__dict__:
-            self._rt_store = self._usable_store(FeatureStore.from_cache(self.cache))
-        return self._rt_store
-
     def _window_twin(self, store: FeatureStore | None) -> str | None:
         """The fingerprint of this featurizer with ``long_text="truncate"``, for a chunked
         featurizer with a store (else None).
@@ -595,79 +549,21 @@ default="auto"
         self._rt_twin = (key, twin)
         return twin
 
-    def _check_model_files(self, store: FeatureStore | None) -> None:
-        """Make sure the model's files still give the fitted fingerprint.
-
-        A few ``stat`` calls and 128 KiB read per file when nothing changed since the last
-        check in this process; after unpickling (a new process) or a change of the files,
-        the fingerprint is computed again (weight digests are remembered by the store) and
-        must equal ``fingerprint_``: vectors are never read or written under a fingerprint
-        that does not describe the weights they are encoded with.
-        """
-        info = self._runtime_info()
-        signature = models.model_signature(info)
-        if signature == self.__dict__.get("_rt_signature"):
-            if store is None or self.fingerprint_ is not None:
-                return
-        settings = self.__dict__.get("_fingerprint_settings") or {
-            "max_length": self.max_length_, "precision": self.precision_,
-            "long_text": self.long_text,
-            "extra": {} if self.chunk_stride_ is None else {
-                "chunk_stride": self.chunk_stride_, "max_chunks": int(self.max_chunks)}}
-        if store is None and self.fingerprint_ is None:
-            self._rt_signature = signature  # fitted without a store: nothing to compare
-            return
-        extra = {k: v for k, v in (settings.get("extra") or {}).items() if k != "store_dtype"}
-        if store is not None and store.dtype != "float32":
-            extra["store_dtype"] = store.dtype  # the store in use decides, as in fit
-        settings = {**settings, "extra": extra}
-        current, signature = models.checked_fingerprint(info, persistent=store, **settings)
-        if self.fingerprint_ is None:  # fitted without a store, given one since
-            self.fingerprint_ = current
-        elif current != self.fingerprint_:
-            raise models.ModelChangedError(
-                f"model={info.spec!r}: the files in {info.path} changed since this "
-                f"BertFeaturizer was fitted (fingerprint {self.fingerprint_} at fit, "
-                f"{current} now). Its stored vectors, and any estimator trained on its "
-                "features, belong to the old files. Fit it again to use the new files, or "
-                "put the old files back.")
-        self._rt_signature = signature
-
     def _vectors(self, texts: list[str], counts: np.ndarray | None = None,
                  ) -> tuple[dict[int, np.ndarray], np.ndarray | None]:
         """Per needed layer the (n, 3, hidden) statistics of each text, and the pooler.
 
-        ``counts`` (occurrences of each unique text in the input) makes the truncation
-        warning count input rows, not distinct texts.
+        Read from the store or encoded once, through the one cached pass
+        (:class:`~bertfeat.text_pass.TextPass`). ``counts`` (occurrences of each unique
+        text in the input) makes the truncation warning count input rows, not distinct
+        texts.
         """
-        needed = self._needed_layers()
-        want_pooler = self.pooling_ == "pooler"
-        n, hidden = len(texts), self.hidden_size_
         store = self._runtime_store()
-        self._check_model_files(store)
-        if store is not None:
-            digests = [text_digest(t) for t in texts]
-            hit = store.read(self.fingerprint_, digests, needed, hidden, pooler=want_pooler)
-            stats, pooler, found = hit.stats, hit.pooler, hit.found
-            truncated = np.array(hit.truncated, dtype=bool)
-        else:
-            digests = []
-            stats = {layer: np.zeros((n, 3, hidden), np.float32) for layer in needed}
-            pooler = np.zeros((n, hidden), np.float32) if want_pooler else None
-            found = np.zeros(n, dtype=bool)
-            truncated = np.zeros(n, dtype=bool)
-        missing = np.flatnonzero(~found)
-        first_windows = None
-        if len(missing) and store is not None and self.long_text == "chunk":
-            missing, first_windows = self._read_first_windows(
-                store, digests, missing, stats, pooler, truncated)
-        if len(missing) and store is not None:
-            self._encode_once(texts, digests, missing, stats, pooler, store, truncated,
-                              first_windows)
-        elif len(missing):
-            self._encode_missing(texts, digests, missing, stats, pooler, store, truncated)
-        rows = np.ones(n, dtype=np.int64) if counts is None else np.asarray(counts)
-        n_truncated = int(rows[truncated].sum())
+        digests = [text_digest(t) for t in texts] if store is not None else [""] * len(texts)
+        run = TextPass(self, store, texts, digests)
+        run.run()
+        rows = np.ones(len(texts), dtype=np.int64) if counts is None else np.asarray(counts)
+        n_truncated = int(rows[run.truncated].sum())
         if n_truncated and self.long_text == "chunk":
             head = (self.max_chunks + 1) // 2
             warnings.warn(
@@ -681,30 +577,7 @@ default="auto"
                 f"max_length={self.max_length_} tokens and were truncated to their first "
                 f"{self.max_length_} tokens; long_text='chunk' encodes them whole.",
                 UserWarning, stacklevel=3)
-        return stats, pooler
-
-    def _read_first_windows(self, store, digests, missing, stats, pooler, truncated,
-                            ) -> tuple[np.ndarray, tuple[str, np.ndarray] | None]:
-        """Chunked mode: take the misses that fit in one window from the truncated twin.
-
-        Returns the misses left to encode, and ``(twin, rows)``: the rows among them whose
-        first window the twin does not hold yet (the chunked pass writes it there).
-        """
-        twin = self._window_twin(store)
-        if twin is None:
-            return missing, None
-        needed = self._needed_layers()
-        want_pooler = self.pooling_ == "pooler"
-        hit = store.read(twin, [digests[i] for i in missing], needed, self.hidden_size_,
-                         pooler=want_pooler, count=False)
-        whole = hit.found & ~hit.truncated  # one window: its chunked vector is the window's
-        rows = missing[whole]
-        for layer in needed:
-            stats[layer][rows] = hit.stats[layer][whole]
-        if want_pooler:
-            pooler[rows] = hit.pooler[whole]
-        truncated[rows] = False
-        return missing[~whole], (twin, missing[~hit.found])
+        return run.stats, run.pooler
 
     def _store_depth(self, store: FeatureStore | None) -> int:
         """How deep misses are encoded: every layer when a store keeps them (so that a
@@ -712,127 +585,6 @@ default="auto"
         if self.pooling_ == "pooler" or (store is not None and store.depth == "full"):
             return self.n_layers_
         return max(self._needed_layers())
-
-    def _encode_once(self, texts, digests, missing, stats, pooler, store,
-                     truncated, first_windows=None) -> None:
-        """Encode the misses under the store's encode lock of this fingerprint.
-
-        Whoever holds the lock re-reads its misses first: texts another process (a
-        search worker) encoded meanwhile are read, not encoded again. The holder lets
-        torch use every core; processes waiting for the lock use none. A chunked pass
-        that stores first windows (``first_windows``) also holds the twin's lock, so a
-        truncating featurizer waits for them instead of encoding them too.
-        """
-        needed = self._needed_layers()
-        want_pooler = self.pooling_ == "pooler"
-        store.check_working_set(self.fingerprint_, len(texts), self._store_depth(store),
-                                self.hidden_size_, pooler=want_pooler)
-        with contextlib.ExitStack() as locks:
-            locks.enter_context(store.encode_lock(self.fingerprint_))
-            if first_windows is not None and len(first_windows[1]):
-                locks.enter_context(store.encode_lock(first_windows[0]))
-                # what a truncating process stored meanwhile: read, not encoded again
-                missing, first_windows = self._read_first_windows(
-                    store, digests, missing, stats, pooler, truncated)
-            again = store.read(self.fingerprint_, [digests[i] for i in missing], needed,
-                               self.hidden_size_, pooler=want_pooler, count=False)
-            if again.found.any():
-                rows = missing[again.found]
-                for layer in needed:
-                    stats[layer][rows] = again.stats[layer][again.found]
-                if want_pooler:
-                    pooler[rows] = again.pooler[again.found]
-                truncated[rows] = again.truncated[again.found]
-                missing = missing[~again.found]
-            if not len(missing):
-                return
-            with encoder.all_cores() if self.device_ == "cpu" else contextlib.nullcontext():
-                self._encode_missing(texts, digests, missing, stats, pooler, store, truncated,
-                                     first_windows)
-
-    def _encode_missing(self, texts, digests, missing, stats, pooler, store,
-                        truncated_out=None, first_windows=None) -> None:
-        """Encode ``texts[missing]`` into ``stats``/``pooler`` (and the store, batch by
-        batch). ``first_windows = (twin, rows)``: a chunked pass also stores the first
-        window of those rows under the truncated twin's fingerprint."""
-        needed = self._needed_layers()
-        want_pooler = self.pooling_ == "pooler"
-        depth = self._store_depth(store)
-        # transformers records hidden states with hooks on the layers: a model cut to zero
-        # layers returns none at all, so layers=0 (embedding output) keeps one layer
-        depth = max(depth, min(1, self.n_layers_))
-        info = self._runtime_info()
-        tokenizer, model = models.load_shared(
-            info, depth=depth, device=self.device_, precision=self.precision_,
-            trust_remote_code=self.trust_remote_code,
-            signature=self.__dict__.get("_rt_signature"))
-        batch_texts = [texts[i] for i in missing]
-
-        writing = [store is not None]  # a failed write turns the store off for this call
-        # safetensors weights are memory-mapped: bytes written over the file while this
-        # call encodes would change the loaded model under it (checked per batch: a stat)
-        weights_at_start = models.weights_stat(info)
-
-        def check_weights():
-            if models.weights_stat(info) != weights_at_start:
-                raise models.ModelChangedError(
-                    f"model={info.spec!r}: the weight files in {info.path} changed while "
-                    "texts were being encoded; the batches since cannot be trusted and were "
-                    "neither returned nor stored (those before were). Run again when "
-                    "whatever writes them has finished.")
-
-        def write(fingerprint, rows, batch_stats, batch_pooler, truncated):
-            if not writing[0]:
-                return
-            try:
-                store.write(fingerprint, [digests[i] for i in rows], batch_stats, batch_pooler,
-                            truncated)
-            except StoreError as exc:
-                writing[0] = False
-                warnings.warn(
-                    f"BertFeaturizer: {exc}. Results are unaffected; the rest of this "
-                    "call does not write to the store.", RuntimeWarning, stacklevel=3)
-
-        def on_batch(positions, batch_stats, batch_pooler, truncated):
-            check_weights()
-            rows = missing[positions]
-            if store is not None:  # what a later read returns: cached == uncached
-                batch_stats = store.storable(batch_stats)
-                if batch_pooler is not None:
-                    batch_pooler = store.storable(batch_pooler)
-            # keep the batch in memory first: a store failure must never lose it
-            for layer in needed:
-                stats[layer][rows] = batch_stats[:, layer]
-            if want_pooler:
-                pooler[rows] = batch_pooler
-            if truncated_out is not None:
-                truncated_out[rows] = truncated
-            write(self.fingerprint_, rows, batch_stats, batch_pooler, truncated)
-
-        on_first_window = None
-        if first_windows is not None and len(first_windows[1]):
-            twin, twin_rows = first_windows
-
-            def on_first_window(positions, batch_stats, batch_pooler, longer):
-                check_weights()
-                keep = np.isin(missing[positions], twin_rows)
-                if keep.any():
-                    write(twin, missing[positions[keep]], store.storable(batch_stats[keep]),
-                          None if batch_pooler is None else store.storable(batch_pooler[keep]),
-                          longer[keep])
-
-        show = self.show_progress
-        if show == "auto":  # long runs: a bar in a terminal/notebook, else log lines
-            show = "auto" if len(batch_texts) >= _PROGRESS_MIN_TEXTS else False
-        encoder.encode(
-            tokenizer, model, batch_texts, depth=depth, max_length=self.max_length_,
-            batch_size=self.batch_size,
-            max_tokens=self.max_batch_tokens or (
-                DEFAULT_BATCH_TOKENS if self.device_ == "cpu" else DEFAULT_BATCH_TOKENS_GPU),
-            device=self.device_, want_pooler=want_pooler, on_batch=on_batch,
-            show_progress=show, long_text=self.long_text,
-            chunk_stride=self.chunk_stride_ or 0, max_chunks=self.max_chunks,
-            on_first_window=on_first_window)
 
     def _assemble(self, stats: dict[int, np.ndarray], pooler: np.ndarray | None) -> np.ndarray:
         if self.pooling_ == "pooler":

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -41,8 +43,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from . import encoder, models
-from .featurizer import DEFAULT_BATCH_TOKENS, DEFAULT_BATCH_TOKENS_GPU
-from .inputs import BAD_INPUT_POLICIES, to_texts
+from .base import EncoderEstimatorMixin
+from .inputs import BAD_INPUT_POLICIES, _is_missing, to_texts
+from .params import non_negative_int, positive_int
 from .pooling import pool_stats
 from .progress import Progress
 
@@ -50,8 +53,6 @@ __all__ = ["BertClassifier", "BertRegressor"]
 
 #: poolings a fine-tuned head can sit on (statistics of the last layer)
 FINETUNE_POOLINGS = ("cls", "mean", "max", "mean_max")
-#: texts to train on before ``show_progress="auto"`` shows a bar
-_PROGRESS_MIN_TEXTS = 256
 #: dropout on the pooled vector before the head (BERT's classifier dropout)
 _HEAD_DROPOUT = 0.1
 #: most texts per forward pass when predicting
@@ -138,24 +139,24 @@ def _autocast(device: str, precision: str):
     return torch.autocast(device_type=device.split(":")[0], dtype=dtype)
 
 
-class _BertFineTuner(BaseEstimator):
+class _BertFineTuner(EncoderEstimatorMixin, BaseEstimator):
     """What :class:`BertClassifier` and :class:`BertRegressor` share."""
 
     _parameter_constraints: dict = {
         "model": [str, os.PathLike],
         "pooling": [StrOptions(set(FINETUNE_POOLINGS))],
-        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "epochs": [positive_int()],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_batch_tokens": [Interval(Integral, 1, None, closed="left"), None],
+        "batch_size": [positive_int()],
+        "max_batch_tokens": [positive_int(), None],
         "warmup": [Interval(Real, 0, 1, closed="both")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "max_length": [Interval(Integral, 2, None, closed="left"), None],
-        "freeze_layers": [Interval(Integral, 0, None, closed="left")],
+        "freeze_layers": [non_negative_int()],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "max_steps": [Interval(Integral, 1, None, closed="left"), None],
+        "n_iter_no_change": [positive_int()],
+        "max_steps": [positive_int(), None],
         "random_state": ["random_state"],
         "device": [str],
         "precision": [StrOptions({"auto", "fp32", "bf16", "fp16"})],
@@ -213,20 +214,12 @@ class _BertFineTuner(BaseEstimator):
         self.trust_remote_code = trust_remote_code
 
     # ------------------------------------------------------------------ sklearn plumbing
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        tags.requires_fit = True
-        return tags
-
-    def __getstate__(self) -> dict:
-        state = dict(super().__getstate__())  # a copy: never strip the live object
-        if "_rt_model" in state:
+    def _add_to_pickle(self, state: dict) -> None:
+        if "_rt_model" in state:  # the trained weights, as safetensors bytes
             state["_saved_weights"] = self._serialize()
-        for key in [k for k in state if k.startswith("_rt_")]:
-            del state[key]  # live torch objects never enter a pickle
-        return state
+
+    def _concrete_precision(self, device: str) -> str:
+        return training_precision(self.precision, device)
 
     # -------------------------------------------------------------- subclass interface
     def _prepare_targets(self, y: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -245,6 +238,18 @@ class _BertFineTuner(BaseEstimator):
 
     # --------------------------------------------------------------------------- fit
     def _fit(self, X: Any, y: Any, sample_weight: Any = None):
+        # a fit is atomic: if it fails or is interrupted (Ctrl-C), the estimator is left
+        # exactly as it was before the call -- fitted with the previous fit, or unfitted
+        # -- never with new classes_ and an old head
+        before = dict(self.__dict__)
+        try:
+            return self._fit_state(X, y, sample_weight)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit_state(self, X: Any, y: Any, sample_weight: Any = None):
         import torch
 
         t_start = time.perf_counter()
@@ -252,8 +257,12 @@ class _BertFineTuner(BaseEstimator):
         n = len(texts)
         if n == 0:
             raise ValueError(f"{type(self).__name__}.fit needs at least one text, got 0")
+        if isinstance(y, Iterator):
+            y = list(y)  # a generator of labels is read once, here
         targets, weights = self._prepare_targets(y, n)
         if sample_weight is not None:
+            if isinstance(sample_weight, Iterator):
+                sample_weight = list(sample_weight)
             sw = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
             if len(sw) != n:
                 raise ValueError(f"sample_weight has {len(sw)} values for {n} texts")
@@ -261,9 +270,12 @@ class _BertFineTuner(BaseEstimator):
             if len(bad):
                 raise ValueError(f"sample_weight of row {int(bad[0])} is {sw[bad[0]]!r}; "
                                  "weights must be finite and non-negative")
+            if not sw.any():
+                raise ValueError("sample_weight is 0 for every text: there is nothing to "
+                                 "train on (scikit-learn refuses this too)")
             weights = weights * sw
-        info = models.resolve_model(self.model, self.revision)
-        models.check_custom_code(info, self.trust_remote_code)
+        setup = self._resolve_encoder()
+        info, device, precision = setup.info, setup.device, setup.precision
         if self.freeze_layers > info.n_layers:
             raise ValueError(
                 f"freeze_layers={self.freeze_layers} exceeds the {info.n_layers} layers of "
@@ -272,8 +284,6 @@ class _BertFineTuner(BaseEstimator):
             raise ValueError(
                 f"max_length={self.max_length} exceeds the limit of model {info.spec!r} "
                 f"({info.max_length} tokens)")
-        device = models.resolve_device(self.device)
-        precision = training_precision(self.precision, device)
         self.max_length_ = int(self.max_length or info.max_length)
         self.device_, self.precision_ = device, precision
         self.n_layers_, self.hidden_size_ = info.n_layers, info.hidden_size
@@ -283,8 +293,13 @@ class _BertFineTuner(BaseEstimator):
             self.n_features_in_ = 1
 
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        # the base model's fingerprint: the weights this fit starts from are the ones
+        # hashed (a change of the files between the two raises ModelChangedError)
+        self._take_fingerprint(info, None, {"max_length": self.max_length_,
+                                            "precision": precision, "long_text": "finetune"})
         tokenizer, model = models.load_trainable(info, device=device,
                                                  trust_remote_code=self.trust_remote_code)
+        self._check_model_files(None)
         ids = self._tokenize(tokenizer, texts)
         self._rt_files = {p.name: p.read_bytes() for p in models.tokenizer_files(info)}
         self._rt_tokenizer = tokenizer
@@ -334,11 +349,6 @@ class _BertFineTuner(BaseEstimator):
             chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
             batches.extend(chunk[i:i + size] for i in range(0, len(chunk), size))
         return [batches[i] for i in rng.permutation(len(batches))]
-
-    def _token_budget(self) -> int:
-        if self.max_batch_tokens is not None:
-            return int(self.max_batch_tokens)
-        return DEFAULT_BATCH_TOKENS if self.device_ == "cpu" else DEFAULT_BATCH_TOKENS_GPU
 
     def _trainable(self):
         """Freeze the embeddings and the bottom ``freeze_layers`` layers; return the rest."""
@@ -390,9 +400,7 @@ class _BertFineTuner(BaseEstimator):
         budget = self._token_budget()
         params = [p for _, p in named]
 
-        show = self.show_progress
-        if show == "auto":  # long runs: a bar in a terminal/notebook, else log lines
-            show = "auto" if len(train_rows) >= _PROGRESS_MIN_TEXTS else False
+        show = self._show_progress(len(train_rows))
         progress = Progress(total, "bertfeat fine-tune", "step", enabled=bool(show),
                             mode="bar" if show is True else "auto")
         self.loss_curve_, self.validation_scores_ = [], []
@@ -461,6 +469,8 @@ class _BertFineTuner(BaseEstimator):
                                         return_dict=True).last_hidden_state
                 outputs = self._rt_head(hidden, mask).float()
             per_row = self._loss(outputs, y_all[rows].to(device))
+            if not bool(torch.isfinite(per_row.detach()).all()):
+                raise self._non_finite(rows, "a training loss")
             loss = (per_row * w_all[rows].to(device)).sum() / max(total_weight, 1e-12)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -476,6 +486,13 @@ class _BertFineTuner(BaseEstimator):
         else:
             optimizer.step()
         return loss_sum
+
+    def _non_finite(self, rows: np.ndarray, what: str) -> encoder.NonFiniteError:
+        return encoder.NonFiniteError(
+            f"{type(self).__name__}: {what} is NaN or infinite for a batch of "
+            f"{len(rows)} texts, first row {int(np.min(rows))} (autocast {self.precision_}). "
+            "The weights are probably damaged (NaN or inf in the checkpoint), or the "
+            "precision overflows: try precision='fp32' or a smaller learning_rate.")
 
     def _state_copy(self) -> dict:
         return {
@@ -516,6 +533,8 @@ class _BertFineTuner(BaseEstimator):
                     hidden = model(input_ids=input_ids, attention_mask=mask,
                                    return_dict=True).last_hidden_state
                     out[rows] = head(hidden, mask).float().cpu().numpy()
+                    if not np.isfinite(out[rows]).all():
+                        raise self._non_finite(rows, "an output")
         finally:
             if was_training:
                 model.train()
@@ -577,7 +596,10 @@ class _BertFineTuner(BaseEstimator):
         Parameters
         ----------
         directory : str or path
-            Created if missing.
+            Created if missing. Model files of an earlier save in it (tokenizer files,
+            weights, config, sentence-transformers settings) that this save does not write
+            are removed; other files are kept. Each file is written in full beside the
+            folder and renamed into it.
 
         Returns
         -------
@@ -587,10 +609,24 @@ class _BertFineTuner(BaseEstimator):
         _, model, _ = self._runtime()
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
-        with models.quiet_transformers():
-            model.save_pretrained(str(folder), safe_serialization=True)
-        for name, data in self._rt_files.items():
-            (folder / name).write_bytes(data)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.save-", dir=folder.parent))
+        try:
+            with models.quiet_transformers():
+                model.save_pretrained(str(staging), safe_serialization=True)
+            for name, data in self._rt_files.items():
+                (staging / name).write_bytes(data)
+            written = {p.name for p in staging.iterdir()}
+            # files of an earlier model in the folder would be read with the new ones (a
+            # stale tokenizer.json wins over the new vocab.txt): they go
+            for stale in models.model_file_names(folder):
+                if stale not in written:
+                    (folder / stale).unlink(missing_ok=True)
+            # each file replaced in one rename: a process loading the folder meanwhile
+            # reads whole files, the old or the new, never half of one
+            for name in sorted(written, key=lambda n: n == "config.json"):  # config last
+                os.replace(staging / name, folder / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return folder
 
 
@@ -897,9 +933,10 @@ best_validation_score_, fit_time_
             values = np.asarray(y, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"BertRegressor needs numeric targets: {exc}") from None
-        if values.ndim not in (1, 2) or len(values) != n:
+        if values.ndim not in (1, 2) or len(values) != n or (
+                values.ndim == 2 and values.shape[1] == 0):
             raise ValueError(f"y has shape {values.shape}; expected ({n},) or ({n}, n_targets) "
-                             f"for {n} texts")
+                             f"with n_targets >= 1 for {n} texts")
         bad = np.flatnonzero(~np.isfinite(values.reshape(n, -1)).all(axis=1))
         if len(bad):
             raise ValueError(f"y of row {int(bad[0])} is not a finite number "
@@ -945,7 +982,7 @@ def _labels_1d(y: Any, n: int, owner: str) -> np.ndarray:
     if len(labels) != n:
         raise ValueError(f"X has {n} texts but y has {len(labels)} labels")
     for i, value in enumerate(labels):
-        if value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)):
+        if _is_missing(value):
             raise ValueError(f"Row {i} of y is missing ({value!r}); every text needs a label")
     if labels.dtype == object:
         kinds = {type(v) for v in labels}

@@ -15,7 +15,9 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -885,9 +887,11 @@ def load(info: ModelInfo, *, depth: int, device: str, precision: str,
     -------
     tokenizer, model
     """
+    trust_remote_code = opted_in(trust_remote_code)
     with _quiet_transformers():
-        return _load(info, depth=depth, device=device, precision=precision,
-                     trust_remote_code=opted_in(trust_remote_code))
+        return _json_guard(info, lambda: _load(info, depth=depth, device=device,
+                                               precision=precision,
+                                               trust_remote_code=trust_remote_code))
 
 
 def quiet_transformers():
@@ -1027,10 +1031,14 @@ def load_trainable(info: ModelInfo, *, device: str, trust_remote_code: bool = Fa
     import torch
 
     trust_remote_code = opted_in(trust_remote_code)
-    with _quiet_transformers():
+    def load_files():
         tokenizer = load_tokenizer(info, trust_remote_code=trust_remote_code)
-        model = _load_model(info, tokenizer, depth=info.n_layers, dtype=torch.float32,
-                            trust_remote_code=trust_remote_code)
+        return tokenizer, _load_model(info, tokenizer, depth=info.n_layers,
+                                      dtype=torch.float32,
+                                      trust_remote_code=trust_remote_code)
+
+    with _quiet_transformers():
+        tokenizer, model = _json_guard(info, load_files)
     model.requires_grad_(True)
     model.train()
     return tokenizer, model.to(device)
@@ -1050,6 +1058,66 @@ def transformer_layers(model) -> list:
     """
     owner, attr = _layer_container(model)
     return list(getattr(owner, attr))
+
+
+#: files of a model directory besides the tokenizer's: what a save must not leave stale
+_MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json",
+                "pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5",
+                "flax_model.msgpack", "generation_config.json", "modules.json",
+                "config_sentence_transformers.json", "sentence_bert_config.json")
+
+
+def model_file_names(directory: Path) -> list[str]:
+    """Names of the model files (config, weights, tokenizer) present in ``directory``.
+
+    Parameters
+    ----------
+    directory : Path
+
+    Returns
+    -------
+    list of str
+        Including weight shards (``model-00001-of-00002.safetensors``).
+    """
+    if not directory.is_dir():
+        return []
+    names = set(_MODEL_FILES) | set(_TOKENIZER_FILES)
+    return sorted(p.name for p in directory.iterdir() if p.is_file() and (
+        p.name in names or re.fullmatch(r"(model|pytorch_model)-\d+-of-\d+\.(safetensors|bin)",
+                                        p.name)))
+
+
+def _json_guard(info: ModelInfo, load_files):
+    """``load_files()``, with a JSON file that cannot be parsed named in the error.
+
+    transformers raises a bare ``JSONDecodeError`` for a damaged ``config.json`` or
+    ``tokenizer_config.json``, and for one another process is writing at that moment. If
+    every JSON file of the folder parses when looked at again, the writer has finished:
+    the load is tried again (up to 3 times in all). Otherwise the error names the file.
+    """
+    for attempt in range(3):
+        try:
+            return load_files()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            bad = _first_bad_json(info.path)
+            if bad is None and attempt < 2:
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            where = bad or info.path
+            raise ValueError(
+                f"{where} is not valid JSON ({exc}) while model {info.spec!r} was loading; "
+                "if another process is writing this model folder, run again when it has "
+                "finished, else repair or replace the file") from exc
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _first_bad_json(directory: Path) -> Path | None:
+    for path in sorted(directory.glob("*.json")):
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return path
+    return None
 
 
 def tokenizer_files(info: ModelInfo) -> list[Path]:

@@ -18,10 +18,12 @@ bertfeat`` it runs as is.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, KeysView, Mapping, Set
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +31,14 @@ import numpy as np
 
 from .batching import encode_texts_fast, flatten_ids, make_batches, pad_batch, usable_cores
 from .hardware import INT8_PATHS, cpu_flags
+from .inputs import _LONE_SURROGATE
 
 __all__ = ["load", "ExportedPipeline", "BATCH_TOKENS"]
 
-#: manifest format versions this runtime reads
-_FORMATS = (1,)
+#: manifest format versions this runtime reads (1: no file digests, read with a warning)
+_FORMATS = (1, 2)
+#: the manifest's file name
+MANIFEST = "manifest.json"
 #: padded tokens per batch at most (unless ``load(max_batch_tokens=...)`` says otherwise):
 #: on SST-2 test (all-MiniLM-L6-v2, 2-core Xeon) 1,024 ran ~12% faster than the
 #: featurizer's default of 4,096, because length-sorted batches of fewer texts are padded
@@ -103,15 +108,7 @@ class ExportedPipeline:
         from tokenizers import Tokenizer
 
         self.directory = Path(directory)
-        path = self.directory / "manifest.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{self.directory} holds no exported pipeline "
-                                    "(no manifest.json); write one with `bertfeat export`")
-        self.manifest = json.loads(path.read_text(encoding="utf-8"))
-        if self.manifest.get("kind") != "bertfeat-export" or \
-                self.manifest.get("format") not in _FORMATS:
-            raise ValueError(f"{path}: not a bertfeat export of a format this runtime reads "
-                             f"(format {self.manifest.get('format')!r}, reads {_FORMATS})")
+        self.manifest = read_manifest(self.directory)
         m = self.manifest
         self._cores = int(threads) if threads else _cores()
         head = m.get("head")
@@ -122,7 +119,9 @@ class ExportedPipeline:
             self._tfidf = _Tfidf(json.loads(
                 (self.directory / m["tfidf"]).read_text(encoding="utf-8")))
         if head is not None and "classes" in head:
-            self.classes_ = np.asarray(head["classes"])
+            dtype = head.get("classes_dtype")
+            self.classes_ = np.asarray(head["classes"],
+                                       dtype=None if dtype is None else np.dtype(dtype))
         self.n_features_out_ = int(m.get("union_features") or m["n_features"])
         self._encoder = None
         if m.get("first_step") == "TfidfVectorizer":  # TF-IDF only: no encoder, no tokenizer
@@ -144,6 +143,11 @@ class ExportedPipeline:
         # two-thread batch, as in bertfeat.encoder
         self._encoder = _session(self.directory / "encoder.onnx",
                                  max(1, self._cores // self._streams))
+        width = self._encoder.get_outputs()[0].shape
+        if len(width) != 2 or (isinstance(width[1], int) and width[1] != m["n_features"]):
+            raise ValueError(f"{self.directory / 'encoder.onnx'} gives features of shape "
+                             f"{width}, but {self.directory / MANIFEST} says n_features="
+                             f"{m['n_features']}: the folder is inconsistent; export again")
 
     def __repr__(self) -> str:
         m = self.manifest
@@ -187,8 +191,15 @@ class ExportedPipeline:
 
         def run(positions: np.ndarray) -> None:
             batch, mask = pad_batch(flat, offsets, lengths, positions, pad)
-            out[positions] = self._encoder.run(
+            features = self._encoder.run(
                 ["features"], {"input_ids": batch, "attention_mask": mask})[0]
+            if features.shape != (len(positions), out.shape[1]):
+                raise ValueError(
+                    f"{self.directory / 'encoder.onnx'} gave features of shape "
+                    f"{features.shape} for {len(positions)} texts, but "
+                    f"{self.directory / MANIFEST} says n_features={out.shape[1]}: the "
+                    "folder is inconsistent; export again")
+            out[positions] = features
 
         if self._streams < 2 or len(batches) < 2:
             for positions in batches:
@@ -231,7 +242,9 @@ class ExportedPipeline:
         """
         head = self._need_head("predict")
         if "label" in head:
-            labels = self._run_head(_as_texts(texts), head["label"])
+            labels = self._run_head(_as_texts(texts), head["label"]).reshape(-1)
+            if head.get("label_is_index"):  # the graph predicts class indices
+                return self.classes_[labels.astype(np.int64)]
             return labels.astype(self.classes_.dtype, copy=False)
         if "prediction" not in head:
             raise AttributeError("the exported pipeline ends in a transformer: use transform")
@@ -281,6 +294,9 @@ class ExportedPipeline:
     def _run_head(self, texts: list[str], output: str) -> np.ndarray:
         head = self.manifest["head"]
         dtype = np.float64 if head["input_dtype"] == "float64" else np.float32
+        if not texts:  # onnxruntime refuses a batch of 0 rows: run one, keep none
+            width = int(self.manifest.get("union_features") or self.manifest["n_features"])
+            return self._head.run([output], {"features": np.zeros((1, width), dtype)})[0][:0]
         if self._tfidf is None:
             features = self.encode(texts).astype(dtype)
             return self._head.run([output], {"features": features})[0]
@@ -328,19 +344,134 @@ def _check_int8_cpu(flags: frozenset[str] | None = None) -> None:
 
 
 def _as_texts(texts: Any) -> list[str]:
+    """The input as a list of ``str``: rows named on errors, as the featurizer does.
+
+    Sets and mappings are refused (no row order). A lone UTF-16 surrogate is replaced by
+    U+FFFD with one warning, as :func:`bertfeat.inputs.to_texts` does (the tokenizer
+    refuses it with an opaque error).
+    """
     if isinstance(texts, (str, bytes)):
         raise TypeError("pass a list of texts, not a single string (wrap it: [text])")
+    if isinstance(texts, Mapping):
+        raise TypeError(f"expected a sequence of texts, got a {type(texts).__name__}; pass "
+                        "its values (list(d.values()))")
+    if isinstance(texts, Set) and not isinstance(texts, KeysView):
+        raise TypeError(f"expected a sequence of texts, got a {type(texts).__name__}, which "
+                        "has no order: rows could not be matched to outputs; pass a list "
+                        "(e.g. sorted(texts))")
     if hasattr(texts, "columns"):  # a 1-column DataFrame
         if len(texts.columns) != 1:
             raise ValueError(f"a DataFrame input needs exactly one text column, "
                              f"got {len(texts.columns)}")
         texts = texts.iloc[:, 0]
+    if isinstance(texts, np.ndarray):
+        if texts.ndim == 2 and texts.shape[1] == 1:
+            texts = texts[:, 0]
+        elif texts.ndim != 1:
+            raise ValueError(f"expected one text per row, got an array of shape "
+                             f"{texts.shape}")
+    if not isinstance(texts, Iterable):
+        raise TypeError(f"expected a sequence of texts, got {type(texts).__name__}")
     out = list(texts)
+    surrogates: list[int] = []
     for row, text in enumerate(out):
         if not isinstance(text, str):
             raise TypeError(f"row {row}: expected a string, got {type(text).__name__} "
                             f"({text!r:.40})")
+        if type(text) is not str:
+            text = out[row] = str.__str__(text)
+        if not text.isascii() and _LONE_SURROGATE.search(text):
+            surrogates.append(row)
+            out[row] = _LONE_SURROGATE.sub("\ufffd", text)
+    if surrogates:
+        warnings.warn(f"{len(surrogates)} text(s) hold lone UTF-16 surrogates (first: row "
+                      f"{surrogates[0]}), which are not characters; each was replaced by "
+                      "U+FFFD, as BertFeaturizer does", UserWarning, stacklevel=3)
     return out
+
+
+def file_digest(path: Path) -> str:
+    """The sha256 of a file's bytes, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """The sha256 of a manifest's settings (every key but ``manifest_sha256``)."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    """Read and check an export folder's manifest and the digests of its files.
+
+    Every error names the file: a missing or unreadable manifest, a manifest that is not
+    JSON (truncated), a setting edited after the export (its own digest), a file missing
+    or changed since the export (its sha256), a setting out of range.
+    """
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{directory} holds no exported pipeline (no {MANIFEST}); "
+                                "write one with `bertfeat export`")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); the file is damaged or "
+                         "truncated: export the pipeline again") from exc
+    if not isinstance(manifest, dict) or manifest.get("kind") != "bertfeat-export" or \
+            manifest.get("format") not in _FORMATS:
+        format_ = manifest.get("format") if isinstance(manifest, dict) else None
+        raise ValueError(f"{path}: not a bertfeat export of a format this runtime reads "
+                         f"(format {format_!r}, reads {_FORMATS})")
+    if manifest["format"] >= 2:
+        if manifest.get("manifest_sha256") != manifest_digest(manifest):
+            raise ValueError(f"{path} was changed after the export (its settings no longer "
+                             "match the digest it records); export the pipeline again")
+        needed = {"encoder.onnx", "tokenizer.json", (manifest.get("head") or {}).get("file"),
+                  manifest.get("tfidf")} - {None}
+        listed = manifest.get("files") or {}
+        for name in sorted(needed - set(listed)):
+            raise ValueError(f"{path} records no digest for {name}; export again")
+        for name, digest in sorted(listed.items()):
+            file = directory / name
+            if not file.is_file():
+                raise FileNotFoundError(f"{file} is missing: the export in {directory} is "
+                                        "incomplete; export the pipeline again")
+            if file_digest(file) != digest:
+                raise ValueError(f"{file} was changed after the export (its sha256 differs "
+                                 f"from the one {MANIFEST} records); export the pipeline "
+                                 "again")
+    else:
+        warnings.warn(f"{path} is format {manifest['format']} and records no file digests: "
+                      "its files cannot be checked; export the pipeline again with this "
+                      "bertfeat", UserWarning, stacklevel=3)
+    _check_settings(manifest, path)
+    return manifest
+
+
+def _check_settings(m: dict[str, Any], path: Path) -> None:
+    """Settings in range, or an error naming the manifest and the setting."""
+    def whole(name: str, low: int, high: int | None = None) -> int:
+        value = m.get(name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low or (
+                high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f">= {low}"
+            raise ValueError(f"{path}: {name}={value!r} is out of range (a whole number "
+                             f"{bound}); export the pipeline again")
+        return value
+
+    limit = m.get("model_max_length")
+    whole("max_length", 1, limit if isinstance(limit, int) else None)
+    whole("n_features", 1)
+    whole("batch_size", 1)
+    whole("max_batch_tokens", 1)
+    whole("pad_id", 0)
+    if m.get("precision") not in ("fp32", "int8"):
+        raise ValueError(f"{path}: precision={m.get('precision')!r} is neither 'fp32' nor "
+                         "'int8'; export the pipeline again")
 
 
 class _Tfidf:

@@ -263,6 +263,10 @@ def _check_not_locked(db: Path, timeout: float) -> None:
 
     diskcache retries its set-up statements for a minute on a locked database; a
     process stuck in a write transaction (or holding a damaged file) must not cost that.
+    ``BEGIN EXCLUSIVE`` asks for what diskcache's set-up may need: in WAL mode it is a
+    write lock (readers do not block it); in a file that is not (or no longer) in WAL
+    mode, where ``PRAGMA journal_mode = wal`` needs every other connection gone, it also
+    waits for readers.
 
     Raises
     ------
@@ -276,7 +280,7 @@ def _check_not_locked(db: Path, timeout: float) -> None:
     except sqlite3.Error:
         return  # diskcache reports it
     try:
-        con.execute("BEGIN IMMEDIATE")
+        con.execute("BEGIN EXCLUSIVE")
         con.execute("SELECT count(*) FROM sqlite_master").fetchone()
         con.execute("ROLLBACK")
     except sqlite3.OperationalError as exc:
@@ -429,6 +433,40 @@ def _safe_disk_class():
     return SafeDisk
 
 
+def _bounded_cache_class():
+    """A ``diskcache.Cache`` whose set-up statements wait at most its ``timeout``.
+
+    diskcache runs the statements of ``Cache.__init__`` and ``reset`` (``PRAGMA
+    journal_mode = wal`` and the settings) through ``_sql_retry``, which retries a locked
+    database for a fixed 60 s on top of SQLite's own busy timeout. A database that
+    another process holds (a reader of a file no longer in WAL mode, a stuck writer)
+    then stalled ``cache info``, ``fit`` and ``stats()`` for a minute. Here the retries
+    stop at the store's ``timeout`` (10 s by default), counted from the first attempt.
+    """
+    import diskcache
+
+    class BoundedCache(diskcache.Cache):
+        @property
+        def _sql_retry(self):
+            sql = self._sql
+            limit = float(self.timeout)
+
+            def execute(statement, *args, **kwargs):
+                start = time.monotonic()
+                while True:
+                    try:
+                        return sql(statement, *args, **kwargs)
+                    except sqlite3.OperationalError as exc:
+                        if str(exc) != "database is locked" or \
+                                time.monotonic() - start > limit:
+                            raise
+                        time.sleep(0.001)
+
+            return execute
+
+    return BoundedCache
+
+
 @dataclass
 class Lookup:
     """Result of :meth:`FeatureStore.read`.
@@ -459,6 +497,13 @@ _WORD_INDEX = struct.Struct("<4sHI")
 def sentence_digest(words: Sequence[str]) -> str:
     """128-bit digest of a pre-tokenised sentence (its words and their boundaries)."""
     return text_digest(json.dumps(list(words), ensure_ascii=False))
+
+
+def _piece_array(array: np.ndarray) -> np.ndarray:
+    """Piece vectors as stored: float16, or float32 where a value exceeds float16's range
+    (the word pass decides, :func:`bertfeat.word_pass.storable_pieces`)."""
+    array = np.asarray(array)
+    return array if array.dtype in (np.float16, np.float32) else array.astype(np.float16)
 
 
 def _encode_word_index(depth: int, counts: np.ndarray, flags: np.ndarray) -> bytes:
@@ -616,13 +661,12 @@ class FeatureStore:
         return self._cache
 
     def _open(self):
-        import diskcache
 
         db = Path(self.directory) / "cache.db"
         self._db_identity = _file_identity(db)
         if self._db_identity is not None:
             _check_not_locked(db, self._timeout())
-        cache = diskcache.Cache(
+        cache = _bounded_cache_class()(
             self.directory,
             timeout=self._timeout(),
             disk=_safe_disk_class(),
@@ -1190,7 +1234,8 @@ class FeatureStore:
                     except CorruptValue:
                         corrupt += 1
                         break
-                    if array.shape[0] != int(c.sum()) or array.dtype != np.float16:
+                    if array.shape[0] != int(c.sum()) or array.dtype not in (np.float16,
+                                                                              np.float32):
                         corrupt += 1
                         break
                     arrays.append(array)
@@ -1239,7 +1284,7 @@ class FeatureStore:
                     depth = v.shape[0] - 1
                     for layer in range(depth + 1):
                         cache.set(f"{fingerprint}/w/{digest}/{layer}",
-                                  encode_array(np.asarray(v[layer], dtype=np.float16)),
+                                  encode_array(_piece_array(v[layer])),
                                   tag=fingerprint)
                     cache.set(f"{fingerprint}/w/{digest}", _encode_word_index(depth, c, f),
                               tag=fingerprint)

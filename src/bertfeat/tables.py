@@ -12,14 +12,20 @@ Every record of the file becomes one row, or the reader says why not:
   breaks makes rows differ from lines, and a note says so.
 * An empty text cell is a *missing* text (the policy of ``on_bad_input``), an empty label
   cell a missing label (an error naming the rows). Labels keep their type: a column of
-  whole numbers is ``int64``, of numbers ``float64``, else strings.
+  whole numbers is ``int64``, of numbers ``float64``, else strings -- and strings when
+  numbers would merge values the file tells apart (``1`` and ``01``).
+* Gzip-compressed files (``.csv.gz``, ``.tsv.gz``) are read as they are; a field may hold
+  any number of characters (the csv module's 131,072 limit is lifted while reading).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gzip
 import io
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,16 +64,32 @@ class Table:
                 f"{', '.join(map(str, shown))}{more}")
 
 
+#: the longest field the reader takes (characters): Python's csv module stops at 131,072
+#: by default, which a long document passes; 2**31 - 1 is the C parser's own bound
+FIELD_LIMIT = 2**31 - 1
+
+
+@contextlib.contextmanager
+def _field_limit() -> Iterator[None]:
+    """Raise the csv module's field size limit (a process-wide setting) for one read."""
+    old = csv.field_size_limit(FIELD_LIMIT)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
+
+
 def _records(text: str, delimiter: str, quoted: bool) -> tuple[list[list[str]], list[int]]:
     """Records and the line each starts on; ``csv.Error`` on bad quoting (strict)."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True,
                         quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
     rows, starts = [], []
     previous = 0
-    for row in reader:
-        rows.append(row)
-        starts.append(previous + 1)
-        previous = reader.line_num
+    with _field_limit():
+        for row in reader:
+            rows.append(row)
+            starts.append(previous + 1)
+            previous = reader.line_num
     return rows, starts
 
 
@@ -82,6 +104,8 @@ def _infer(values: list[str | None]) -> Any:
             converted = [kind(v) for v in present]
         except ValueError:
             continue
+        if len(set(converted)) != len(set(present)):
+            break  # numbers would merge labels the file tells apart ("1", "01"): strings
         if kind is int and len(present) == len(values):
             return pd.array(converted, dtype="int64")
         if kind is int and any(abs(v) > 2 ** 53 for v in converted):
@@ -91,11 +115,23 @@ def _infer(values: list[str | None]) -> Any:
     return pd.array(values, dtype=object)
 
 
+def _file_bytes(file: Path) -> bytes:
+    """The file's bytes, decompressed when it is gzip (``.gz``, or gzip's magic bytes)."""
+    data = file.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise TableError(f"{file} is a damaged or truncated gzip file ({exc})") from exc
+    return data
+
+
 def _read_delimited(file: Path, delimiter: str, quoting: str, text_cols: set[str]):
+    data = _file_bytes(file)
     try:
-        raw = file.read_bytes().decode("utf-8-sig")
+        raw = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = file.read_bytes()[: exc.start].count(b"\n") + 1
+        line = data[: exc.start].count(b"\n") + 1
         raise TableError(f"{file} is not UTF-8 text (line {line}: {exc.reason}); save it "
                          "as UTF-8") from exc
     notes = []
@@ -165,8 +201,9 @@ def _bad_quote_line(raw: str, delimiter: str) -> int:
     reader = csv.reader(io.StringIO(raw, newline=""), delimiter=delimiter, strict=True)
     previous = 0
     try:
-        for _ in reader:
-            previous = reader.line_num
+        with _field_limit():
+            for _ in reader:
+                previous = reader.line_num
     except csv.Error:
         pass
     return previous + 1
@@ -180,8 +217,8 @@ def read_table(path: str | Path, *, text_cols: Sequence[str] = (),
     ----------
     path : str or Path
         The file. ``.parquet`` is read with pandas; anything else as CSV, or TSV when
-        the name ends in ``.tsv``/``.tab`` (also before ``.gz``-less suffixes like
-        ``.tsv.txt``); UTF-8, with or without a byte-order mark.
+        the name ends in ``.tsv``/``.tab`` (also before a second suffix like ``.tsv.gz``
+        or ``.tsv.txt``); UTF-8, with or without a byte-order mark, plain or gzip.
     text_cols : sequence of str
         Columns holding texts: kept as strings (``"007"`` stays ``"007"``), an empty cell
         is ``None``.

@@ -118,6 +118,9 @@ class TextUnion(TransformerMixin, BaseEstimator):
         scipy.sparse.csr_matrix of shape (n_texts, n_features_out)
         """
         texts, _ = to_texts(X, getattr(self.bert, "on_bad_input", "raise"))
+        if not texts:
+            raise ValueError("TextUnion.fit needs at least one text: its TF-IDF block "
+                             "learns a vocabulary from the texts (got 0)")
         self.bert_ = clone(self.bert) if self.bert is not None else BertFeaturizer()
         dense = self.bert_.fit_transform(texts)
         self.tfidf_ = clone(self.tfidf) if self.tfidf is not None else default_tfidf()
@@ -177,6 +180,8 @@ class TextUnion(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "bert_")
         texts, _ = to_texts(X, getattr(self.bert_, "on_bad_input", "raise"))
+        if not texts:  # the width depends on the fit only (the TF-IDF refuses 0 rows)
+            return sp.csr_matrix((0, self.n_features_out_), dtype=np.float32)
         return self.join(self.tfidf_.transform(texts), self.bert_.transform(texts))
 
     def join(self, lexical: Any, dense: np.ndarray) -> sp.csr_matrix:

@@ -14,7 +14,8 @@ The word-level counterpart of :mod:`bertfeat.encoder`, for
    pieces than a window holds keeps its first pieces.
 3. :func:`encode_words` runs the windows of all sentences in length-sorted, token-budgeted
    batches (the machinery of :mod:`bertfeat.encoder`) and hands each finished sentence's
-   piece vectors -- every hidden state ``0..depth``, float16 -- to a callback.
+   piece vectors -- every hidden state ``0..depth``, float32 -- to a callback (the cached
+  pass checks them and rounds them to float16 where float16 holds them).
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ __all__ = ["SentencePieces", "word_pieces", "plan_windows", "encode_words", "spe
 
 #: a word that yields no piece is encoded as this many ``unk_token`` pieces
 _UNK_PIECES = 1
-#: largest finite float16, the clamp of stored piece vectors
-_F16_MAX = float(np.finfo(np.float16).max)
 
 WordCallback = Callable[[list[int], list["SentencePieces"], list[np.ndarray]], None]
 
@@ -289,7 +288,7 @@ def encode_words(tokenizer, model, sentences: Sequence[Sequence[str]], *, depth:
         Device the model lives on.
     on_batch : callable
         ``on_batch(positions, pieces, vectors)``: ``positions`` into ``sentences``, their
-        :class:`SentencePieces`, and per sentence a float16 array of shape
+        :class:`SentencePieces`, and per sentence a float32 array of shape
         (depth + 1, n_pieces, hidden) with the vector of every piece at every layer.
     show_progress : bool or "auto"
         True: a tqdm progress bar; ``"auto"``: a bar in a terminal or a notebook, else
@@ -313,7 +312,7 @@ def encode_words(tokenizer, model, sentences: Sequence[Sequence[str]], *, depth:
         if empty:  # sentences without words: nothing to run
             width = _hidden_width(model)
             on_batch(empty, [pieces[i] for i in empty],
-                     [np.zeros((depth + 1, 0, width), np.float16) for _ in empty])
+                     [np.zeros((depth + 1, 0, width), np.float32) for _ in empty])
         batches = _forward(model, tokenizer, windows, depth=depth, batch_size=batch_size,
                            max_tokens=max_tokens, device=device)
         with closing(batches) as stream:
@@ -324,7 +323,7 @@ def encode_words(tokenizer, model, sentences: Sequence[Sequence[str]], *, depth:
                     out = results.get(w.sentence)
                     if out is None:
                         out = np.zeros((depth + 1, len(pieces[w.sentence].ids), vec.shape[-1]),
-                                       dtype=np.float16)
+                                       dtype=np.float32)
                         results[w.sentence] = out
                     out[:, w.targets] = vec
                     remaining[w.sentence] -= 1
@@ -346,7 +345,7 @@ def _hidden_width(model) -> int:
 
 def _forward(model, tokenizer, windows: list[_Window], *, depth: int, batch_size: int,
              max_tokens: int, device: str):
-    """Yield (window indices, float16 piece vectors per window) batch by batch, in order."""
+    """Yield (window indices, float32 piece vectors per window) batch by batch, in order."""
     import torch
 
     if not windows:
@@ -373,7 +372,7 @@ def _forward(model, tokenizer, windows: list[_Window], *, depth: int, batch_size
                 raise RuntimeError(
                     f"model returned {len(hidden)} hidden states, expected {depth + 1}")
             picked = torch.stack([h[r, c] for h in hidden]).float()
-            picked = picked.clamp_(-_F16_MAX, _F16_MAX).to(torch.float16).cpu().numpy()
+            picked = picked.cpu().numpy()
         cuts = np.cumsum(sizes)[:-1]
         return positions.tolist(), np.split(picked, cuts, axis=1)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -24,27 +25,25 @@ from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import models, wordencoder
-from .featurizer import (
-    DEFAULT_BATCH_TOKENS,
-    DEFAULT_BATCH_TOKENS_GPU,
-    resolve_layers,
-    usable_store,
-)
-from .inputs import BAD_INPUT_POLICIES, to_sentences
+from .base import EncoderEstimatorMixin, usable_store
+from .featurizer import resolve_layers
+from .inputs import BAD_INPUT_POLICIES, _is_missing, to_sentences
 from .params import non_negative_int, positive_int
 from .pooling import COMBINES, SUBWORD_POOLINGS, combine_layers, pool_subwords, subword_width
-from .store import FeatureStore, StoreError, sentence_digest
+from .store import FeatureStore, sentence_digest
 from .tagscore import entity_f1, is_bio, token_accuracy
+from .word_pass import WordPass
 
 __all__ = ["BertWordFeaturizer", "WordTagger", "flatten_tags", "sentence_ids",
            "unflatten_tags"]
 
-#: version of the per-word encoding (pre-tokenised words, [UNK] for empty words, windows)
-WORD_FORMAT = 1
-_PROGRESS_MIN_SENTENCES = 256
+#: version of the per-word encoding (pre-tokenised words, [UNK] for empty words, windows;
+#: 2: values beyond float16's range are kept as float32, never clamped)
+WORD_FORMAT = 2
 
 
-class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+class BertWordFeaturizer(EncoderEstimatorMixin, TransformerMixin, BaseEstimator,
+                         auto_wrap_output_keys=None):
     """One feature row per word of pre-tokenised sentences, from chosen encoder layers.
 
     Sentences are lists of words (as in CoNLL files). Each word's sub-word pieces are
@@ -192,19 +191,6 @@ class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         self.on_bad_input = on_bad_input
         self.trust_remote_code = trust_remote_code
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        tags.requires_fit = True
-        return tags
-
-    def __getstate__(self) -> dict:
-        state = super().__getstate__()
-        for key in [k for k in state if k.startswith("_rt_")]:
-            del state[key]  # runtime objects: model info, open store
-        return state
-
     # ---------------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None) -> BertWordFeaturizer:
@@ -220,9 +206,8 @@ class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         -------
         self : BertWordFeaturizer
         """
-        # the checks shared with BertFeaturizer (layer range, store location) live there
-        info = models.resolve_model(self.model, self.revision)
-        models.check_custom_code(info, self.trust_remote_code)
+        setup = self._resolve_encoder()
+        info, device, precision = setup.info, setup.device, setup.precision
         layers = resolve_layers(self.layers, info)
         if self.max_length is not None and self.max_length > info.max_length:
             raise ValueError(f"max_length={self.max_length} exceeds the limit of model "
@@ -230,27 +215,22 @@ class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         if self.max_length is not None and self.max_length < 3:
             raise ValueError("max_length must leave room for the special tokens and a "
                              "piece (>= 3)")
-        device = models.resolve_device(self.device)
-        precision = models.resolve_precision(self.precision, device)
         max_length = int(self.max_length or info.max_length)
         stride = max_length // 2 if self.window_stride is None else int(self.window_stride)
         if X is not None:
             to_sentences(X, self.on_bad_input)
         store = usable_store(FeatureStore.from_cache(self.cache))
-        self._rt_info, self._rt_store = info, store
+        self._rt_store = store
         # what the fingerprint hashes besides the files, to check it again before the
         # store is used (after unpickling, or when the model's files change)
-        self._fingerprint_settings = {
-            "max_length": max_length, "precision": precision, "long_text": "words",
-            "extra": {"words": WORD_FORMAT, "window_stride": stride, "dtype": "float16"}}
-        self.fingerprint_, self._rt_signature = models.checked_fingerprint(
-            info, persistent=store, **self._fingerprint_settings)
-        if store is not None:
-            store.register(self.fingerprint_, {
-                "kind": "words", "model": info.spec, "path": str(info.path),
-                "revision": info.revision, "model_type": info.model_type,
-                "n_layers": info.n_layers, "hidden_size": info.hidden_size,
-                "max_length": max_length, "window_stride": stride, "precision": precision})
+        self._take_fingerprint(
+            info, store,
+            {"max_length": max_length, "precision": precision, "long_text": "words",
+             "extra": {"words": WORD_FORMAT, "window_stride": stride, "dtype": "float16"}},
+            {"kind": "words", "model": info.spec, "path": str(info.path),
+             "revision": info.revision, "model_type": info.model_type,
+             "n_layers": info.n_layers, "hidden_size": info.hidden_size,
+             "max_length": max_length, "window_stride": stride, "precision": precision})
         self.layers_ = layers
         self.n_layers_ = info.n_layers
         self.hidden_size_ = info.hidden_size
@@ -301,7 +281,7 @@ class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
         Returns
         -------
-        ndarray of shape (n_words_total, n_features_out), float32
+        ndarray of shape (n_words_total, n_features_out_), float32
         """
         if fit_params:
             raise TypeError(f"fit() got unexpected keyword arguments {sorted(fit_params)}")
@@ -318,7 +298,7 @@ class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
         Returns
         -------
-        ndarray of shape (n_words_total, n_features_out), float32
+        ndarray of shape (n_words_total, n_features_out_), float32
             Rows of sentence 0's words, then sentence 1's, ... (see :func:`sentence_ids`).
         """
         check_is_fitted(self, "layers_")
@@ -332,94 +312,26 @@ class BertWordFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         counts, vectors = self._pieces(unique, list(first))
         return self._assemble(counts, vectors, inverse)
 
+    #: word records hold float16 (float32 beyond its range) whatever the store's dtype
+    _store_dtype_matters = False
+
     def _needed_layers(self) -> list[int]:
         return sorted(set(self.layers_))
 
-    def _runtime(self) -> tuple[models.ModelInfo, FeatureStore | None]:
-        if "_rt_info" not in self.__dict__:
-            self._rt_info = models.resolve_model(self.model, self.revision)
-            self._rt_store = usable_store(FeatureStore.from_cache(self.cache))
-        return self._rt_info, self._rt_store
-
-    def _check_model_files(self, info: models.ModelInfo, store: FeatureStore) -> None:
-        """Make sure the model's files still give the fitted fingerprint (as
-        :class:`~bertfeat.BertFeaturizer`): stored piece vectors are never read or written
-        under a fingerprint that does not describe the weights."""
-        if models.model_signature(info) == self.__dict__.get("_rt_signature"):
-            return
-        current, signature = models.checked_fingerprint(info, persistent=store,
-                                                        **self._fingerprint_settings)
-        if current != self.fingerprint_:
-            raise models.ModelChangedError(
-                f"model={info.spec!r}: the files in {info.path} changed since this "
-                f"BertWordFeaturizer was fitted (fingerprint {self.fingerprint_} at fit, "
-                f"{current} now). Fit it again to use the new files.")
-        self._rt_signature = signature
-
     def _pieces(self, sentences: list[list[str]], digests: list[str],
                 ) -> tuple[list[np.ndarray], dict[int, list[np.ndarray]]]:
-        """Pieces per word and per needed layer the piece vectors, of each sentence."""
-        needed = self._needed_layers()
-        info, store = self._runtime()
-        n = len(sentences)
-        if store is not None:
-            self._check_model_files(info, store)
-            hit = store.read_words(self.fingerprint_, digests, needed, self.hidden_size_)
-            counts, flags, vectors, found = hit.counts, hit.flags, hit.vectors, hit.found
-        else:
-            counts, flags = [None] * n, [None] * n
-            vectors = {layer: [None] * n for layer in needed}
-            found = np.zeros(n, dtype=bool)
-        missing = np.flatnonzero(~found)
-        if len(missing):
-            self._encode_missing(sentences, digests, missing, counts, flags, vectors, store)
-        cut = sum(int(np.count_nonzero(f & wordencoder.CUT_WORD)) for f in flags)
+        """Pieces per word and per needed layer the piece vectors, of each sentence: read
+        from the store or encoded once, through the one cached pass
+        (:class:`~bertfeat.word_pass.WordPass`)."""
+        run = WordPass(self, self._runtime_store(), sentences, digests)
+        run.run()
+        cut = sum(int(np.count_nonzero(f & wordencoder.CUT_WORD)) for f in run.flags)
         if cut:
             warnings.warn(
                 f"BertWordFeaturizer: {cut} word(s) have more pieces than a window of "
                 f"max_length={self.max_length_} tokens holds; their vectors come from their "
                 "first pieces only.", UserWarning, stacklevel=3)
-        return counts, vectors
-
-    def _encode_missing(self, sentences, digests, missing, counts, flags, vectors,
-                        store) -> None:
-        needed = self._needed_layers()
-        # transformers records hidden states with hooks on the layers: keep >= 1 layer
-        depth = max(max(needed), min(1, self.n_layers_))
-        info, _ = self._runtime()
-        tokenizer, model = models.load_shared(
-            info, depth=depth, device=self.device_, precision=self.precision_,
-            trust_remote_code=self.trust_remote_code)
-        writing = [store is not None]  # a failed write turns the store off for this call
-
-        def on_batch(positions, pieces, arrays):
-            rows = [int(missing[p]) for p in positions]
-            for row, sp, array in zip(rows, pieces, arrays):
-                counts[row], flags[row] = sp.counts, sp.flags
-                for layer in needed:
-                    vectors[layer][row] = array[layer]
-            if writing[0]:
-                try:
-                    store.write_words(self.fingerprint_, [digests[r] for r in rows],
-                                      [sp.counts for sp in pieces],
-                                      [sp.flags for sp in pieces], arrays)
-                except StoreError as exc:
-                    writing[0] = False
-                    warnings.warn(
-                        f"BertWordFeaturizer: {exc}. Results are unaffected; the rest of "
-                        "this call does not write to the store.", RuntimeWarning,
-                        stacklevel=2)
-
-        show = self.show_progress
-        if show == "auto":
-            show = "auto" if len(missing) >= _PROGRESS_MIN_SENTENCES else False
-        wordencoder.encode_words(
-            tokenizer, model, [sentences[i] for i in missing], depth=depth,
-            max_length=self.max_length_, stride=self.window_stride_,
-            batch_size=self.batch_size,
-            max_tokens=self.max_batch_tokens or (
-                DEFAULT_BATCH_TOKENS if self.device_ == "cpu" else DEFAULT_BATCH_TOKENS_GPU),
-            device=self.device_, on_batch=on_batch, show_progress=show)
+        return run.counts, run.vectors
 
     def _assemble(self, counts: list[np.ndarray], vectors: dict[int, list[np.ndarray]],
                   inverse: np.ndarray) -> np.ndarray:
@@ -504,6 +416,13 @@ def unflatten_tags(flat: Any, sentences: Any) -> list[list]:
     return [part.tolist() for part in np.split(flat, cuts)] if lengths else []
 
 
+def _once(values: Any) -> Any:
+    """A one-shot iterator (generator, ``map`` ...) as a list; anything else as it is."""
+    if isinstance(values, Iterator):
+        return list(values)
+    return values
+
+
 def _tag_lists(tags: Any) -> list[list]:
     if isinstance(tags, (str, bytes)) or tags is None:
         raise TypeError("tags must be a sequence of per-sentence tag lists")
@@ -514,7 +433,7 @@ def _tag_lists(tags: Any) -> list[list]:
                             f"{type(sentence).__name__}.")
         row = list(sentence.tolist() if isinstance(sentence, np.ndarray) else sentence)
         for j, tag in enumerate(row):
-            if tag is None or (isinstance(tag, float) and np.isnan(tag)):
+            if _is_missing(tag):
                 raise ValueError(f"Sentence {i}, word {j} has no tag ({tag!r}).")
         out.append(row)
     return out
@@ -595,17 +514,22 @@ class WordTagger(BaseEstimator):
         """
         from sklearn.linear_model import LogisticRegression
 
+        X, y = _once(X), _once(y)  # a generator is read once, here
         sentences = to_sentences(X, "empty")
         flat = flatten_tags(y, sentences)
         featurizer = BertWordFeaturizer() if self.featurizer is None else self.featurizer
         head = LogisticRegression(max_iter=1000) if self.classifier is None else self.classifier
-        self.featurizer_ = clone(featurizer)
-        features = self.featurizer_.fit_transform(X)
+        fitted_featurizer = clone(featurizer)
+        features = fitted_featurizer.fit_transform(X)
         if len(features) != len(flat):
             raise ValueError(f"the featurizer returned {len(features)} rows for "
                              f"{len(flat)} words; it must give one row per word")
-        self.classifier_ = clone(head).fit(features, flat)
-        self.classes_ = getattr(self.classifier_, "classes_", np.unique(flat))
+        classifier = clone(head).fit(features, flat)
+        # the fitted state changes only now, after everything succeeded: a failed or
+        # interrupted refit leaves the previous fit (or none) in place
+        self.featurizer_ = fitted_featurizer
+        self.classifier_ = classifier
+        self.classes_ = getattr(classifier, "classes_", np.unique(flat))
         return self
 
     def predict(self, X: Any) -> list[list]:
@@ -622,6 +546,7 @@ class WordTagger(BaseEstimator):
             One tag list per sentence, as long as the sentence.
         """
         check_is_fitted(self, "classifier_")
+        X = _once(X)  # a generator is read once, here
         sentences = to_sentences(X, "empty")
         features = self.featurizer_.transform(X)
         if len(features) == 0:
@@ -644,6 +569,8 @@ class WordTagger(BaseEstimator):
         """
         truth = _tag_lists(y)
         predicted = self.predict(X)
+        if len(predicted) != len(truth):
+            raise ValueError(f"{len(predicted)} sentences but tags for {len(truth)}")
         scoring = self.scoring
         if scoring == "auto":
             scoring = "entity_f1" if is_bio(truth) else "accuracy"
