@@ -432,6 +432,8 @@ def read_manifest(directory: Path) -> dict[str, Any]:
                              "match the digest it records); export the pipeline again")
         needed = {"encoder.onnx", "tokenizer.json", (manifest.get("head") or {}).get("file"),
                   manifest.get("tfidf")} - {None}
+        if manifest.get("first_step") == "TfidfVectorizer":  # no encoder, no tokenizer
+            needed -= {"encoder.onnx", "tokenizer.json"}
         listed = manifest.get("files") or {}
         for name in sorted(needed - set(listed)):
             raise ValueError(f"{path} records no digest for {name}; export again")
@@ -463,9 +465,11 @@ def _check_settings(m: dict[str, Any], path: Path) -> None:
                              f"{bound}); export the pipeline again")
         return value
 
+    whole("n_features", 1)
+    if m.get("first_step") == "TfidfVectorizer":  # no encoder: no encoder settings
+        return
     limit = m.get("model_max_length")
     whole("max_length", 1, limit if isinstance(limit, int) else None)
-    whole("n_features", 1)
     whole("batch_size", 1)
     whole("max_batch_tokens", 1)
     whole("pad_id", 0)
