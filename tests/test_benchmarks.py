@@ -64,3 +64,20 @@ def test_readme_section_replaced_and_notes_kept(bench, tmp_path):
     assert "first table" not in text and "second table" in text
     assert "hand-written notes" in text and "## Later section" in text and "store table" in text
     assert text.index("second table") < text.index("hand-written notes")
+
+
+def test_precision_verdict_compares_auto_with_the_fastest_faithful_and_ort(bench):
+    _, be = bench
+
+    def row(way, tokens_s, cos_min=1.0, cos_mean=1.0):
+        return dict(way=way, tokens_s=tokens_s, cos_min=cos_min, cos_mean=cos_mean)
+
+    rows = [row(be.ST, 3000), row("BertFeaturizer fp32", 6000),
+            row("BertFeaturizer bf16", 24000, 0.9998, 0.9999),
+            row("BertFeaturizer int8", 30000, 0.97, 0.997),  # faster, not faithful
+            row("BertFeaturizer auto", 23000, 0.9998, 0.9999),
+            row(be.ORT_OPT, 9000), dict(way="BertFeaturizer fp16", refused="no")]
+    verdict = be.precision_verdict(rows)
+    assert verdict["fastest_faithful"] == "BertFeaturizer bf16"
+    assert verdict["auto_vs_fastest"] == pytest.approx(23000 / 24000)
+    assert verdict["auto_vs_ort"] == pytest.approx(23000 / 9000)

@@ -59,7 +59,7 @@ def test_probe_writes_table_plot_and_code(csv_file, tiny_model, tmp_path, capsys
                             "--refine-top", "2")) == 0
     printed = capsys.readouterr().out
     assert "accuracy  95% interval" in printed and "p vs top" in printed
-    assert "best:" in printed and "pick rule:" in printed and "tied with it" in printed
+    assert "best:" in printed and "selection rule: top" in printed and "tied with it" in printed
     assert "Build the best pipeline" in printed and "pipe = make_pipeline(" in printed
     assert "random-weights control" in printed and "TF-IDF" in printed
     assert "all 36 rows" in printed and "3 distinct labels" in printed
@@ -276,7 +276,7 @@ def test_probe_statistics_outputs_and_options(csv_file, tiny_model, tmp_path, ca
                                table["mean_score"])
     report = (out / "report.md").read_text(encoding="utf-8")
     assert report.startswith("| rank | candidate | accuracy | 95% CI |") and "**" in report
-    assert f"{out / 'report.md'}, {out / 'folds.csv'}" in printed
+    assert f"{out / 'folds.csv'}" in printed and f"{out / 'report.md'}" in printed
     # the other options reach probe() as given
     seen = []
     real = bertfeat.probe.probe

@@ -13,7 +13,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils._param_validation import InvalidParameterError
 
-from bertfeat import BertClassifier, BertFeaturizer, BertRegressor, finetune, models
+from bertfeat import BertClassifier, BertFeaturizer, BertRegressor, finetune, hardware, models
 
 from .conftest import needs_default_model
 
@@ -265,24 +265,39 @@ def test_regressor_fits_numbers(tiny_model):
     assert "class_weight" not in BertRegressor().get_params()
 
 
-def test_training_precision_is_chosen_by_cpu_features(monkeypatch):
-    monkeypatch.setattr(models, "cpu_has_fast_bf16", lambda: True)
-    monkeypatch.setattr(finetune, "cpu_has_amx", lambda: True)
-    assert finetune.training_precision("auto", "cpu") == "bf16"
-    monkeypatch.setattr(finetune, "cpu_has_amx", lambda: False)  # AVX512-BF16 only
-    assert finetune.training_precision("auto", "cpu") == "fp32"
-    assert finetune.training_precision("bf16", "cpu") == "bf16"
-    monkeypatch.setattr(models, "cpu_has_fast_bf16", lambda: False)  # AVX2 only
-    assert finetune.training_precision("auto", "cpu") == "fp32"
+def test_training_precision_is_the_measured_train_decision(monkeypatch, tiny_model):
+    """``auto`` asks for the fine-tuning decision (purpose "train"), not the encoder's."""
+    monkeypatch.delenv("BERTFEAT_PRECISION")
+    monkeypatch.setattr(hardware, "candidates", lambda device: ("fp32", "bf16"))
+    asked = []
+
+    def fake_decide(info, device, *, purpose="encode", trust_remote_code=False):
+        asked.append(purpose)
+        return hardware.Decision("bf16", "measured", "faked")
+
+    monkeypatch.setattr(hardware, "decide", fake_decide)
+    info = models.resolve_model(tiny_model)
+    assert finetune.training_precision("auto", "cpu", info) == "bf16"
+    assert asked == ["train"]
+    clf = BertClassifier(**_fast(tiny_model, max_steps=1)).fit(["good", "bad"], [1, 0])
+    assert clf.precision_ == "bf16" and asked == ["train", "train"]
+    # unpickled: the fitted decision is kept where the device runs it, fp32 elsewhere
+    restored = pickle.loads(pickle.dumps(clf))
+    restored.predict(["good"])
+    assert restored.precision_ == "bf16"
+    monkeypatch.setattr(hardware, "candidates", lambda device: ("fp32",))
+    restored = pickle.loads(pickle.dumps(clf))
+    restored.predict(["good"])
+    assert restored.precision_ == "fp32" and asked == ["train", "train"]
+    assert finetune.training_precision("fp32", "cpu", info) == "fp32"
+    monkeypatch.setenv("BERTFEAT_PRECISION", "fp32")  # the override wins over the decision
+    assert finetune.training_precision("auto", "cpu", info) == "fp32"
+    assert asked == ["train", "train"]
     with pytest.raises(ValueError, match="inference-only"):
         finetune.training_precision("int8", "cpu")
-
-
-def test_amx_is_read_from_the_cpu_flags(monkeypatch):
-    monkeypatch.setattr(models, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
-    assert finetune.cpu_has_amx() is False
-    monkeypatch.setattr(models, "cpu_flags", lambda: frozenset({"avx2", "amx_bf16"}))
-    assert finetune.cpu_has_amx() is True
+    monkeypatch.setenv("BERTFEAT_PRECISION", "int8")
+    with pytest.raises(ValueError, match="inference-only"):
+        finetune.training_precision("auto", "cpu", info)
 
 
 @needs_default_model

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from bertfeat import BertFeaturizer, models
+from bertfeat import BertFeaturizer, hardware, models
 
 AVX2_ONLY = frozenset({"fpu", "sse4_1", "sse4_2", "avx", "avx2", "fma"})
 
@@ -60,11 +60,9 @@ def test_int8_is_accepted_with_amx(monkeypatch, tiny_model):
 
 
 @pytest.mark.parametrize("flags", [AVX2_ONLY, AVX2_ONLY | {"avx512_vnni", "amx_int8"}])
-@pytest.mark.parametrize("bf16", [True, False])
-def test_auto_never_picks_int8(monkeypatch, flags, bf16):
+def test_auto_never_picks_int8(monkeypatch, flags):
     monkeypatch.setattr(models, "cpu_flags", lambda: flags)
-    monkeypatch.setattr(models, "cpu_has_fast_bf16", lambda: bf16)
-    assert models.resolve_precision("auto", "cpu") == ("bf16" if bf16 else "fp32")
+    assert "int8" not in hardware.candidates("cpu")
 
 
 def test_cpu_flags_reads_cpuinfo(monkeypatch, tmp_path):
@@ -76,3 +74,4 @@ def test_cpu_flags_reads_cpuinfo(monkeypatch, tmp_path):
     monkeypatch.setattr(builtins, "open", lambda path, *a, **k: real_open(
         info if str(path) == "/proc/cpuinfo" else path, *a, **k))
     assert models.cpu_flags() == frozenset({"fpu", "avx2", "avx_vnni"})
+    assert hardware.cpu_flags is models.cpu_flags  # one home for reading them

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from bertfeat import BertFeaturizer, _linear, encoder, models
+from bertfeat import BertFeaturizer, _linear, encoder, hardware, models
 from bertfeat.pooling import pool_stats
 
 from .conftest import WORDS, needs_default_model
@@ -56,18 +56,15 @@ def _int8_capable_cpu(monkeypatch):
 
 
 # ----------------------------------------------------------------------- auto resolution
-@pytest.mark.parametrize("fast, expected", [(True, "bf16"), (False, "fp32")])
-def test_auto_on_cpu_follows_bf16_support(monkeypatch, fast, expected):
-    monkeypatch.setattr(models, "cpu_has_fast_bf16", lambda: fast)
-    assert models.resolve_precision("auto", "cpu") == expected
-
-
-def test_auto_on_gpus(monkeypatch):
+# (the measured decision itself: tests/test_precision_auto.py)
+def test_auto_candidates_on_gpus(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert models.resolve_precision("auto", "cuda") == "bf16"
+    assert hardware.candidates("cuda") == ("fp32", "bf16", "fp16")
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert models.resolve_precision("auto", "cuda:1") == "fp16"
-    assert models.resolve_precision("auto", "mps") == "fp32"
+    assert hardware.candidates("cuda:1") == ("fp32", "fp16")
+    assert hardware.candidates("mps") == ("fp32",)
+    monkeypatch.delenv("BERTFEAT_PRECISION")
+    assert models.resolve_precision("auto", "mps") == "fp32"  # nothing to measure
 
 
 def test_explicit_precisions_pass_or_are_refused():
@@ -78,30 +75,6 @@ def test_explicit_precisions_pass_or_are_refused():
         models.resolve_precision("fp16", "cpu")
     with pytest.raises(ValueError, match="int8"):
         models.resolve_precision("int8", "cuda")
-
-
-def test_cpu_feature_detection_reads_cpuinfo(monkeypatch, tmp_path):
-    import builtins
-
-    real_open = builtins.open
-
-    def fake_cpuinfo(flags):
-        def fake_open(path, *args, **kwargs):
-            if str(path) == "/proc/cpuinfo":
-                info = tmp_path / "cpuinfo"
-                info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
-                return real_open(info, *args, **kwargs)
-            return real_open(path, *args, **kwargs)
-        return fake_open
-
-    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
-    monkeypatch.setattr(builtins, "open", fake_cpuinfo("fpu sse avx2 avx512f"))
-    assert models.cpu_has_fast_bf16() is False
-    # AVX512-BF16 without AMX: bf16 measured slower than fp32, so not "fast"
-    monkeypatch.setattr(builtins, "open", fake_cpuinfo("fpu avx2 avx512_bf16"))
-    assert models.cpu_has_fast_bf16() is False
-    monkeypatch.setattr(builtins, "open", fake_cpuinfo("fpu avx2 amx_bf16 amx_tile"))
-    assert models.cpu_has_fast_bf16() is True
 
 
 # --------------------------------------------------------------------------- fingerprint

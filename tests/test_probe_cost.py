@@ -26,26 +26,36 @@ from .test_probe import _data
 
 def test_tokens_and_estimate_are_logged_before_the_bulk_encoding(tiny_model, tmp_path,
                                                                   monkeypatch, caplog):
+    """A sample of the pass's own batches (one warm-up, the others timed) gives the speed
+    per padded token; the estimate is the padded tokens left at that speed. With a faked
+    clock that charges one second per padded token, it is exact."""
     from bertfeat import encoder
 
     events: list[tuple[str, object]] = []
     real = encoder.encode
+    clock = [0.0]
 
     def spy(tokenizer, model, texts, **kwargs):
         events.append(("encode", len(texts)))
+        lengths = np.array([len(ids) for ids in encoder.tokenize(
+            tokenizer, texts, kwargs["max_length"]).input_ids])
+        clock[0] += sum(len(b) * int(lengths[b].max()) for b in encoder.make_batches(
+            lengths, kwargs["batch_size"], kwargs["max_tokens"]))
         return real(tokenizer, model, texts, **kwargs)
 
     monkeypatch.setattr(encoder, "encode", spy)
-    monkeypatch.setattr(context, "_SAMPLE_TOKENS", 60)  # a sample of a few texts
+    monkeypatch.setattr(context, "_SAMPLE_BATCHES", 3)  # a warm-up and two timed batches
+    monkeypatch.setattr(context, "_clock", lambda: clock[0])
     caplog.set_level(logging.INFO, logger="bertfeat.probe")
     handler = logging.Handler()
     handler.emit = lambda record: events.append(("log", record.getMessage()))
     logging.getLogger("bertfeat.probe").addHandler(handler)
     try:
-        texts, y = _data(40)
-        probe(texts, y, model=tiny_model, poolings=("mean",), heads=("logreg",), combos=False,
-              random_control=False, tfidf=False, cv=3, cache=FeatureStore(tmp_path / "s"),
-              featurizer_params={"precision": "fp32"})
+        texts, y = _data(60)
+        res = probe(texts, y, model=tiny_model, poolings=("mean",), heads=("logreg",),
+                    combos=False, random_control=False, tfidf=False, cv=3,
+                    cache=FeatureStore(tmp_path / "s"),
+                    featurizer_params={"precision": "fp32", "batch_size": 4})
     finally:
         logging.getLogger("bertfeat.probe").removeHandler(handler)
     announce = [i for i, (kind, msg) in enumerate(events)
@@ -53,13 +63,26 @@ def test_tokens_and_estimate_are_logged_before_the_bulk_encoding(tiny_model, tmp
     assert len(announce) == 1
     message = events[announce[0]][1]
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    tokens = sum(len(ids) for ids in tokenizer(texts, truncation=True)["input_ids"])
-    assert f"40 texts, {tokens:,} tokens to encode; about " in message
-    assert "tokens/s (measured on" in message
+    lengths = np.array([len(ids) for ids in tokenizer(texts, truncation=True)["input_ids"]])
+    assert f"60 texts, {lengths.sum():,} tokens to encode; about " in message
+    assert "tokens/s (measured on 8 texts in 2 batches)" in message
     sizes = [(i, n) for i, (kind, n) in enumerate(events) if kind == "encode"]
-    sample, bulk = sizes  # a small sample measured first, then the rest, after the message
-    assert sample[1] <= 12 and sample[0] < announce[0] < bulk[0]
-    assert sample[1] + bulk[1] == 40  # no text encoded twice
+    warm, timed, bulk = sizes  # the sample first, then the rest, after the message
+    assert (warm[1], timed[1]) == (4, 8) and timed[0] < announce[0] < bulk[0]
+    assert warm[1] + timed[1] + bulk[1] == 60  # no text encoded twice
+    (estimate,) = res.encoding["estimates"].values()
+    assert estimate["estimated_s"] == pytest.approx(estimate["actual_s"])
+    assert f"about {estimate['actual_s']:,.0f} s" in message
+
+
+def test_no_estimate_for_a_pass_of_a_few_batches(tiny_model, tmp_path, caplog, encode_spy):
+    caplog.set_level(logging.INFO, logger="bertfeat.probe")
+    texts, y = _data(40)
+    res = probe(texts, y, model=tiny_model, poolings=("mean",), heads=("logreg",),
+                combos=False, random_control=False, tfidf=False, cv=3,
+                cache=FeatureStore(tmp_path / "s"), featurizer_params={"precision": "fp32"})
+    assert "40 texts, " in caplog.text and "about" not in caplog.text
+    assert encode_spy == [40] and "estimates" not in res.encoding
 
 
 def test_random_control_on_a_stratified_subset(tiny_model, tmp_path, encode_spy):

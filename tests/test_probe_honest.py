@@ -24,7 +24,7 @@ def repeated(tiny_model, tmp_path_factory):
     texts, y = _data(48)
     store = FeatureStore(tmp_path_factory.mktemp("honest-store"))
     res = probe(texts, y, model=tiny_model, cache=store, cv=4, repeats=2, random_state=3,
-                **SMALL)
+                select="cheapest-tied", **SMALL)
     return res, texts, y, store
 
 
@@ -84,7 +84,8 @@ def test_summary_states_group_pick_rule_and_significance(repeated):
     assert f"top mean: {_describe(res.top)}" in text
     assert f"tied with it (corrected paired t-test, p >= 0.05): {len(res.tied)} of" in text
     assert f"best: {_describe(res.best)}" in text
-    assert "pick rule: the cheapest to run" in text
+    assert ("selection rule: cheapest-tied -- the cheapest of the tied group: the cheapest "
+            "to run") in text
     line = next(ln for ln in text.splitlines() if ln.strip().startswith("best vs"))
     for name, label in (("tfidf", "TF-IDF"), ("random", "random weights")):
         test = res.comparisons[name]
@@ -107,7 +108,9 @@ def test_select_top_and_alpha(repeated, tiny_model):
     top = probe(texts, y, model=tiny_model, cache=store, cv=4, repeats=2, random_state=3,
                 select="top", alpha=0.5, **SMALL)
     assert top.best["candidate"] == top.top["candidate"] == res.top["candidate"]
-    assert "(the top mean, select='top')" in top.summary()
+    assert f"best: {_describe(top.best)}" in top.summary()
+    assert "(rule top)" in top.summary() and "selection rule: top -- the highest mean" in \
+        top.summary()
     # a looser level calls more rows different: the group can only shrink
     assert set(top.tied["candidate"]) <= set(res.tied["candidate"])
     assert (top.table["tied"] == (top.table["p_value"] >= 0.5)).all()

@@ -78,7 +78,7 @@ def test_columns_match_the_formulas():
 
 def test_group_and_cheapest_pick():
     table, folds = _table(ROWS, np.random.default_rng(0))
-    out, rec = annotate(table, folds, 0.25, head_order=HEADS)
+    out, rec = annotate(table, folds, 0.25, head_order=HEADS, select="cheapest-tied")
     by_key = out.set_index("candidate")
     group = set(rec.group)
     # the five near-equal rows are tied; L2, TF-IDF and the random control are far below
@@ -87,7 +87,10 @@ def test_group_and_cheapest_pick():
     assert by_key.loc["random:L6:mean:logreg", "tied"] == False  # noqa: E712
     # L5 + mlp needs one encoder layer fewer than every L6 candidate
     assert rec.pick == "bert:L5:mean:mlp"
-    assert rec.rule.startswith("the cheapest to run")
+    assert rec.rule.startswith("the cheapest of the tied group: the cheapest to run")
+    assert rec.select == "cheapest-tied"
+    # the rule's older name still works
+    assert annotate(table, folds, 0.25, head_order=HEADS, select="cheapest")[1] == rec
     top, _ = annotate(table, folds, 0.25, head_order=HEADS, select="top")
     assert top.equals(out)
     assert annotate(table, folds, 0.25, head_order=HEADS, select="top")[1].pick == rec.top
@@ -97,7 +100,7 @@ def test_tfidf_in_the_group_is_picked():
     rows = [("bert", "L6", "mean", "logreg", 384, "screen", 0.80),
             ("tfidf", "-", "-", "logreg C=10", pd.NA, "baseline", 0.799)]
     table, folds = _table(rows, np.random.default_rng(1))
-    _, rec = annotate(table, folds, 0.25, head_order=HEADS)
+    _, rec = annotate(table, folds, 0.25, head_order=HEADS, select="cheapest-tied")
     assert set(rec.group) == {"bert:L6:mean:logreg", "tfidf:-:-:logreg C=10"}
     assert rec.pick == "tfidf:-:-:logreg C=10"
 
@@ -122,7 +125,7 @@ def test_never_picks_below_a_cheaper_candidate():
     table["mean_score"] = [folds.loc[k].mean() for k in table.candidate]
     table["std_score"] = [folds.loc[k].std() for k in table.candidate]
     table = table.sort_values("mean_score", ascending=False).reset_index(drop=True)
-    _, rec = annotate(table, folds, 0.25, head_order=HEADS)
+    _, rec = annotate(table, folds, 0.25, head_order=HEADS, select="cheapest-tied")
     assert "bert:L1:mean:logreg" in rec.group
     assert "tfidf:-:-:logreg C=10" not in rec.group
     assert rec.pick == "union:L6:mean:logreg C=10"

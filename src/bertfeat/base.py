@@ -165,16 +165,18 @@ class EncoderEstimatorMixin:
         """Hook: put what the runtime objects hold into ``state`` as plain data."""
 
     # ------------------------------------------------------------------------ model
-    def _concrete_precision(self, device: str) -> str:
-        """The precision this estimator runs at on ``device`` (fine-tuning overrides)."""
-        return models.resolve_precision(self.precision, device)
+    def _concrete_precision(self, device: str, info: models.ModelInfo) -> str:
+        """The precision this estimator runs at on ``device`` (``"auto"``: measured once per
+        model, device, CPU and torch, :mod:`bertfeat.hardware`; fine-tuning overrides)."""
+        return models.resolve_precision(self.precision, device, info,
+                                        trust_remote_code=self.trust_remote_code)
 
     def _resolve_encoder(self) -> EncoderSetup:
         """Model (and its trust policy), device and precision, in this order."""
         info = models.resolve_model(self.model, self.revision)
         models.check_custom_code(info, self.trust_remote_code)
         device = models.resolve_device(self.device)
-        precision = self._concrete_precision(device)
+        precision = self._concrete_precision(device, info)
         self._rt_info = info
         return EncoderSetup(info, device, precision)
 

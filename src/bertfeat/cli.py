@@ -1,9 +1,10 @@
-"""The ``bertfeat`` command line: ``probe``, ``embed`` and ``cache``.
+"""The ``bertfeat`` command line: ``probe``, ``recommend``, ``embed``, ``cache``, ``export``.
 
 ::
 
     bertfeat probe [DATA.csv] --text-col text --label-col label [--model M] [--cv 5]
-                   [--out DIR] [--limit N]
+                   [--out DIR] [--limit N] [--select RULE]
+    bertfeat recommend OUTDIR --select RULE     (re-pick from a saved probe: no scoring)
     bertfeat embed DATA.csv --text-col text -o features.parquet [--layers L] [--pooling P]
     bertfeat cache info
     bertfeat cache clear [--model M]
@@ -27,10 +28,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, hardware
 from .pooling import POOLINGS
 
 __all__ = ["main"]
+
+#: the probe's selection rules (:data:`bertfeat.probe.selection.RULES` and its aliases;
+#: listed here so that the parser does not import the probe) and the default rule
+SELECT_RULES = ("top", "cheapest-tied", "one-se", "stable-top", "cheapest")
+DEFAULT_SELECT = "top"
 
 #: the shipped dataset ``bertfeat probe`` runs on without DATA, and its default subset
 DEMO_DATASET = "banking77"
@@ -208,6 +214,9 @@ def _stratified_subset(texts: Any, y: Any, limit: int, seed: int,
 def _cmd_probe(args: argparse.Namespace) -> int:
     if args.words:
         return _cmd_probe_words(args)
+    if args.data is not None and (Path(args.data) / "probe.json").is_file():
+        args.outdir = args.data  # `bertfeat probe OUTDIR --select RULE`: re-select
+        return _cmd_recommend(args)
     from . import datasets
     from .probe import probe
     from .store import FeatureStore
@@ -262,12 +271,11 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
 
     out.mkdir(parents=True, exist_ok=True)
-    csv_path, png_path = out / "probe.csv", out / "probe.png"
-    result.table.to_csv(csv_path, index=False)
+    result.save(out)
+    result.table.to_csv(out / "probe.csv", index=False)
     result.fold_scores.to_csv(out / "folds.csv", index_label="candidate")
-    (out / "report.md").write_text(result.report("markdown"), encoding="utf-8")
-    result.plot(png_path, title=f"bertfeat probe: {label} ({len(texts):,} texts), "
-                                f"model {args.model}")
+    result.plot(out / "probe.png", title=f"bertfeat probe: {label} ({len(texts):,} texts), "
+                                         f"model {args.model}")
     enc = result.encoding
     lines = [result.summary(top=args.top), ""]
     encoded = f"{enc['encoded']:,} of {enc['unique_texts']:,} unique texts encoded"
@@ -294,23 +302,71 @@ def _cmd_probe(args: argparse.Namespace) -> int:
                     if (result.table["family"] == "finetune").any() else "")
                  + (f", nested/held-out selection {t['nested']:.1f} s" if "nested" in t else "")
                  + f", refit {t.get('refit', 0):.1f} s")
-    lines.append("")
-    lines.append("Build the best pipeline (unfitted) with:")
-    lines.append("")
+    lines.append(f"another rule without scoring again: bertfeat recommend {out} --select "
+                 f"{{{','.join(SELECT_RULES[:-1])}}}")
+    _write_pick(result, out, lines, args.no_save_model)
+    return 0
+
+
+def _write_pick(result: Any, out: Path, lines: list[str], no_save_model: bool) -> None:
+    """probe.txt (``lines`` + the pick's code), report.md and best_pipeline.joblib."""
+    lines = [*lines, "", "Build the best pipeline (unfitted) with:", ""]
     lines.extend("    " + line for line in result.best_code.splitlines())
     text = "\n".join(lines)
     print(text)
     (out / "probe.txt").write_text(text + "\n", encoding="utf-8")
-    if not args.no_save_model:
+    (out / "report.md").write_text(result.report("markdown"), encoding="utf-8")
+    written = [out / name for name in ("probe.json", "data.json", "probe.csv", "folds.csv",
+                                       "probe.png", "probe.txt", "report.md")
+               if (out / name).exists()]
+    if not no_save_model:
         import joblib
 
         joblib.dump(result.best_estimator, out / "best_pipeline.joblib")
     print()
-    print(f"wrote {csv_path}, {png_path}, {out / 'probe.txt'}, {out / 'report.md'}, "
-          f"{out / 'folds.csv'}"
-          + ("" if args.no_save_model else
+    print("wrote " + ", ".join(str(p) for p in written)
+          + ("" if no_save_model else
              f", {out / 'best_pipeline.joblib'} (best pipeline fitted on all rows)"))
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    """``bertfeat recommend OUTDIR --select RULE``: re-pick from the saved fold scores."""
+    from .probe import ProbeResult
+
+    out = Path(args.outdir)
+    started = time.perf_counter()
+    try:
+        saved = ProbeResult.load(out)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    result = saved.select(args.select)
+    before = saved.recommendation.pick
+    same = result.recommendation.pick == before and (out / "best_pipeline.joblib").is_file()
+    if not args.no_save_model and not same:
+        if not (out / "data.json").is_file():
+            raise CliError(f"{out} holds no data.json (the probe's texts): cannot fit the "
+                           "new pick; use --no-save-model for the code only")
+        result.refit()  # reads vectors from the feature store the probe filled
+    result.save(out, data=False)
+    result.plot(out / "probe.png", title=f"bertfeat probe: {out.name}, model {result.model}")
+    seconds = time.perf_counter() - started
+    change = ("the same pick as before" + ("; best_pipeline.joblib kept" if same else "")
+              if result.recommendation.pick == before
+              else f"before: {saved.recommendation.select} picked "
+                   f"{_describe(saved.best)}")
+    lines = [result.summary(top=args.top), "",
+             f"re-selected from the fold scores saved in {out} with rule "
+             f"{result.recommendation.select} in {seconds:.1f} s: nothing was scored again "
+             f"({change})"]
+    # the same pick: best_pipeline.joblib already holds it, fitted on the same rows
+    _write_pick(result, out, lines, args.no_save_model or same)
     return 0
+
+
+def _describe(row: Any) -> str:
+    from .probe import describe
+
+    return describe(row)
 
 
 #: ``probe`` options the word probe has no counterpart for: given with ``--words``, they
@@ -455,6 +511,9 @@ def _cmd_cache_info(args: argparse.Namespace) -> int:
                             "models": sorted(p.name for p in random_dir.iterdir()
                                              if p.is_dir()) if random_dir.is_dir() else [],
                             "bytes": _dir_size(random_dir)}
+    stats["precision_decisions"] = {"file": str(hardware.decisions_path()),
+                                    "override": os.environ.get(hardware.ENV_PRECISION) or None,
+                                    "decisions": hardware.remembered_decisions()}
     if args.json:
         print(json.dumps(stats, indent=2, sort_keys=True))
         return 0
@@ -483,6 +542,7 @@ def _cmd_cache_info(args: argparse.Namespace) -> int:
         print()
         print(f"random-weights control models (bertfeat probe): {len(rinfo['models'])} "
               f"({human_bytes(rinfo['bytes'])}) in {rinfo['directory']}")
+    _print_precision_decisions(stats["precision_decisions"])
     return 0
 
 
@@ -506,6 +566,19 @@ def _cache_row(fp: str, info: dict) -> str:
     return (f"{fp[:12]:<12}  {name:<24}  {kind:<5}  {mode:<13}  {precision:<8}  "
             f"{desc.get('max_length', '?'):>7}  {counts[0]:>8,}  {counts[1]:>9,}  "
             f"{counts[2]:>8,}  {counts[3]:>8,}")
+
+
+def _print_precision_decisions(info: dict) -> None:
+    """The measured ``precision="auto"`` decisions (``bertfeat cache info``)."""
+    print()
+    decisions = info["decisions"]
+    print(f"precision='auto' decisions: {len(decisions)} in {info['file']}")
+    if info["override"]:
+        print(f"  overridden here by {hardware.ENV_PRECISION}={info['override']}")
+    for record in sorted(decisions.values(), key=lambda r: str(r.get("decided_at"))):
+        print(f"  {hardware.describe(record)}")
+        if record.get("reason"):
+            print(f"    why: {record['reason']}")
 
 
 def _cmd_cache_clear(args: argparse.Namespace) -> int:
@@ -617,11 +690,16 @@ def _parser() -> argparse.ArgumentParser:
                         "pick once on them")
     p.add_argument("--alpha", type=float, default=0.05,
                    help="level of the paired tests that decide the tied group (default 0.05)")
-    p.add_argument("--select", default="cheapest", choices=["cheapest", "top"],
-                   help="recommend the cheapest candidate tied with the top one (default) "
-                        "or the top mean")
+    p.add_argument("--select", default=DEFAULT_SELECT, choices=SELECT_RULES,
+                   help=f"selection rule (default {DEFAULT_SELECT}): top (the top mean), "
+                        "cheapest-tied (the cheapest candidate tied with it), one-se (the "
+                        "cheapest within one standard error of it), stable-top (the top "
+                        "mean among candidates whose fold spread is not an outlier); "
+                        "`bertfeat recommend OUTDIR --select RULE` changes it later "
+                        "without scoring again")
     p.add_argument("--out", default="bertfeat-probe", help="output directory for "
-                   "probe.csv, probe.png, probe.txt, report.md, folds.csv and "
+                   "probe.json (table, fold scores, candidate specs), data.json (the texts "
+                   "used), probe.csv, probe.png, probe.txt, report.md, folds.csv and "
                    "best_pipeline.joblib")
     p.add_argument("--layers", type=_parse_layers, default="all",
                    help="'all' or comma-separated hidden states (write --layers=-3,-2,-1)")
@@ -661,6 +739,22 @@ def _parser() -> argparse.ArgumentParser:
                    help="do not write best_pipeline.joblib")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=_cmd_probe)
+
+    r = sub.add_parser(
+        "recommend", parents=[common],
+        help="re-pick the best pipeline of a saved probe under another selection rule",
+        description="Read the fold scores a previous `bertfeat probe --out OUTDIR` saved "
+                    "(probe.json), apply a selection rule, and write the new pick's "
+                    "best_pipeline.joblib (fitted on the probe's texts from the feature "
+                    "store), probe.txt with its code, report.md and probe.png. Nothing is "
+                    "scored again.")
+    r.add_argument("outdir", metavar="OUTDIR", help="a folder written by bertfeat probe")
+    r.add_argument("--select", default=DEFAULT_SELECT, choices=SELECT_RULES,
+                   help=f"selection rule (default {DEFAULT_SELECT})")
+    r.add_argument("--top", type=int, default=15, help="table rows to print")
+    r.add_argument("--no-save-model", action="store_true",
+                   help="do not fit and write best_pipeline.joblib")
+    r.set_defaults(func=_cmd_recommend)
 
     e = sub.add_parser("embed", parents=[common, model_opts],
                        help="write features of a text column to Parquet or .npy",

@@ -113,7 +113,13 @@ def _process_featurizer(featurizer: BertFeaturizer, token: str) -> BertFeaturize
 
     local = _featurizers.get(token)
     if local is None:
-        local = clone(featurizer).fit([])
+        local = clone(featurizer)
+        if featurizer.precision == "auto" and getattr(featurizer, "precision_", None):
+            # the client's measured decision: a worker measuring its own (on another CPU,
+            # or under other load) could choose otherwise, and its vectors would not be
+            # the client's
+            local.set_params(precision=featurizer.precision_)
+        local = local.fit([])
         if local.fingerprint_ != featurizer.fingerprint_:
             raise ValueError(
                 f"bertfeat: this worker (pid {os.getpid()}) resolves model="

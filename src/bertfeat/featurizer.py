@@ -132,10 +132,14 @@ default="auto"
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``
         or ``"mps"``.
     precision : {"auto", "fp32", "bf16", "fp16", "int8"}, default="auto"
-        Weights and activations precision. ``"auto"`` picks the fastest one that keeps
-        vectors within cosine 0.999 of fp32: bf16 on CPUs with AMX (not on AVX512-BF16
-        alone, where it measured slower than fp32) and on GPUs with bf16, fp16 on older
-        GPUs, fp32 otherwise. ``int8`` is dynamic int8
+        Weights and activations precision. ``"auto"`` picks, by measurement, the fastest
+        one that keeps vectors faithful to fp32 (per-text cosine mean >= 0.999, min >=
+        0.995): the first time a model runs on a machine, fp32 and bf16 (and fp16 on a
+        GPU) are timed for about a second on calibration texts, and the decision is
+        remembered in the cache folder (``bertfeat cache info`` shows it; see
+        :mod:`bertfeat.hardware`). The ``BERTFEAT_PRECISION`` environment variable
+        replaces the decision. The precision is part of :attr:`fingerprint_`: vectors
+        stored in one precision are never read for another. ``int8`` is dynamic int8
         quantization of the linear layers with per-token scales (CPU; cosine to fp32 about
         0.997 on average, so ``auto`` never picks it). Used only on CPUs with AMX, where
         it was measured faster than fp32; on other CPUs it is refused with a

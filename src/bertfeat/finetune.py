@@ -11,8 +11,8 @@ rate, a few epochs, linear warm-up and decay).
   tokenised and batched by :mod:`bertfeat.encoder`; pooling is
   :func:`bertfeat.pooling.pool_stats`.
 * Training keeps float32 master weights; ``precision="auto"`` runs forward and backward
-  passes under bf16 autocast where the featurizer would pick bf16 (CPUs with AMX,
-  GPUs with bf16), fp16 autocast with loss scaling on older GPUs.
+  passes under the autocast precision measured fastest and faithful for training on this
+  machine (:func:`training_precision`; bf16 or, on GPUs, fp16 with loss scaling).
 * A fitted estimator pickles its weights as safetensors bytes (never a pickled tensor),
   together with the tokenizer files, so ``joblib.load`` rebuilds it anywhere without the
   base model. :meth:`save_pretrained` writes a normal model directory that
@@ -87,46 +87,40 @@ class _Head:
         return Head()
 
 
-def cpu_has_amx() -> bool:
-    """True when the CPU has AMX tiles for bf16 (its flags; torch's capability where the
-    system does not list flags)."""
-    flags = models.cpu_flags()
-    if flags:
-        return "amx_bf16" in flags
-    try:
-        import torch
-
-        return "AMX" in torch.backends.cpu.get_cpu_capability().upper()
-    except Exception:  # pragma: no cover - older torch
-        return False
-
-
-def training_precision(precision: str, device: str) -> str:
+def training_precision(precision: str, device: str, info: models.ModelInfo | None = None,
+                       *, trust_remote_code: bool = False) -> str:
     """The autocast precision of fine-tuning for ``precision`` on ``device``.
 
-    ``"auto"`` is the featurizer's choice (:func:`bertfeat.models.resolve_precision`)
-    except on CPUs without AMX: there bf16 autocast trains slower than float32 (measured
-    with AVX512-BF16 alone: a training step of MiniLM-L6 at batch 32 took 7.4 s in bf16
-    vs 4.6 s in fp32, benchmarks/README.md), so ``auto`` trains in float32. ``int8`` is
-    an inference format and cannot be trained.
+    ``"auto"`` is decided by measurement like the featurizer's
+    (:func:`bertfeat.models.resolve_precision`), but with its own calibration
+    (``purpose="train"``): a forward and backward pass under each candidate's autocast is
+    timed and its outputs checked against float32, since training speed is not
+    inference speed (on a Xeon with AVX512-BF16 and no AMX, a bf16 training step of
+    MiniLM-L6 at batch 32 took 7.4 s against 4.6 s in float32). ``BERTFEAT_PRECISION``
+    replaces the decision. ``int8`` is an inference format and cannot be trained.
 
     Parameters
     ----------
     precision : {"auto", "fp32", "bf16", "fp16"}
     device : str
         Concrete device.
+    info : ModelInfo, optional
+        The model to measure (needed for ``"auto"`` where there is a choice).
+    trust_remote_code : bool
+        Passed to the model loader when measuring.
 
     Returns
     -------
     str
     """
-    if precision == "int8":
+    from .hardware import ENV_PRECISION
+
+    forced = os.environ.get(ENV_PRECISION, "").strip().lower()
+    if precision == "int8" or (precision == "auto" and forced == "int8"):
         raise ValueError("precision='int8' is inference-only; fine-tune with 'auto', "
                          "'fp32', 'bf16' or 'fp16' (GPU)")
-    concrete = models.resolve_precision(precision, device)
-    if precision == "auto" and device.split(":")[0] == "cpu" and not cpu_has_amx():
-        return "fp32"
-    return concrete
+    return models.resolve_precision(precision, device, info, purpose="train",
+                                    trust_remote_code=trust_remote_code)
 
 
 def _autocast(device: str, precision: str):
@@ -218,8 +212,9 @@ class _BertFineTuner(EncoderEstimatorMixin, BaseEstimator):
         if "_rt_model" in state:  # the trained weights, as safetensors bytes
             state["_saved_weights"] = self._serialize()
 
-    def _concrete_precision(self, device: str) -> str:
-        return training_precision(self.precision, device)
+    def _concrete_precision(self, device: str, info: models.ModelInfo) -> str:
+        return training_precision(self.precision, device, info,
+                                  trust_remote_code=self.trust_remote_code)
 
     # -------------------------------------------------------------- subclass interface
     def _prepare_targets(self, y: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -578,11 +573,26 @@ class _BertFineTuner(EncoderEstimatorMixin, BaseEstimator):
         head = _Head.build(self.hidden_size_, self._n_outputs, self.pooling)
         head.load_state_dict(load(saved["head"]))
         self.device_ = device
-        self.precision_ = training_precision(self.precision, device)
+        self.precision_ = self._restored_precision(device)
         self._rt_files = dict(saved["files"])
         self._rt_tokenizer, self._rt_model = tokenizer, model
         self._rt_head = head.to(device).eval()
         self.__dict__.pop("_saved_weights", None)
+
+    def _restored_precision(self, device: str) -> str:
+        """The precision of an unpickled estimator on ``device``.
+
+        An explicit precision or ``BERTFEAT_PRECISION`` resolve as in :meth:`fit`. For
+        ``"auto"`` the fitted decision is kept where this device can run it (the
+        fine-tuned weights live in a temporary folder here, with no stable identity to
+        remember a new measurement by); fp32 otherwise.
+        """
+        from . import hardware
+
+        if self.precision != "auto" or os.environ.get(hardware.ENV_PRECISION, "").strip():
+            return training_precision(self.precision, device)
+        fitted = getattr(self, "precision_", "fp32")
+        return fitted if fitted in hardware.candidates(device) else "fp32"
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write the fine-tuned encoder as a normal model directory.
@@ -685,8 +695,9 @@ class BertClassifier(ClassifierMixin, _BertFineTuner):
         As for the featurizer.
     precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
         Autocast precision of forward and backward passes (master weights stay float32).
-        ``"auto"``: bf16 on CPUs with AMX and on GPUs with bf16, fp16 on older GPUs,
-        fp32 otherwise.
+        ``"auto"``: the fastest faithful one measured for training on this machine
+        (fp32, bf16; fp16 on GPUs), remembered in the cache folder
+        (:func:`training_precision`).
     revision : str, optional
         Hub revision for hub ids.
     show_progress : "auto" or bool, default="auto"

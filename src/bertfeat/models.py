@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .hardware import INT8_PATHS, cpu_flags
+from .hardware import ENV_PRECISION, INT8_PATHS, cpu_flags
 from .lru import LRU
 from .store import STORE_FORMAT
 
@@ -747,33 +747,6 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU has AMX-BF16 (read from /proc/cpuinfo or torch).
-
-    AVX512-BF16 alone does not count: there bf16 encoding ran at 0.73x fp32 (4,645 vs 6,320
-    tokens/s on 600 SST-2 texts, all-MiniLM-L6-v2, ``benchmarks/bench_export.py --quick``
-    on an idle 2-core Xeon without AMX) and a bf16 training step at 0.6x; with AMX bf16
-    encoding is several times faster than fp32 (benchmarks/README.md, "Encoding speed").
-    """
-    try:
-        import torch
-
-        capability = torch.backends.cpu.get_cpu_capability()
-        if "AMX" in capability.upper():
-            return True
-    except Exception:  # pragma: no cover - older torch
-        pass
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return "amx_bf16" in flags
-    except OSError:
-        pass
-    return False
-
-
 #: the paths where per-token int8 encoding was measured faster than fp32
 #: (benchmarks/README.md): AMX 1.25x. AVX512-VNNI without AMX: 0.5x (slower; the per-token
 #: quantisation ops cost more than the int8 GEMM saves); AVX2 alone: up to 39x slower
@@ -813,28 +786,62 @@ def _int8_refusal(flags: frozenset[str], path: str | None) -> str:
                f"{shown}), where int8 encoding was measured up to 39x slower than fp32")
     return (
         "precision='int8' is used only where it is faster than fp32: CPUs with AMX "
-        f"(amx_int8); {why}. Use precision='fp32' (or 'auto', which picks bf16 where the "
-        "CPU has it), or export the fitted pipeline with `bertfeat export` and run it with "
-        "onnxruntime (bertfeat.runtime).")
+        f"(amx_int8); {why}. Use precision='fp32' (or 'auto', which picks bf16 where it "
+        "measures faster and faithful), or export the fitted pipeline with `bertfeat "
+        "export` and run it with onnxruntime (bertfeat.runtime).")
 
 
-def resolve_precision(precision: str, device: str) -> str:
+def resolve_precision(precision: str, device: str, info: ModelInfo | None = None, *,
+                      purpose: str = "encode", trust_remote_code: bool = False) -> str:
     """Turn ``"auto"`` into the fastest precision that keeps vectors faithful on ``device``.
 
-    ``bf16`` on CPUs with AMX and on GPUs that support bf16, ``fp16`` on older
-    CUDA GPUs, ``fp32`` otherwise. Never ``int8``: its mean cosine to fp32 (about 0.997) is
-    under the 0.999 that ``auto`` keeps. An explicit ``int8`` is refused on a CPU whose
-    int8 path (:func:`int8_path`) is not in :data:`FAST_INT8_PATHS`.
+    ``"auto"`` is decided by measurement (:func:`bertfeat.hardware.decide`): the first
+    time a model runs on a device (CPU model and flags, torch version), each candidate
+    (fp32, bf16; fp16 on CUDA) is timed on calibration texts and checked against fp32,
+    and the fastest faithful one is kept and remembered in the cache folder. The
+    ``BERTFEAT_PRECISION`` environment variable, when set, is used instead of the
+    decision; an explicit precision other than ``"auto"`` wins over both. Never ``int8``
+    for ``"auto"``: its mean cosine to fp32 (about 0.997) is under the faithful bar. An
+    explicit ``int8`` is refused on a CPU whose int8 path (:func:`int8_path`) is not in
+    :data:`FAST_INT8_PATHS`.
+
+    Parameters
+    ----------
+    precision : {"auto", "fp32", "bf16", "fp16", "int8"}
+        The requested precision.
+    device : str
+        Concrete device.
+    info : ModelInfo, optional
+        The model; needed to measure ``"auto"`` (unless ``BERTFEAT_PRECISION`` is set or
+        the device has one candidate).
+    purpose : {"encode", "train"}
+        Encoding, or fine-tuning's autocast (its own measurement).
+    trust_remote_code : bool
+        Passed to the model loader when measuring.
+
+    Returns
+    -------
+    str
+        A concrete precision.
     """
+    from . import hardware
+
     kind = device.split(":")[0]
     if precision == "auto":
-        if kind == "cpu":
-            return "bf16" if cpu_has_fast_bf16() else "fp32"
-        if kind == "cuda":
-            import torch
-
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "fp32"
+        forced = os.environ.get(ENV_PRECISION, "").strip().lower()
+        if forced and forced != "auto":
+            if forced not in PRECISIONS:
+                raise ValueError(f"{ENV_PRECISION}={forced!r}: use one of "
+                                 f"{', '.join(PRECISIONS)}")
+            precision = forced
+        elif len(hardware.candidates(device)) == 1:
+            return hardware.candidates(device)[0]
+        elif info is None:
+            raise TypeError("precision='auto' is decided by measuring the model: pass its "
+                            "ModelInfo (or set BERTFEAT_PRECISION)")
+        else:
+            return hardware.decide(info, device, purpose=purpose,
+                                   trust_remote_code=trust_remote_code).precision
     if precision == "fp16" and kind == "cpu":
         raise ValueError("precision='fp16' is for GPUs; on a CPU use 'bf16', 'int8' or 'fp32'")
     if precision == "int8" and kind != "cpu":

@@ -35,11 +35,15 @@ class EncodedLayers:
         The fitted featurizer of the pass (``layers="all"``).
     encoded : int
         Texts the encoder ran on (the store's counter; 0 when all were stored).
+    estimate : (float, float), optional
+        Seconds the pass was announced to take (after its measured sample) and seconds
+        it took from then on; ``None`` when nothing was estimated.
     """
 
     arrays: dict[str, np.ndarray]
     featurizer: BertFeaturizer
     encoded: int
+    estimate: tuple[float, float] | None = None
 
     def block(self, pooling: str, layer: int) -> np.ndarray:
         """The features of one hidden state (a view, no copy)."""

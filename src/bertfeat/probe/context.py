@@ -44,26 +44,38 @@ def encode_all_layers(texts: list[str], model: str, poolings: Sequence[str],
     base = BertFeaturizer(model=model, layers="all", pooling=poolings[0], cache=store,
                           **params).fit(texts)
     before = store.encoded_count(base.fingerprint_)
+    estimate = None
     if announce is not None:
-        _announce(base, texts, store, announce)
+        estimate = _announce(base, texts, store, announce)
+    t0 = _clock()
     out = {}
     for pooling in poolings:
         feat = clone(base).set_params(pooling=pooling).fit(texts)
         out[pooling] = feat.transform(texts)
-    return EncodedLayers(out, base, store.encoded_count(base.fingerprint_) - before)
+    # what the estimate was for: the pass after the announcement
+    estimates = None if estimate is None else (estimate, _clock() - t0)
+    return EncodedLayers(out, base, store.encoded_count(base.fingerprint_) - before,
+                         estimates)
 
 
-#: tokens encoded first to measure the speed an estimate is based on (two CPU batches)
-_SAMPLE_TOKENS = 8192
+#: batches of the pass encoded first, spread over the length range, to measure the speed
+#: an estimate is based on: one warms up (loads the model), the others are timed (eight:
+#: enough for the two batches at once that a CPU pass runs, see bertfeat.encoder)
+_SAMPLE_BATCHES = 9
+#: the clock of the estimate (tests replace it)
+_clock = time.perf_counter
 
 
 def _announce(base: BertFeaturizer, texts: list[str], store: FeatureStore,
-              announce: Callable[[str], None]) -> None:
+              announce: Callable[[str], None]) -> float | None:
     """Say how many tokens the pass will encode and about how long it will take.
 
     The texts not in the store yet are tokenised (as the encoder will: truncated, or in
-    windows for ``long_text="chunk"``); a random sample of about two batches is encoded
-    (into the store: no work is lost) and its speed gives the estimate.
+    windows for ``long_text="chunk"``) and batched as the encoder batches them. A few of
+    those batches, spread from the shortest to the longest texts, are encoded first (into
+    the store: no work is lost): the first warms up (the model loads), the others are
+    timed. Their speed per padded token (what a batch costs) gives the estimate for the
+    batches left. Returns the estimate in seconds (``None`` when there is none).
     """
     unique = list(dict.fromkeys(texts))
     found = store.read(base.fingerprint_, [text_digest(t) for t in unique], [base.n_layers_],
@@ -71,21 +83,67 @@ def _announce(base: BertFeaturizer, texts: list[str], store: FeatureStore,
     missing = [t for t, hit in zip(unique, found) if not hit]
     if not missing:
         announce(f"{base.model}: every text is in the store, nothing to encode")
-        return
-    lengths = token_lengths(base, missing)
-    total = int(lengths.sum())
-    order = np.random.default_rng(0).permutation(len(missing))
-    take = order[:int(np.searchsorted(np.cumsum(lengths[order]), _SAMPLE_TOKENS)) + 1]
-    if len(take) >= len(missing):
+        return None
+    units, owner = _batch_units(base, missing)
+    total = int(units.sum())
+    batches = _encoder_batches(base, units)
+    if len(batches) < 2 * _SAMPLE_BATCHES:
         announce(f"{base.model}: {len(missing):,} texts, {total:,} tokens to encode")
-        return
-    t0 = time.perf_counter()
+        return None
+    picked = np.linspace(0, len(batches) - 1, _SAMPLE_BATCHES).round().astype(int)
+    groups = [np.unique(owner[batches[i]]) for i in picked]
+    warm = groups[-1]  # the shortest texts: the cheapest warm-up
+    timed = np.setdiff1d(np.unique(np.concatenate(groups[:-1])), warm)
+    sample = clone(base).set_params(show_progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the full pass warns once
-        clone(base).set_params(show_progress=False).fit_transform([missing[i] for i in take])
-    rate = float(lengths[take].sum()) / max(time.perf_counter() - t0, 1e-9)
+        sample.fit_transform([missing[i] for i in warm])
+        t0 = _clock()
+        sample.fit_transform([missing[i] for i in timed])
+        seconds = max(_clock() - t0, 1e-9)
+    rest = np.setdiff1d(np.arange(len(missing)), np.concatenate([warm, timed]))
+    cost = _padded_cost(base, units, owner, timed)
+    estimate = _padded_cost(base, units, owner, rest) * seconds / max(cost, 1)
+    rate = float(units[np.isin(owner, timed)].sum()) / seconds
     announce(f"{base.model}: {len(missing):,} texts, {total:,} tokens to encode; about "
-             f"{total / rate:,.0f} s at {rate:,.0f} tokens/s (measured on {len(take)} texts)")
+             f"{estimate:,.0f} s at {rate:,.0f} tokens/s (measured on {len(timed)} texts "
+             f"in {len(picked) - 1} batches)")
+    return estimate
+
+
+def _batch_units(base: BertFeaturizer, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """What the encoder batches for ``texts``: token lengths of the sequences (a text, or
+    each window with ``long_text="chunk"``) and the text each one belongs to."""
+    from .. import encoder, models
+
+    info = models.resolve_model(base.model, base.revision)
+    tokenizer, _ = models.load_shared(
+        info, depth=max(base.n_layers_, min(1, base.n_layers_)), device=base.device_,
+        precision=base.precision_, trust_remote_code=base.trust_remote_code)
+    if base.long_text == "chunk":
+        windows, owner, _ = encoder.tokenize_chunks(tokenizer, texts, base.max_length_,
+                                                    base.chunk_stride_, base.max_chunks)
+        return (np.asarray([len(w) for w in windows], dtype=np.int64),
+                np.asarray(owner, dtype=np.int64))
+    lengths = [len(ids) for ids in encoder.tokenize(tokenizer, texts, base.max_length_).input_ids]
+    return np.asarray(lengths, dtype=np.int64), np.arange(len(texts))
+
+
+def _encoder_batches(base: BertFeaturizer, units: np.ndarray) -> list[np.ndarray]:
+    """The encoder's batches of sequences of these lengths for the fitted ``base``."""
+    from ..encoder import make_batches
+    from ..featurizer import DEFAULT_BATCH_TOKENS, DEFAULT_BATCH_TOKENS_GPU
+
+    budget = base.max_batch_tokens or (DEFAULT_BATCH_TOKENS if base.device_ == "cpu"
+                                       else DEFAULT_BATCH_TOKENS_GPU)
+    return make_batches(units, base.batch_size, budget)
+
+
+def _padded_cost(base: BertFeaturizer, units: np.ndarray, owner: np.ndarray,
+                 texts: np.ndarray) -> int:
+    """Padded tokens (rows x longest row, per batch) of encoding ``texts`` on their own."""
+    keep = units[np.isin(owner, texts)]
+    return int(sum(len(b) * int(keep[b].max()) for b in _encoder_batches(base, keep) if len(b)))
 
 
 def token_lengths(base: BertFeaturizer, texts: Sequence[str]) -> np.ndarray:
@@ -231,6 +289,9 @@ class ProbeContext:
         seconds = time.perf_counter() - t0
         self.timings[timing] = self.timings.get(timing, 0.0) + seconds
         self.encode_seconds += seconds
+        if out.estimate is not None:  # the up-front estimate beside the time it took
+            self.encoding.setdefault("estimates", {})[timing] = {
+                "estimated_s": out.estimate[0], "actual_s": out.estimate[1]}
         return out
 
     # -- scoring ----------------------------------------------------------------------------

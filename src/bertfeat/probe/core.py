@@ -36,6 +36,7 @@ from .heads import resolve_heads
 from .nested import outer_estimate
 from .progress import ProbeVerbosity, StageBar
 from .result import ProbeResult
+from .selection import ALIASES, RULES
 from .stats import annotate
 
 __all__ = ["probe"]
@@ -77,7 +78,7 @@ _RESERVED = ("model", "layers", "pooling", "layer_combine", "cache")
         "nested": ["boolean"],
         "test_size": [Interval(Real, 0, 1, closed="neither"), None],
         "alpha": [Interval(Real, 0, 1, closed="neither")],
-        "select": [StrOptions({"cheapest", "top"})],
+        "select": [StrOptions(set(RULES) | set(ALIASES))],
     },
     # the featurizers and heads the probe builds from the user's values are validated
     prefer_skip_nested_validation=False,
@@ -114,7 +115,7 @@ def probe(
     nested: bool = False,
     test_size: float | None = None,
     alpha: float = 0.05,
-    select: str = "cheapest",
+    select: str = "top",
 ) -> ProbeResult:
     """Find the layer, pooling and head of an encoder that suit a task, in one encoder pass.
 
@@ -241,9 +242,14 @@ def probe(
     alpha : float, default=0.05
         Level of the corrected paired tests: a candidate is *tied* with the top one when
         its test against it gives ``p >= alpha``.
-    select : {"cheapest", "top"}, default="cheapest"
-        The recommendation: the cheapest candidate tied with the top one (the rule is
-        :data:`bertfeat.probe.stats.PICK_RULE`), or the top mean itself.
+    select : {"top", "cheapest-tied", "one-se", "stable-top"}, default="top"
+        The selection rule (:data:`bertfeat.probe.selection.RULES`): the top mean; the
+        cheapest candidate tied with it (:data:`bertfeat.probe.stats.PICK_RULE`, also
+        ``"cheapest"``); the cheapest within one standard error of it; or the top mean
+        among candidates whose fold scores are not an outlier in spread. The default
+        (:data:`~bertfeat.probe.selection.DEFAULT_RULE`) won
+        ``benchmarks/bench_selection.py``. ``result.select(rule)`` changes the rule later
+        without scoring anything again.
 
     Returns
     -------
@@ -316,7 +322,8 @@ def _run(texts: Any, y: Any, options: dict, params: dict) -> ProbeResult:
             scoring=scoring_name, n_splits=len(splits), n_layers=ctx.n_layers,
             model=str(options["model"]), encoding=ctx.encoding, timings=ctx.timings,
             best_estimator=None, fold_scores=folds, recommendation=recommendation,
-            design=design(options, len(splits)))
+            design=design(options, len(splits)), head_order=list(ctx.heads),
+            data=(texts, y))
         t0 = time.perf_counter()
         if options["nested"]:
             outer = make_splits(options["cv"], task, y, len(texts), options["random_state"] + 1)

@@ -93,17 +93,23 @@ def summary(result: ProbeResult, top: int = 12) -> str:
         return (f"{metric} {row['mean_score']:.4f} [{row['ci_low']:.4f}, "
                 f"{row['ci_high']:.4f}]")
 
+    lines.append(f"selection rule: {rec.select} -- {rec.rule}")
     lines.append(f"top mean: {describe(top_row)}  {score(top_row)}")
     n_rec = sum(1 for key in result.table["candidate"] if result.is_recommendable(key))
+    rows = result.table.set_index("candidate")
+    group = ", ".join(describe(rows.loc[key]) for key in rec.group[:4])
+    more = f", ... {len(rec.group) - 4} more" if len(rec.group) > 4 else ""
     lines.append(f"tied with it (corrected paired t-test, p >= {rec.alpha:g}): "
-                 f"{len(rec.group)} of {n_rec} recommendable candidates")
-    if rec.select == "top":
-        lines.append(f"best: {describe(best)}  {score(best)}  (the top mean, select='top')")
-    else:
-        lines.append(f"best: {describe(best)}  {score(best)}  (pick: "
-                     + ("the top mean is also " if best["candidate"] == rec.top else "")
-                     + "the cheapest of the tied group)")
-        lines.append(f"  pick rule: {rec.rule}")
+                 f"{len(rec.group)} of {n_rec} recommendable candidates: {group}{more}")
+    why = f"rule {rec.select}" + ("; it is also the top mean"
+                                  if best["candidate"] == rec.top and rec.select != "top"
+                                  else "")
+    lines.append(f"best: {describe(best)}  {score(best)}  ({why})")
+    if best["family"] == "tfidf":
+        lines.append("  the pick is TF-IDF alone: no encoder layer (the model's vectors are "
+                     "not used)")
+    elif best["family"] == "union":
+        lines.append(f"  the pick is TF-IDF joined with encoder features ({best['layer']})")
     gains = _gains(result)
     if gains:
         lines.append("  best vs " + "; vs ".join(gains))
@@ -161,10 +167,7 @@ def study_table(result: ProbeResult, fmt: str = "markdown", rows: int = 10) -> s
             f"{round(100 * rec.level)}% CI: corrected resampled t (Nadeau & Bengio 2003; "
             f"Bouckaert & Frank 2004); p vs top: corrected paired t-test, two-sided; tied: "
             f"p >= {rec.alpha:g}. ")
-    if rec.select == "top":
-        note += "Pick: the top mean."
-    else:
-        note += f"Pick: {rec.rule}."
+    note += f"Pick (rule {rec.select}): {rec.rule}."
     if result.nested is not None:
         n = result.nested
         note += (f" Nested CV estimate of the selection: {n['mean']:.3f} "

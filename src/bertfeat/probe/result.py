@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from ..cvstats import PairedTest
 from .candidates import Candidate
-from .codegen import pipeline_code
+from .codegen import pipeline_code, pipeline_from_spec, pipeline_spec
 from .stats import Recommendation, compare
+
+#: version of the saved probe folder's ``probe.json``
+SAVE_FORMAT = 1
 
 __all__ = ["ProbeResult", "describe"]
 
@@ -56,9 +62,9 @@ class ProbeResult:
         The row with the highest mean among the recommendable candidates (every family
         but the random-weights control).
     best : pandas.Series
-        The recommendation: with ``select="cheapest"`` the cheapest row of the group tied
-        with ``top`` (:data:`bertfeat.probe.stats.PICK_RULE`; never below a cheaper
-        candidate such as TF-IDF); with ``select="top"``, ``top``.
+        The recommendation: the row the selection rule ``recommendation.select`` picks
+        (:mod:`bertfeat.probe.selection`; ``result.select(rule)`` re-picks from the
+        stored fold scores).
     tied : pandas.DataFrame
         The recommendable rows not distinguishable from ``top`` (the tied group).
     recommendation : Recommendation
@@ -123,8 +129,11 @@ class ProbeResult:
                  task: str, scoring: str, n_splits: int, n_layers: int, model: str,
                  encoding: dict, timings: dict, best_estimator: Pipeline | None,
                  fold_scores: pd.DataFrame, recommendation: Recommendation,
-                 design: str) -> None:
+                 design: str, head_order: list[str] | None = None,
+                 data: tuple[list[str], np.ndarray] | None = None) -> None:
         self.table = table
+        self.head_order = list(head_order or [])
+        self._data = data
         self._candidates = candidates
         self.task = task
         self.scoring = scoring
@@ -155,6 +164,10 @@ class ProbeResult:
         # the same texts and folds, not with the pick (scored on every text)
         subset = (table["family"] == "bert") & (table["stage"] == "control")
         self.control_reference = self._key_of(subset)
+        self._control_rows = None
+        if self.control_reference is not None and \
+                candidates[self.control_reference].rows is not None:
+            self._control_rows = len(candidates[self.control_reference].rows)
         against = {"random": self.control_reference or self.best["candidate"]}
         self.comparisons: dict[str, PairedTest] = {
             name: compare(fold_scores, against.get(name, self.best["candidate"]), key,
@@ -178,10 +191,11 @@ class ProbeResult:
         """When the random-weights control ran on a subset: ``rows`` (texts it used),
         ``texts`` (all texts), ``layer`` and ``score`` of the real model's reference row
         on the same texts; None when it ran on every text (or not at all)."""
-        if self.control_reference is None or self.baselines["random"] is None:
+        if self.control_reference is None or self.baselines["random"] is None \
+                or self._control_rows is None:
             return None
         row = self.table.set_index("candidate").loc[self.control_reference]
-        return {"rows": len(self.candidate(self.control_reference).rows),
+        return {"rows": self._control_rows,
                 "texts": int(self.encoding.get("texts", 0)), "layer": str(row["layer"]),
                 "score": float(row["mean_score"])}
 
@@ -238,6 +252,195 @@ class ProbeResult:
     def best_code(self) -> str:
         """Python that builds the best Pipeline (unfitted)."""
         return pipeline_code(self.make_pipeline())
+
+    # -- selection ---------------------------------------------------------------------
+    def select(self, rule: str, *, refit: bool = False) -> ProbeResult:
+        """The recommendation of another selection rule, from the stored fold scores.
+
+        Nothing is scored or encoded: the rule reads the table and :attr:`fold_scores`
+        (:mod:`bertfeat.probe.selection`). The returned result shares the table, the fold
+        scores and the candidates; its :attr:`best`, :attr:`best_code`,
+        :meth:`summary` and :meth:`make_pipeline` follow ``rule``. The nested and
+        held-out estimates (which ran the old rule) are not carried over.
+
+        Parameters
+        ----------
+        rule : str
+            A key of :data:`bertfeat.probe.selection.RULES`: ``top``,
+            ``cheapest-tied``, ``one-se``, ``stable-top``.
+        refit : bool, default=False
+            Also fit the new pick on the probe's texts (``best_estimator``), reading
+            vectors from the feature store; needs a result that holds its texts (one
+            from :func:`probe` or :meth:`load`). Otherwise ``best_estimator`` is the
+            old one when the pick did not change, else None.
+
+        Returns
+        -------
+        ProbeResult
+        """
+        from .selection import recommend
+
+        rec = self.recommendation
+        recommendable = [key for key in self.table["candidate"]
+                         if self.is_recommendable(key)]
+        new = recommend(self.table, self.fold_scores, rec.ratio, head_order=self.head_order,
+                        recommendable=recommendable, rule=rule, alpha=rec.alpha,
+                        level=rec.level, top=rec.top)
+        out = ProbeResult(
+            table=self.table, candidates=self._candidates, task=self.task,
+            scoring=self.scoring, n_splits=self.n_splits, n_layers=self.n_layers,
+            model=self.model, encoding=self.encoding, timings=dict(self.timings),
+            best_estimator=self.best_estimator if new.pick == rec.pick else None,
+            fold_scores=self.fold_scores, recommendation=new, design=self.design,
+            head_order=self.head_order, data=self._data)
+        out._control_rows = self._control_rows
+        if refit:
+            out.refit()
+        return out
+
+    def refit(self) -> Pipeline:
+        """Fit the best pipeline on the probe's texts (``best_estimator``).
+
+        The vectors come from the feature store the probe filled (nothing is encoded
+        when it still holds them).
+
+        Returns
+        -------
+        Pipeline
+        """
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        if self._data is None:
+            raise ValueError("this result does not hold the probe's texts; refit needs a "
+                             "result from probe() or ProbeResult.load()")
+        texts, y = self._data
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.best_estimator = self.candidate().fit_all(texts, y)
+        return self.best_estimator
+
+    # -- saving ------------------------------------------------------------------------
+    def save(self, directory: str | os.PathLike, *, data: bool = True) -> Path:
+        """Write what re-selecting needs: ``probe.json`` (and ``data.json``).
+
+        ``probe.json`` holds the table, the fold scores, the statistics' settings and
+        each candidate's pipeline as a JSON spec (scikit-learn and bertfeat estimator
+        classes with their parameters; a candidate whose pipeline has a value JSON
+        cannot hold, such as a custom callable, is saved without one and cannot be
+        rebuilt). ``data.json`` holds the texts and labels the probe used, for a refit.
+        Nothing is pickled: :meth:`load` rebuilds pipelines from the spec only.
+
+        Parameters
+        ----------
+        directory : str or path
+            Created when missing.
+        data : bool, default=True
+            Also write ``data.json`` (needs a result that holds its texts).
+
+        Returns
+        -------
+        Path
+            The ``probe.json`` written.
+        """
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        specs = {}
+        for key in self.table["candidate"]:
+            try:
+                specs[key] = pipeline_spec(self.make_pipeline(key))
+            except (TypeError, ValueError):
+                specs[key] = None
+        rec = self.recommendation
+        record = {
+            "format": SAVE_FORMAT,
+            "task": self.task, "scoring": self.scoring, "n_splits": self.n_splits,
+            "n_layers": self.n_layers, "model": self.model, "design": self.design,
+            "head_order": self.head_order, "encoding": _jsonable(self.encoding),
+            "timings": _jsonable(self.timings), "control_rows": self._control_rows,
+            "recommendation": {"select": rec.select, "alpha": rec.alpha, "level": rec.level,
+                               "ratio": rec.ratio, "top": rec.top, "pick": rec.pick},
+            "table": _jsonable(self.table.to_dict(orient="records")),
+            "columns": list(self.table.columns),
+            "fold_scores": {"columns": list(self.fold_scores.columns),
+                            "rows": {str(k): [float(v) for v in row]
+                                     for k, row in self.fold_scores.iterrows()}},
+            "candidates": {key: {"spec": specs[key],
+                                 "recommendable": self.is_recommendable(key)}
+                           for key in self.table["candidate"]},
+            "nested": _jsonable(_without_splits(self.nested)),
+            "holdout": _jsonable(_without_splits(self.holdout)),
+        }
+        path = out / "probe.json"
+        path.write_text(json.dumps(record, indent=1), encoding="utf-8")
+        if data and self._data is not None:
+            texts, y = self._data
+            (out / "data.json").write_text(
+                json.dumps({"texts": list(texts), "y": _jsonable(np.asarray(y).tolist())}),
+                encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> ProbeResult:
+        """Read a result written by :meth:`save` (``bertfeat probe --out DIR``).
+
+        Nothing is unpickled and nothing is scored: the table, the fold scores and the
+        candidates' pipeline specs come from ``probe.json``, the texts (for
+        :meth:`refit`) from ``data.json`` when present.
+
+        Parameters
+        ----------
+        directory : str or path
+            A folder holding ``probe.json``.
+
+        Returns
+        -------
+        ProbeResult
+            With ``best_estimator`` None (see :meth:`refit`).
+        """
+        from .selection import recommend
+
+        folder = Path(directory)
+        path = folder / "probe.json"
+        if not path.is_file():
+            raise ValueError(f"{folder} holds no probe.json (written by `bertfeat probe "
+                             "--out DIR` or ProbeResult.save)")
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if record.get("format") != SAVE_FORMAT:
+            raise ValueError(f"{path}: format {record.get('format')!r}, this bertfeat reads "
+                             f"format {SAVE_FORMAT}")
+        table = pd.DataFrame.from_records(record["table"], columns=record["columns"])
+        for column in ("layer_index", "n_features"):
+            if column in table:
+                table[column] = table[column].astype("Int64")
+        if "tied" in table:
+            table["tied"] = table["tied"].astype(bool)
+        folds = pd.DataFrame.from_dict(record["fold_scores"]["rows"], orient="index",
+                                       columns=record["fold_scores"]["columns"])
+        rows = table.set_index("candidate", drop=False)
+        candidates = {key: _saved_candidate(rows.loc[key], entry)
+                      for key, entry in record["candidates"].items()}
+        saved = record["recommendation"]
+        recommendable = [key for key in table["candidate"]
+                         if record["candidates"][key]["recommendable"]]
+        rec = recommend(table, folds, saved["ratio"], head_order=record["head_order"],
+                        recommendable=recommendable, rule=saved["select"],
+                        alpha=saved["alpha"], level=saved["level"], top=saved["top"])
+        data = None
+        if (folder / "data.json").is_file():
+            raw = json.loads((folder / "data.json").read_text(encoding="utf-8"))
+            data = (list(raw["texts"]), np.asarray(raw["y"]))
+        out = cls(table=table, candidates=candidates, task=record["task"],
+                  scoring=record["scoring"], n_splits=record["n_splits"],
+                  n_layers=record["n_layers"], model=record["model"],
+                  encoding=record["encoding"], timings=record["timings"],
+                  best_estimator=None, fold_scores=folds, recommendation=rec,
+                  design=record["design"], head_order=record["head_order"], data=data)
+        out._control_rows = record.get("control_rows")
+        out.nested = record.get("nested")
+        out.holdout = record.get("holdout")
+        return out
 
     # -- reporting ---------------------------------------------------------------------
     def summary(self, top: int = 12) -> str:
@@ -308,3 +511,52 @@ class ProbeResult:
         from .plot import plot
 
         return plot(self, path=path, ax=ax, title=title)
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with numpy and pandas scalars as Python ones (NA as None), for JSON."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, (int, float, str)):
+        return value
+    return str(value)
+
+
+def _without_splits(estimate: dict | None) -> dict | None:
+    if estimate is None:
+        return None
+    return {k: v for k, v in estimate.items() if k != "splits"}
+
+
+def _saved_candidate(row: pd.Series, entry: dict) -> Candidate:
+    """A candidate rebuilt from ``probe.json``: it builds its Pipeline from the spec."""
+    spec = entry["spec"]
+    key = str(row["candidate"])
+
+    def build() -> Pipeline:
+        if spec is None:
+            raise ValueError(f"candidate {key!r} was saved without a pipeline spec (a "
+                             "parameter JSON cannot hold, e.g. a custom head); run the "
+                             "probe again to fit it")
+        return pipeline_from_spec(spec)
+
+    layer_index = row.get("layer_index")
+    n_features = row.get("n_features")
+    return Candidate(
+        str(row["family"]), str(row["layer"]), str(row["pooling"]), str(row["head"]),
+        None, None, build, str(row["stage"]),
+        None if layer_index is None or pd.isna(layer_index) else int(layer_index),
+        None if n_features is None or pd.isna(n_features) else int(n_features),
+        recommendable=bool(entry["recommendable"]))

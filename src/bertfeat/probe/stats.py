@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..cvstats import PairedTest, cheapest, paired_test, score_interval, tied_group
+from ..cvstats import PairedTest, paired_test, score_interval
 
 __all__ = ["PICK_RULE", "Recommendation", "annotate", "candidate_cost", "layer_depth",
            "compare"]
@@ -95,12 +95,13 @@ class Recommendation:
     top : str
         Candidate key with the highest mean among the recommendable families.
     pick : str
-        The recommended candidate: ``top`` (``select="top"``) or the cheapest member of
-        ``group`` under :data:`PICK_RULE` (``select="cheapest"``).
+        The recommended candidate under the rule ``select`` (see
+        :mod:`bertfeat.probe.selection`).
     group : list of str
         Recommendable candidates not distinguishable from ``top`` (corrected paired
         test, two-sided, ``p >= alpha``), best first.
     select : str
+        The rule's name (a key of :data:`bertfeat.probe.selection.RULES`).
     alpha : float
     level : float
     rule : str
@@ -114,10 +115,10 @@ class Recommendation:
     top: str
     pick: str
     group: list = field(default_factory=list)
-    select: str = "cheapest"
+    select: str = "top"
     alpha: float = 0.05
     level: float = 0.95
-    rule: str = PICK_RULE
+    rule: str = "the highest mean"
     n_folds: int = 0
     ratio: float = 0.0
 
@@ -125,7 +126,7 @@ class Recommendation:
 def annotate(table: pd.DataFrame, folds: pd.DataFrame, ratio: float, *,
              head_order: Sequence[str], recommendable: Sequence[str] | None = None,
              alpha: float = 0.05, level: float = 0.95,
-             select: str = "cheapest") -> tuple[pd.DataFrame, Recommendation]:
+             select: str | None = None) -> tuple[pd.DataFrame, Recommendation]:
     """Add the interval and test columns to ``table`` and choose the recommendation.
 
     Parameters
@@ -146,17 +147,20 @@ def annotate(table: pd.DataFrame, folds: pd.DataFrame, ratio: float, *,
         Level of the paired tests that form the tied group.
     level : float, default=0.95
         Coverage of the intervals.
-    select : {"cheapest", "top"}, default="cheapest"
-        Recommend the cheapest tied candidate, or the top mean.
+    select : str, optional
+        The selection rule, a key of :data:`bertfeat.probe.selection.RULES` (default:
+        :data:`~bertfeat.probe.selection.DEFAULT_RULE`).
 
     Returns
     -------
     (pandas.DataFrame, Recommendation)
         A copy of ``table`` with ``ci_low``, ``ci_high``, ``p_value`` and ``tied``
-        inserted after ``std_score``.
+        inserted after ``std_score``; ``p_value`` is the test against the top
+        recommendable row (the first in the table's order).
     """
-    if select not in ("cheapest", "top"):
-        raise ValueError(f"select must be 'cheapest' or 'top', got {select!r}")
+    from .selection import DEFAULT_RULE, recommend, rule_name
+
+    select = rule_name(DEFAULT_RULE if select is None else select)
     missing = [key for key in table["candidate"] if key not in folds.index]
     if missing:
         raise ValueError(f"no fold scores for candidate {missing[0]!r}")
@@ -168,8 +172,8 @@ def annotate(table: pd.DataFrame, folds: pd.DataFrame, ratio: float, *,
     if not rec_mask.any():
         raise ValueError("probe scored no BERT or TF-IDF candidate")
     recommendable = list(table.loc[rec_mask, "candidate"])
-    group = tied_group({key: scores[key] for key in recommendable}, ratio, alpha=alpha)
-    top = group.top
+    # the top: the highest mean (the table is best first; equal means keep its order)
+    top = max(recommendable, key=lambda key: (scores[key].mean(), -recommendable.index(key)))
     out = table.copy()
     intervals = [score_interval(scores[key], ratio, level=level) for key in out["candidate"]]
     p_values = [1.0 if key == top else paired_test(scores[top], scores[key], ratio).p_value
@@ -179,18 +183,9 @@ def annotate(table: pd.DataFrame, folds: pd.DataFrame, ratio: float, *,
     out.insert(at + 1, "ci_high", [iv.high for iv in intervals])
     out.insert(at + 2, "p_value", p_values)
     out.insert(at + 3, "tied", np.asarray(p_values) >= alpha)
-    rows = out.set_index("candidate")
-    members = [key for key in out["candidate"] if key in set(group.members)]
-    if select == "top":
-        pick, rule = top, "the highest mean (select='top')"
-    else:
-        head_order = list(head_order)
-        pick = cheapest(members, lambda k: candidate_cost(rows.loc[k], head_order),
-                        lambda k: float(rows.loc[k, "mean_score"]), pool=recommendable)
-        rule = PICK_RULE
-    return out, Recommendation(top=top, pick=pick, group=members, select=select,
-                               alpha=alpha, level=level, rule=rule,
-                               n_folds=int(folds.shape[1]), ratio=float(ratio))
+    return out, recommend(out, folds, ratio, head_order=head_order,
+                          recommendable=recommendable, rule=select, alpha=alpha,
+                          level=level, top=top)
 
 
 def compare(folds: pd.DataFrame, a: str, b: str, ratio: float) -> PairedTest:
