@@ -155,3 +155,39 @@ def test_tfidf_alone_transform_and_refusals(tmp_path, monkeypatch):
     with pytest.raises(ExportError, match="analyzer='char'"):
         export_pipeline(make_pipeline(TfidfVectorizer(analyzer="char"), LogisticRegression())
                         .fit(texts, y), tmp_path / "c", verbose=False)
+
+
+LONG = [" ".join(WORDS[(i * 7) % len(WORDS):] + WORDS[:(i * 7) % len(WORDS)]) * (1 + i % 4)
+        for i in range(12)]
+
+
+@pytest.mark.parametrize("params", [
+    dict(layers=-1, pooling="mean"),
+    dict(layers=[1, 3], pooling="mean_max", layer_combine="concat"),
+    dict(layers=[0, 2], pooling="first_last", layer_combine="mean", normalize=True),
+    dict(layers=-1, pooling="cls"),
+    dict(layers=-1, pooling="pooler"),
+], ids=["mean", "mean_max-concat", "first_last-mean-norm", "cls", "pooler"])
+def test_chunked_featurizer_exports(tiny_model, tmp_path, params):
+    """The probe's ``chunked`` family: long texts split into windows, pooled per text."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from bertfeat import BertFeaturizer
+
+    texts, y = _data()
+    texts = texts + LONG
+    y = np.concatenate([y, ["pos" if i % 2 else "neg" for i in range(len(LONG))]])
+    feat = BertFeaturizer(model=tiny_model, precision="fp32", cache=False, long_text="chunk",
+                          max_length=16, chunk_stride=4, max_chunks=3, **params)
+    pipe = make_pipeline(feat, LogisticRegression(max_iter=1000)).fit(texts, y)
+    report = export_pipeline(pipe, tmp_path / "c", verbose=False, check_texts=LONG + NEW)
+    assert report.cosine_min >= 0.9999
+    loaded = runtime.load(tmp_path / "c")
+    check = LONG[::-1] + NEW + texts[:5]
+    got, want = loaded.encode(check), pipe[0].transform(check)
+    assert got.shape == want.shape
+    cos = (got * want).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1)
+                                 + 1e-30)
+    assert cos[np.linalg.norm(want, axis=1) > 0].min() >= 0.9999
+    np.testing.assert_array_equal(loaded.predict(check), pipe.predict(check))

@@ -3,14 +3,16 @@
 :func:`export_pipeline` turns a fitted ``Pipeline`` whose first step is a
 :class:`~bertfeat.BertFeaturizer`, a :class:`~bertfeat.TextUnion` or a scikit-learn
 ``TfidfVectorizer`` (every pick :func:`bertfeat.probe.probe` can recommend but the
-``chunked`` and ``finetune`` families) into::
+``finetune`` family) into::
 
     OUTDIR/
       manifest.json    what the runtime needs: pooling, limits, batching, classes, checks
       tokenizer.json   the fast tokenizer (truncation set up as the featurizer's)
       encoder.onnx     the encoder cut at the deepest needed layer, with the pooling,
                        the layer combination and the normalisation inside the graph:
-                       (input_ids, attention_mask) -> features
+                       (input_ids, attention_mask) -> features; for
+                       ``long_text="chunk"`` each window's cls/mean/max statistics,
+                       which the runtime pools per text and turns into features
       head.onnx        the scikit-learn steps after the featurizer (skl2onnx), if any
       tfidf.json       TextUnion or TfidfVectorizer: vocabulary, idf and analyzer
                        settings (and TextUnion's scaler of the BERT block)
@@ -185,17 +187,25 @@ def _featurizer_settings(feat) -> dict[str, Any]:
 
     pooling = getattr(feat, "pooling_", feat.pooling)
     normalize = bool(getattr(feat, "normalize_", getattr(feat, "normalize", False)))
-    if getattr(feat, "long_text", "truncate") != "truncate":
-        raise ExportError(
-            f"BertFeaturizer(long_text={feat.long_text!r}) cannot be exported: the exported "
-            "runtime truncates long texts; refit with long_text='truncate' to export.")
+    long_text = getattr(feat, "long_text", "truncate")
+    if long_text not in ("truncate", "chunk"):
+        raise ExportError(f"BertFeaturizer(long_text={long_text!r}) cannot be exported")
     layers = [int(x) for x in feat.layers_]
+    stat_layers = sorted(set(layers) | ({FIRST_LAYER} if pooling == "first_last" else set()))
     if pooling == "pooler":
         depth = int(feat.n_layers_)
     else:
-        depth = max(layers + ([FIRST_LAYER] if pooling == "first_last" else []))
-    return {"layers": layers, "pooling": pooling, "layer_combine": feat.layer_combine,
-            "normalize": normalize, "depth": depth, "first_layer": FIRST_LAYER}
+        depth = max(stat_layers)
+    settings = {"layers": layers, "pooling": pooling, "layer_combine": feat.layer_combine,
+                "normalize": normalize, "depth": depth, "first_layer": FIRST_LAYER,
+                "long_text": long_text}
+    if long_text == "chunk":
+        # the graph returns each window's statistics; the runtime pools the windows of a
+        # text (token-weighted cls/mean, max of max) and builds the features, as the
+        # encoder's chunked pass and the featurizer do
+        settings.update(chunk_stride=int(feat.chunk_stride_ or 0),
+                        max_chunks=int(feat.max_chunks), stat_layers=stat_layers)
+    return settings
 
 
 class _FeatureGraph:
@@ -215,6 +225,14 @@ class _FeatureGraph:
                 if with_types:
                     kwargs["token_type_ids"] = torch.zeros_like(input_ids)
                 out = self.model(**kwargs, output_hidden_states=True, return_dict=True)
+                if settings.get("long_text") == "chunk":  # per-window statistics
+                    if settings["pooling"] == "pooler":
+                        return out.pooler_output.float()
+                    from .pooling import pool_stats
+
+                    stats = torch.stack([pool_stats(out.hidden_states[layer], attention_mask)
+                                         for layer in settings["stat_layers"]], dim=1)
+                    return stats.reshape(stats.shape[0], -1)
                 if settings["pooling"] == "pooler":
                     features = out.pooler_output
                 else:
@@ -641,7 +659,8 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     attention = _eager_attention(model)
     graph = _FeatureGraph.build(model, settings, with_types)
-    backend = truncating_backend(tokenizer, int(feat.max_length_), stride=0)
+    backend = truncating_backend(tokenizer, int(feat.max_length_),
+                                 stride=int(settings.get("chunk_stride", 0)))
     if backend is None:
         raise ExportError(f"model {feat.model!r} has no fast tokenizer to export")
 
@@ -696,6 +715,7 @@ def _write_export(folder: Path, outdir: Path, pipeline, feat, union, steps, sett
         "batch_size": int(feat.batch_size),
         "max_batch_tokens": int(feat.max_batch_tokens or DEFAULT_BATCH_TOKENS),
         "n_features": int(feat.n_features_out_), "settings": settings,
+        "graph_features": _graph_width(feat, settings),
         "feature_names": [str(n) for n in feat.get_feature_names_out()],
         "n_quantized_matmuls": n_quantized, "graph": {"attention": attention},
         "tfidf": None, "head": None,
@@ -712,9 +732,12 @@ def _write_export(folder: Path, outdir: Path, pipeline, feat, union, steps, sett
     write_manifest(folder, manifest)
     runtime = ExportedPipeline(folder)
     got = runtime.encode(texts)
-    ids = [e.ids for e in backend.encode_batch(texts)]
-    want = np.concatenate([_torch_features(graph, ids[i:i + 32], pad_id)
-                           for i in range(0, len(ids), 32)])
+    if settings.get("long_text") == "chunk":  # the torch featurizer's own chunked pass
+        want = _chunked_reference(feat, texts)
+    else:
+        ids = [e.ids for e in backend.encode_batch(texts)]
+        want = np.concatenate([_torch_features(graph, ids[i:i + 32], pad_id)
+                               for i in range(0, len(ids), 32)])
     cos = _cosines(got, want)
     agree = _agreement(pipeline, runtime, texts)
     manifest["check"] = {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
@@ -874,6 +897,27 @@ def _check_head_steps(steps: list[tuple[str, Any]]) -> None:
                 "skl2onnx, so the pipeline cannot be exported; steps that can include "
                 "StandardScaler, PCA, LogisticRegression, LinearSVC, SVC, MLPClassifier, "
                 "Ridge (see skl2onnx.supported_converters())")
+
+
+def _graph_width(feat, settings: dict[str, Any]) -> int:
+    """Columns of the encoder graph's output: the features, or (chunked) the statistics
+    of every window."""
+    if settings.get("long_text") != "chunk":
+        return int(feat.n_features_out_)
+    if settings["pooling"] == "pooler":
+        return int(feat.hidden_size_)
+    return len(settings["stat_layers"]) * 3 * int(feat.hidden_size_)
+
+
+def _chunked_reference(feat, texts: list[str]) -> np.ndarray:
+    """The fitted featurizer's features of ``texts`` in fp32, without its store."""
+    from sklearn.base import clone
+
+    reference = clone(feat).set_params(precision="fp32", cache=False, device="cpu",
+                                       show_progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return reference.fit(texts[:1]).transform(texts)
 
 
 def _torch_features(graph, ids: list[list[int]], pad_id: int) -> np.ndarray:

@@ -130,7 +130,14 @@ class ExportedPipeline:
             _check_int8_cpu()
         self._tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
         self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(int(m["max_length"]))
+        self._settings = m.get("settings") or {}
+        # what the graph outputs: the features, or (chunked) each window's statistics
+        self._width_key = ("graph_features" if self._settings.get("long_text") == "chunk"
+                           else "n_features")
+        self._graph_width = int(m[self._width_key])
+        # a chunked export keeps the windows (overflowing encodings, ``stride`` apart)
+        self._tokenizer.enable_truncation(int(m["max_length"]),
+                                          stride=int(self._settings.get("chunk_stride", 0)))
         if hasattr(self._tokenizer, "encode_special_tokens"):
             self._tokenizer.encode_special_tokens = bool(m["encode_special_tokens"])
         self._streams = max(1, min(int(streams) if streams else 2, self._cores))
@@ -144,10 +151,11 @@ class ExportedPipeline:
         self._encoder = _session(self.directory / "encoder.onnx",
                                  max(1, self._cores // self._streams))
         width = self._encoder.get_outputs()[0].shape
-        if len(width) != 2 or (isinstance(width[1], int) and width[1] != m["n_features"]):
+        if len(width) != 2 or (isinstance(width[1], int) and width[1] != self._graph_width):
             raise ValueError(f"{self.directory / 'encoder.onnx'} gives features of shape "
-                             f"{width}, but {self.directory / MANIFEST} says n_features="
-                             f"{m['n_features']}: the folder is inconsistent; export again")
+                             f"{width}, but {self.directory / MANIFEST} says "
+                             f"{self._width_key}={self._graph_width}: the folder is "
+                             "inconsistent; export again")
 
     def __repr__(self) -> str:
         m = self.manifest
@@ -175,12 +183,18 @@ class ExportedPipeline:
         inverse = np.fromiter((unique.setdefault(t, len(unique)) for t in texts),
                               dtype=np.int64, count=len(texts))
         distinct = list(unique)
-        out = np.zeros((len(distinct), int(self.manifest["n_features"])), dtype=np.float32)
         if not distinct:
-            return out[inverse]
-        ids = [e.ids for e in encode_texts_fast(self._tokenizer, distinct)]
-        flat, offsets, lengths = flatten_ids(ids)
+            return np.zeros((0, int(self.manifest["n_features"])), dtype=np.float32)
+        encodings = encode_texts_fast(self._tokenizer, distinct)
+        if self._settings.get("long_text") == "chunk":
+            return self._pool_windows(encodings, len(distinct))[inverse]
+        return self._run_graph([e.ids for e in encodings])[inverse]
+
+    def _run_graph(self, ids: list[list[int]]) -> np.ndarray:
+        """The encoder graph's output for each token-id sequence (length-sorted batches)."""
         m = self.manifest
+        out = np.zeros((len(ids), self._graph_width), dtype=np.float32)
+        flat, offsets, lengths = flatten_ids(ids)
         pad = int(m["pad_id"])
         batches = make_batches(lengths, int(m["batch_size"]), self.max_batch_tokens)
 
@@ -197,8 +211,8 @@ class ExportedPipeline:
                 raise ValueError(
                     f"{self.directory / 'encoder.onnx'} gave features of shape "
                     f"{features.shape} for {len(positions)} texts, but "
-                    f"{self.directory / MANIFEST} says n_features={out.shape[1]}: the "
-                    "folder is inconsistent; export again")
+                    f"{self.directory / MANIFEST} says {self._width_key}={out.shape[1]}: "
+                    "the folder is inconsistent; export again")
             out[positions] = features
 
         if self._streams < 2 or len(batches) < 2:
@@ -209,7 +223,54 @@ class ExportedPipeline:
 
             with ThreadPoolExecutor(self._streams, thread_name_prefix="bertfeat-ort") as pool:
                 list(pool.map(run, batches))  # rows are disjoint: no lock needed
-        return out[inverse]
+        return out
+
+    def _pool_windows(self, encodings: list, n_texts: int) -> np.ndarray:
+        """``long_text="chunk"``: every window of every text through the graph, then each
+        text's windows pooled as the encoder's chunked pass does (``cls``/``mean`` and the
+        pooler output token-weighted over windows, ``max`` the maximum) and its features
+        built as the featurizer does (pooling, layer combination, normalisation)."""
+        from .pooling import build_pooling, combine_layers
+
+        st = self._settings
+        cap = int(st["max_chunks"])
+        head, tail = (cap + 1) // 2, cap - (cap + 1) // 2
+        windows, owner = [], []
+        for doc, e in enumerate(encodings):
+            kept = [e, *e.overflowing]
+            if len(kept) > cap:  # head + tail, as bertfeat.encoder.tokenize_chunks
+                kept = kept[:head] + kept[len(kept) - tail:]
+            windows.extend(w.ids for w in kept)
+            owner.extend([doc] * len(kept))
+        raw = self._run_graph(windows)
+        owner_ = np.asarray(owner, dtype=np.int64)
+        weight = np.fromiter(map(len, windows), dtype=np.float32, count=len(windows))
+        starts = np.searchsorted(owner_, np.arange(n_texts))
+        ends = np.append(starts[1:], len(owner_))
+        if st["pooling"] == "pooler":
+            pooled = np.stack([raw[a] if b - a == 1 else
+                               (weight[a:b, None] * raw[a:b]).sum(0) / weight[a:b].sum()
+                               for a, b in zip(starts, ends)]).astype(np.float32)
+            features = pooled
+        else:
+            layers = list(st["stat_layers"])
+            per = raw.reshape(len(windows), len(layers), 3, -1)
+            texts = np.empty((n_texts, *per.shape[1:]), dtype=np.float32)
+            for doc, (a, b) in enumerate(zip(starts, ends)):
+                if b - a == 1:
+                    texts[doc] = per[a]
+                    continue
+                w = weight[a:b, None, None, None]
+                texts[doc, :, :2] = (w * per[a:b, :, :2]).sum(0) / weight[a:b].sum()
+                texts[doc, :, 2] = per[a:b, :, 2].max(0)
+            stats = {layer: texts[:, i] for i, layer in enumerate(layers)}
+            first = stats.get(int(st["first_layer"]))
+            features = combine_layers([build_pooling(stats[layer], st["pooling"], first)
+                                       for layer in st["layers"]], st["layer_combine"])
+        if st["normalize"]:
+            norms = np.linalg.norm(features, axis=1, keepdims=True)
+            features = features / np.maximum(norms, np.float32(1e-12))
+        return features.astype(np.float32, copy=False)
 
     def transform(self, texts: Iterable[str]) -> np.ndarray:
         """Features of the first step (``BertFeaturizer`` or ``TextUnion``), or the output
