@@ -37,7 +37,7 @@ BUILD_TIMEOUT = 900
 
 def test_public_modules_are_found():
     assert {"bertfeat", "bertfeat.featurizer", "bertfeat.store", "bertfeat.pooling",
-            "bertfeat.cli", "bertfeat.runtime", "bertfeat.progress"} <= set(MODULES)
+            "bertfeat.cli", "bertfeat.deploy.runtime", "bertfeat.engine.progress"} <= set(MODULES)
     assert not [m for m in MODULES if m.rsplit(".", 1)[-1].startswith("_")]
 
 
@@ -55,11 +55,11 @@ def test_every_public_module_has_all(name):
 def test_api_pages_list_every_export(tmp_path):
     written = build_api.write_api_pages(tmp_path)
     assert written == MODULES
-    page = (tmp_path / "bertfeat.featurizer.rst").read_text(encoding="utf-8")
+    page = (tmp_path / "bertfeat.estimators.featurizer.rst").read_text(encoding="utf-8")
     assert ".. autoclass:: BertFeaturizer" in page
     # a re-export links to the module that defines it
-    assert ":obj:`make_batches <bertfeat.batching.make_batches>`" in (
-        tmp_path / "bertfeat.encoder.rst").read_text(encoding="utf-8")
+    assert ":obj:`make_batches <bertfeat.engine.batching.make_batches>`" in (
+        tmp_path / "bertfeat.engine.encoder.rst").read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,8 @@ def test_every_api_object_is_documented(site):
             if f'id="{full}"' not in html:
                 missing.append(f"{module}.{name}")
     assert not missing, f"not in the API reference: {missing}"
-    featurizer = (site / "api" / "bertfeat.featurizer.html").read_text(encoding="utf-8")
+    featurizer = (site / "api" / "bertfeat.estimators.featurizer.html").read_text(
+        encoding="utf-8")
     assert "layer_combine" in featurizer and "sentence-transformers" in featurizer
 
 

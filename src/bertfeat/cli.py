@@ -56,7 +56,7 @@ def _read_rows(args: argparse.Namespace, keep: list[str] | None = None,
     ``--on-bad-input`` (an error naming the lines, or the empty string with a note);
     missing labels are an error naming the lines.
     """
-    from .tables import TableError, read_table
+    from .io.tables import TableError, read_table
 
     try:
         table = read_table(args.data, text_cols=[args.text_col], quoting=args.quoting)
@@ -217,7 +217,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     if args.data is not None and (Path(args.data) / "probe.json").is_file():
         args.outdir = args.data  # `bertfeat probe OUTDIR --select RULE`: re-select
         return _cmd_recommend(args)
-    from . import datasets
+    from .io import datasets
     from .probe import probe
     from .store import FeatureStore
 
@@ -384,7 +384,7 @@ _NOT_FOR_WORDS = (
 
 def _cmd_probe_words(args: argparse.Namespace) -> int:
     """``bertfeat probe --words FILE``: the layer x sub-word pooling probe for tags."""
-    from .conll import read_conll
+    from .io.conll import read_conll
     from .probe import probe_words
     from .store import FeatureStore
 
@@ -442,7 +442,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
 
-    from .featurizer import BertFeaturizer
+    from .estimators.featurizer import BertFeaturizer
 
     output = Path(args.output)
     kind = output.suffix.lower()
@@ -604,7 +604,7 @@ def _cmd_cache_clear(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     import joblib
 
-    from .export import export_pipeline
+    from .deploy.export import export_pipeline
 
     if not Path(args.pipeline).is_file():
         raise CliError(f"{args.pipeline}: no such file")

@@ -527,7 +527,8 @@ def _encode_runner(info: Any, device: str, precision: str, texts: list[str],
     (cls, mean, max) statistics, shape (texts, layers + 1, 3, hidden)."""
     import numpy as np
 
-    from . import encoder, models
+    from . import models
+    from .engine import encoder
 
     tokenizer, model = models.load(info, depth=info.n_layers, device=device,
                                    precision=precision, trust_remote_code=trust_remote_code)
@@ -549,7 +550,7 @@ def _encode_runner(info: Any, device: str, precision: str, texts: list[str],
 
 
 def _max_tokens(device: str) -> int:
-    from .featurizer import DEFAULT_BATCH_TOKENS, DEFAULT_BATCH_TOKENS_GPU
+    from .estimators.featurizer import DEFAULT_BATCH_TOKENS, DEFAULT_BATCH_TOKENS_GPU
 
     return DEFAULT_BATCH_TOKENS if device == "cpu" else DEFAULT_BATCH_TOKENS_GPU
 

@@ -936,12 +936,12 @@ def _load(info: ModelInfo, *, depth: int, device: str, precision: str,
     model.eval()
     model.requires_grad_(False)
     if precision == "int8":
-        from ._linear import quantize_int8
+        from .engine.int8_linear import quantize_int8
 
         model = quantize_int8(model)  # per-token dynamic int8 (CPU only)
     model.to(device)
     if precision == "bf16" and device.split(":")[0] == "cpu":
-        from ._linear import use_bf16_linear
+        from .engine.int8_linear import use_bf16_linear
 
         use_bf16_linear(model)  # oneDNN linear with fused bias: no bias copy per call
     return tokenizer, model

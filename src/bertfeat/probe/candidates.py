@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import Pipeline, make_pipeline
 
-from ..featurizer import BertFeaturizer
+from ..estimators.featurizer import BertFeaturizer
 from ..pooling import combine_layers, pooling_width
 
 __all__ = ["Candidate", "FeatureSet", "EncodedLayers", "feature_sets", "bert_candidate",

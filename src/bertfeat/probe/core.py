@@ -16,9 +16,9 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-from ..cvstats import split_ratio
-from ..featurizer import BertFeaturizer
-from ..params import StrictInterval, non_negative_int
+from ..estimators.featurizer import BertFeaturizer
+from ..estimators.params import StrictInterval, non_negative_int
+from ..stats.cvstats import split_ratio
 from ..store import FeatureStore
 from .candidates import Candidate
 from .checks import (

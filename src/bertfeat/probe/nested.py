@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..cvstats import score_interval, split_ratio
+from ..stats.cvstats import score_interval, split_ratio
 from . import context
 from .result import describe
 

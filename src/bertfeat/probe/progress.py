@@ -3,7 +3,7 @@
 ``probe(verbose="auto")`` (the default): where a person watches (a terminal, a notebook) a
 bar over the stages; elsewhere (stderr sent to a file, a batch job) a log line per stage
 with elapsed time, done/total, rate and ETA, and the probe's messages, through
-:mod:`logging` (logger ``"bertfeat"``, see :mod:`bertfeat.progress`). ``verbose=True``: the
+:mod:`logging` (logger ``"bertfeat"``, see :mod:`bertfeat.engine.progress`). ``verbose=True``: the
 messages on stderr, and the bar in a terminal. ``verbose=False``: nothing.
 """
 
@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from ..progress import Progress, ensure_handler, interactive
+from ..engine.progress import Progress, ensure_handler, interactive
 from .context import logger
 
 __all__ = ["StageBar", "progress_handler", "ProbeVerbosity"]

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from ..cvstats import PairedTest
+from ..stats.cvstats import PairedTest
 from .candidates import Candidate
 from .codegen import pipeline_code, pipeline_from_spec, pipeline_spec
 from .stats import Recommendation, compare

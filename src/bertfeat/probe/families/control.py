@@ -22,7 +22,12 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ... import models
-from ..candidates import Candidate, FeatureSet, bert_candidate, feature_sets
+from ..candidates import (
+    Candidate,
+    FeatureSet,
+    bert_candidate,
+    feature_sets,
+)
 from ..context import ProbeContext
 from . import Family
 

@@ -292,7 +292,7 @@ def encode_words(tokenizer, model, sentences: Sequence[Sequence[str]], *, depth:
         (depth + 1, n_pieces, hidden) with the vector of every piece at every layer.
     show_progress : bool or "auto"
         True: a tqdm progress bar; ``"auto"``: a bar in a terminal or a notebook, else
-        periodic log lines (:class:`bertfeat.progress.Progress`); False: nothing.
+        periodic log lines (:class:`bertfeat.engine.progress.Progress`); False: nothing.
     """
     pieces = word_pieces(tokenizer, sentences)
     prefix, suffix = special_tokens(tokenizer)

@@ -22,16 +22,10 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import models
-from .base import (  # noqa: F401  (re-exported: the batch-token defaults' old home)
-    DEFAULT_BATCH_TOKENS,
-    DEFAULT_BATCH_TOKENS_GPU,
-    EncoderEstimatorMixin,
-    usable_store,
-)
-from .inputs import BAD_INPUT_POLICIES, dedup, to_texts
-from .params import non_negative_int, positive_int
-from .pooling import (
+from .. import models
+from ..engine.text_pass import TextPass
+from ..io.inputs import BAD_INPUT_POLICIES, dedup, to_texts
+from ..pooling import (
     COMBINES,
     FIRST_LAYER,
     POOLINGS,
@@ -40,8 +34,14 @@ from .pooling import (
     feature_names,
     sentence_pooling,
 )
-from .store import FeatureStore, text_digest
-from .text_pass import TextPass
+from ..store import FeatureStore, text_digest
+from .base import (  # noqa: F401  (re-exported: the batch-token defaults' old home)
+    DEFAULT_BATCH_TOKENS,
+    DEFAULT_BATCH_TOKENS_GPU,
+    EncoderEstimatorMixin,
+    usable_store,
+)
+from .params import non_negative_int, positive_int
 
 __all__ = ["BertFeaturizer", "resolve_layers", "usable_store"]
 
@@ -159,7 +159,7 @@ default="auto"
         Progress while encoding. ``"auto"``: for runs of at least 256 texts, a bar in a
         terminal or a notebook, and elsewhere (stderr sent to a file) a log line every 30 s
         with elapsed time, done/total, rate and ETA (logger ``"bertfeat"``; see
-        :mod:`bertfeat.progress`). True: always a bar; False: nothing.
+        :mod:`bertfeat.engine.progress`). True: always a bar; False: nothing.
     max_batch_tokens : int, optional
         Most padded tokens per forward pass (texts are sorted by length and batched
         under this budget and ``batch_size``). Default: 4096 on a CPU, 8192 on a GPU.

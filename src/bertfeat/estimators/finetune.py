@@ -42,12 +42,13 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from . import encoder, models
+from .. import models
+from ..engine import encoder
+from ..engine.progress import Progress
+from ..io.inputs import BAD_INPUT_POLICIES, _is_missing, to_texts
+from ..pooling import pool_stats
 from .base import EncoderEstimatorMixin
-from .inputs import BAD_INPUT_POLICIES, _is_missing, to_texts
 from .params import non_negative_int, positive_int
-from .pooling import pool_stats
-from .progress import Progress
 
 __all__ = ["BertClassifier", "BertRegressor"]
 
@@ -113,7 +114,7 @@ def training_precision(precision: str, device: str, info: models.ModelInfo | Non
     -------
     str
     """
-    from .hardware import ENV_PRECISION
+    from ..hardware import ENV_PRECISION
 
     forced = os.environ.get(ENV_PRECISION, "").strip().lower()
     if precision == "int8" or (precision == "auto" and forced == "int8"):
@@ -587,7 +588,7 @@ class _BertFineTuner(EncoderEstimatorMixin, BaseEstimator):
         fine-tuned weights live in a temporary folder here, with no stable identity to
         remember a new measurement by); fp32 otherwise.
         """
-        from . import hardware
+        from .. import hardware
 
         if self.precision != "auto" or os.environ.get(hardware.ENV_PRECISION, "").strip():
             return training_precision(self.precision, device)
@@ -704,7 +705,7 @@ class BertClassifier(ClassifierMixin, _BertFineTuner):
         Progress over the training steps (epoch and loss shown). ``"auto"``: for at
         least 256 training texts, a bar in a terminal or a notebook, and elsewhere
         (stderr sent to a file) a log line every 30 s with elapsed time, done/total
-        steps, rate and ETA (logger ``"bertfeat"``, :mod:`bertfeat.progress`). True:
+        steps, rate and ETA (logger ``"bertfeat"``, :mod:`bertfeat.engine.progress`). True:
         always a bar; False: nothing.
     on_bad_input : {"raise", "empty"}, default="raise"
         Missing texts: raise naming the row, or use the empty string.

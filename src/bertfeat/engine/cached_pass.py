@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from ..store import FeatureStore, StoreError
 from . import encoder
-from .store import FeatureStore, StoreError
 
 __all__ = ["CachedPass", "Emit"]
 

@@ -24,15 +24,22 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import models, wordencoder
+from .. import models
+from ..engine import wordencoder
+from ..engine.word_pass import WordPass
+from ..io.inputs import BAD_INPUT_POLICIES, _is_missing, to_sentences
+from ..pooling import (
+    COMBINES,
+    SUBWORD_POOLINGS,
+    combine_layers,
+    pool_subwords,
+    subword_width,
+)
+from ..stats.tagscore import entity_f1, is_bio, token_accuracy
+from ..store import FeatureStore, sentence_digest
 from .base import EncoderEstimatorMixin, usable_store
 from .featurizer import resolve_layers
-from .inputs import BAD_INPUT_POLICIES, _is_missing, to_sentences
 from .params import non_negative_int, positive_int
-from .pooling import COMBINES, SUBWORD_POOLINGS, combine_layers, pool_subwords, subword_width
-from .store import FeatureStore, sentence_digest
-from .tagscore import entity_f1, is_bio, token_accuracy
-from .word_pass import WordPass
 
 __all__ = ["BertWordFeaturizer", "WordTagger", "flatten_tags", "sentence_ids",
            "unflatten_tags"]

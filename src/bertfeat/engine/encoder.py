@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..pooling import pool_layers
 from .batching import (
     batch_padder,
     encode_texts_fast,
@@ -36,7 +37,6 @@ from .batching import (
     make_batches,
     pad_batch,
 )
-from .pooling import pool_layers
 
 __all__ = ["encode", "Tokenized", "tokenize", "tokenize_chunks", "make_batches",
            "pool_layers", "all_cores", "batch_padder", "flatten_ids", "pad_batch", "in_parallel",
@@ -311,7 +311,7 @@ def encode(
         shape (b, hidden) or None and ``truncated`` a boolean mask of shape (b,).
     show_progress : bool or "auto"
         True: a tqdm progress bar; ``"auto"``: a bar where a person watches (a terminal,
-        a notebook), else a log line every 30 s (:class:`bertfeat.progress.Progress`);
+        a notebook), else a log line every 30 s (:class:`bertfeat.engine.progress.Progress`);
         False: nothing.
     long_text : {"truncate", "chunk"}
         ``truncate``: a text longer than ``max_length`` keeps its first tokens.

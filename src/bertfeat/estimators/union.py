@@ -20,8 +20,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
+from ..io.inputs import to_texts
 from .featurizer import BertFeaturizer
-from .inputs import to_texts
 
 __all__ = ["TextUnion"]
 

@@ -46,8 +46,8 @@ from typing import Any
 import joblib
 import numpy as np
 
-from .featurizer import BertFeaturizer
-from .lru import LRU
+from ..estimators.featurizer import BertFeaturizer
+from ..lru import LRU
 
 __all__ = [
     "featurize",
@@ -545,8 +545,8 @@ def configure_workers(client: Any, *, cache_dir: str | None = None,
 
 
 def _local_stats(with_store: bool = False) -> dict:
-    from . import models
-    from .store import FeatureStore, default_cache_dir
+    from .. import models
+    from ..store import FeatureStore, default_cache_dir
 
     info = {
         "pid": os.getpid(),

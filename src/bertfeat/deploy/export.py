@@ -183,7 +183,7 @@ def _featurizer_settings(feat) -> dict[str, Any]:
     Fitted attributes (``pooling_``, ``normalize_``) win over parameters, so a pooling
     resolved at fit time (``pooling="auto"``) is exported as resolved.
     """
-    from .pooling import FIRST_LAYER
+    from ..pooling import FIRST_LAYER
 
     pooling = getattr(feat, "pooling_", feat.pooling)
     normalize = bool(getattr(feat, "normalize_", getattr(feat, "normalize", False)))
@@ -228,7 +228,7 @@ class _FeatureGraph:
                 if settings.get("long_text") == "chunk":  # per-window statistics
                     if settings["pooling"] == "pooler":
                         return out.pooler_output.float()
-                    from .pooling import pool_stats
+                    from ..pooling import pool_stats
 
                     stats = torch.stack([pool_stats(out.hidden_states[layer], attention_mask)
                                          for layer in settings["stat_layers"]], dim=1)
@@ -547,8 +547,8 @@ def _split(pipeline) -> tuple[Any, Any, list[tuple[str, Any]]]:
     from sklearn.pipeline import Pipeline
     from sklearn.utils.validation import check_is_fitted
 
-    from .featurizer import BertFeaturizer
-    from .union import TextUnion
+    from ..estimators.featurizer import BertFeaturizer
+    from ..estimators.union import TextUnion
 
     if isinstance(pipeline, Pipeline):
         first_name, first = pipeline.steps[0]
@@ -648,8 +648,8 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
         spec = _tfidf_spec(union.tfidf_, union)
         tfidf_check = _check_tfidf(spec, union.tfidf_, texts)
 
-    from . import models
-    from .encoder import truncating_backend
+    from .. import models
+    from ..engine.encoder import truncating_backend
 
     info = models.resolve_model(feat.model, feat.revision)
     tokenizer, model = models.load(info, depth=max(settings["depth"], min(1, feat.n_layers_)),
@@ -690,7 +690,7 @@ def _write_export(folder: Path, outdir: Path, pipeline, feat, union, steps, sett
                   tokenizer, graph, backend, pad_id: int, attention: str, precision: str,
                   head_width: int, texts: list[str], spec, tfidf_check) -> ExportReport:
     """Write every file of the export into ``folder`` (a fresh, empty folder)."""
-    from .featurizer import DEFAULT_BATCH_TOKENS
+    from ..estimators.featurizer import DEFAULT_BATCH_TOKENS
 
     scratch = folder / ".scratch"
     scratch.mkdir()

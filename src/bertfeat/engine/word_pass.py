@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from . import models, wordencoder
+from .. import models
+from ..store import FeatureStore
+from . import wordencoder
 from .cached_pass import CachedPass, Emit
-from .store import FeatureStore
 
 __all__ = ["WordPass"]
 

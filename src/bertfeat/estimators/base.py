@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import models
-from .store import FeatureStore, StoreError
+from .. import models
+from ..store import FeatureStore, StoreError
 
 __all__ = ["DEFAULT_BATCH_TOKENS", "DEFAULT_BATCH_TOKENS_GPU", "EncoderEstimatorMixin",
            "EncoderSetup", "WeightsGuard", "usable_store"]
@@ -117,7 +117,7 @@ class EncoderEstimatorMixin:
     _fitted_attributes: tuple[str, ...] = ()
 
     def __getstate__(self) -> dict:
-        from . import __version__
+        from .. import __version__
 
         # a copy: on Python >= 3.11 object.__getstate__ returns the live __dict__, and
         # deleting from it would strip the live estimator of its loaded model
@@ -147,7 +147,7 @@ class EncoderEstimatorMixin:
             self._upgrade_state(state)
             missing = [a for a in self._fitted_attributes if a not in state]
             if missing:
-                from . import __version__
+                from .. import __version__
 
                 made = state.get("_bertfeat_version")
                 made = (f"bertfeat {made}" if made else
@@ -281,7 +281,7 @@ class EncoderEstimatorMixin:
 
     def _show_progress(self, n_items: int) -> bool | str:
         """``show_progress`` resolved: ``"auto"`` for long runs (a bar in a terminal or a
-        notebook, periodic log lines elsewhere: :class:`bertfeat.progress.Progress`), else
+        notebook, periodic log lines elsewhere: :class:`bertfeat.engine.progress.Progress`), else
         False; True (always a bar) and False as given."""
         show = self.show_progress
         if show == "auto":

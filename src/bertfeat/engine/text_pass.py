@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from . import encoder, models
+from .. import models
+from ..store import FeatureStore
+from . import encoder
 from .cached_pass import CachedPass, Emit
-from .store import FeatureStore
 
 __all__ = ["TextPass"]
 

@@ -29,9 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from .batching import encode_texts_fast, flatten_ids, make_batches, pad_batch, usable_cores
-from .hardware import INT8_PATHS, cpu_flags
-from .inputs import _LONE_SURROGATE
+from ..engine.batching import (
+    encode_texts_fast,
+    flatten_ids,
+    make_batches,
+    pad_batch,
+    usable_cores,
+)
+from ..hardware import INT8_PATHS, cpu_flags
+from ..io.inputs import _LONE_SURROGATE
 
 __all__ = ["load", "ExportedPipeline", "BATCH_TOKENS"]
 
@@ -230,7 +236,7 @@ class ExportedPipeline:
         text's windows pooled as the encoder's chunked pass does (``cls``/``mean`` and the
         pooler output token-weighted over windows, ``max`` the maximum) and its features
         built as the featurizer does (pooling, layer combination, normalisation)."""
-        from .pooling import build_pooling, combine_layers
+        from ..pooling import build_pooling, combine_layers
 
         st = self._settings
         cap = int(st["max_chunks"])
