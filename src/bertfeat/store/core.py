@@ -424,7 +424,10 @@ class FeatureStore(TextRecords, WordRecords):
             ``directory``, ``size_limit`` (in effect), ``bytes`` (on disk), ``entries``
             (texts stored, all models), ``dtype``, ``depth`` and ``models``: per
             fingerprint its description, ``entries``, ``hits``, ``misses`` and ``encoded``
-            (texts sent through the encoder).
+            (texts sent through the encoder). A word-level fingerprint (description
+            ``kind == "words"``) also has ``sentences`` (stored: one count over its key
+            range, the only part that is not O(1)) and ``sentences_hits``,
+            ``sentences_misses``, ``sentences_encoded``.
 
         Raises
         ------
@@ -451,6 +454,8 @@ class FeatureStore(TextRecords, WordRecords):
                 **{name: mine.get(name, 0) for name in ("entries", "hits", "misses",
                                                         "encoded")},
             }
+            if (models.get(fp) or {}).get("kind") == "words":
+                per_model[fp].update(self._sentence_stats(fp, mine))
         return {
             "directory": self.directory,
             "size_limit": self.limit,
@@ -460,6 +465,21 @@ class FeatureStore(TextRecords, WordRecords):
             "depth": self.depth,
             "models": per_model,
         }
+
+    def _sentence_stats(self, fingerprint: str, counters: dict[str, int]) -> dict[str, int]:
+        """Sentences stored under a word-level fingerprint (their index rows) + counters."""
+        prefix = f"{fingerprint}/w/"
+        try:  # index rows are ``{fp}/w/{digest}``; ``{fp}/w/{digest}/{layer}`` are vectors
+            (stored,) = self._sql(
+                "SELECT count(*) FROM Cache WHERE key >= ? AND key < ? "
+                "AND instr(substr(key, ?), '/') = 0",
+                (prefix, f"{fingerprint}/w0", len(prefix) + 1)).fetchone()
+        except _store_errors() as exc:
+            raise StoreError(f"bertfeat store {self.directory}: counting sentences failed "
+                             f"({type(exc).__name__}: {exc})") from exc
+        return {"sentences": int(stored),
+                **{name: counters.get(name, 0) for name in (
+                    "sentences_hits", "sentences_misses", "sentences_encoded")}}
 
     def _delete_index_rows(self, fingerprint: str) -> int:
         """Delete a fingerprint's index rows (a key range), a thousand per transaction."""
