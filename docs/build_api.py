@@ -20,13 +20,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def public_modules() -> list[str]:
-    """``bertfeat`` and its public submodules, found by walking the package."""
+    """``bertfeat`` and its public submodules, found by walking the package (a package
+    that only groups modules, without an ``__all__``, is documented through them)."""
     import bertfeat
 
     names = ["bertfeat"]
     for info in pkgutil.walk_packages(bertfeat.__path__, prefix="bertfeat."):
-        if not any(part.startswith("_") for part in info.name.split(".")):
-            names.append(info.name)
+        if any(part.startswith("_") for part in info.name.split(".")):
+            continue
+        if info.ispkg and not hasattr(importlib.import_module(info.name), "__all__"):
+            continue  # a layer's package that only groups modules (engine/, io/ ...)
+        names.append(info.name)
     return names
 
 

@@ -36,7 +36,7 @@ BUILD_TIMEOUT = 900
 
 
 def test_public_modules_are_found():
-    assert {"bertfeat", "bertfeat.featurizer", "bertfeat.store", "bertfeat.pooling",
+    assert {"bertfeat", "bertfeat.estimators.featurizer", "bertfeat.store", "bertfeat.pooling",
             "bertfeat.cli", "bertfeat.deploy.runtime", "bertfeat.engine.progress"} <= set(MODULES)
     assert not [m for m in MODULES if m.rsplit(".", 1)[-1].startswith("_")]
 

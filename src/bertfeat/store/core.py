@@ -29,6 +29,9 @@ from .schema import (
 from .texts import TextRecords
 from .words import WordRecords
 
+__all__ = ["FeatureStore", "default_cache_dir", "DEFAULT_SIZE_LIMIT", "AUTO_LIMIT_SHARE",
+           "LOCK_TIMEOUT", "STORE_DEPTHS"]
+
 #: the smallest automatic size limit (``size_limit=None``), and the limit before it existed:
 #: 8 GiB; beyond the limit the least recently stored rows go first
 DEFAULT_SIZE_LIMIT = 8 * 2**30

@@ -14,6 +14,9 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["STORE_FORMAT", "STORE_DTYPES", "CorruptValue", "Lookup", "WordLookup", "encode_array",
+           "decode_array", "text_digest", "sentence_digest", "human_bytes"]
+
 #: bump when the meaning of stored vectors changes (part of every fingerprint)
 STORE_FORMAT = 1
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from .format import _INDEX, text_digest
 
+__all__ = ["StoreError", "store_errors"]
+
 
 class StoreError(RuntimeError):
     """A store operation failed: disk full, read-only location, lock timeout, damage.

@@ -22,6 +22,8 @@ from .format import (
 )
 from .schema import StoreError, _is_corruption, _store_errors
 
+__all__ = ["TextRecords"]
+
 _warned_working_sets: set[tuple[str, str]] = set()
 
 

@@ -20,6 +20,8 @@ from .format import (
 )
 from .schema import StoreError, _store_errors
 
+__all__ = ["WordRecords"]
+
 
 class WordRecords:
     """Word records of :class:`FeatureStore` (a mixin: the store supplies ``cache``)."""
