@@ -330,7 +330,7 @@ def spy(ctx, monkeypatch):
 def _raised_by_bertfeat(excinfo: pytest.ExceptionInfo) -> None:
     """The error comes from bertfeat's input validation, not from deep in a library."""
     last = str(excinfo.traceback[-1].path)
-    assert last.endswith(("bertfeat/inputs.py", "bertfeat\\inputs.py")), last
+    assert last.endswith(("bertfeat/io/inputs.py", "bertfeat\\io\\inputs.py")), last
 
 
 def _expected_texts(case: Case, policy: str) -> list[str] | None:

@@ -286,3 +286,29 @@ def test_a_dask_worker_keeps_the_clients_decision(decided, tiny_model, tmp_path)
     local = distributed._process_featurizer(client, distributed._token(client))
     assert local.precision_ == "bf16" and local.fingerprint_ == client.fingerprint_
     assert decided[1] == 1
+
+
+def test_probe_control_takes_the_real_models_precision(tiny_model, tmp_path, monkeypatch):
+    """The random-weights control is encoded in the precision measured for the real
+    model: its copy of the model is not measured again."""
+    from bertfeat import FeatureStore
+    from bertfeat.probe import probe
+
+    asked = []
+
+    def fake(info, device, *, purpose="encode", trust_remote_code=False):
+        asked.append(str(info.path))
+        return hardware.Decision("bf16", "measured", "faked")
+
+    monkeypatch.setattr(hardware, "decide", fake)
+    rng = np.random.default_rng(0)
+    words = ["good", "bad", "film", "plot", "great", "awful", "story", "fun"]
+    texts = [" ".join(rng.choice(words, 5)) for _ in range(30)]
+    y = np.array([i % 2 for i in range(30)])
+    res = probe(texts, y, model=tiny_model, poolings=("mean",), heads=("logreg",),
+                combos=False, tfidf=False, union=False, chunk=False, cv=3,
+                cache=FeatureStore(tmp_path / "s"))
+    assert (res.table.family == "random").any()
+    assert asked and set(asked) == {str(models.resolve_model(tiny_model).path)}
+    control = res.candidate(res.table[res.table.family == "random"].iloc[0]["candidate"])
+    assert control.build()[0].precision == "bf16"

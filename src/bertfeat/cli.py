@@ -56,7 +56,7 @@ def _read_rows(args: argparse.Namespace, keep: list[str] | None = None,
     ``--on-bad-input`` (an error naming the lines, or the empty string with a note);
     missing labels are an error naming the lines.
     """
-    from .tables import TableError, read_table
+    from .io.tables import TableError, read_table
 
     try:
         table = read_table(args.data, text_cols=[args.text_col], quoting=args.quoting)
@@ -217,7 +217,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     if args.data is not None and (Path(args.data) / "probe.json").is_file():
         args.outdir = args.data  # `bertfeat probe OUTDIR --select RULE`: re-select
         return _cmd_recommend(args)
-    from . import datasets
+    from .io import datasets
     from .probe import probe
     from .store import FeatureStore
 
@@ -384,7 +384,7 @@ _NOT_FOR_WORDS = (
 
 def _cmd_probe_words(args: argparse.Namespace) -> int:
     """``bertfeat probe --words FILE``: the layer x sub-word pooling probe for tags."""
-    from .conll import read_conll
+    from .io.conll import read_conll
     from .probe import probe_words
     from .store import FeatureStore
 
@@ -442,7 +442,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
 
-    from .featurizer import BertFeaturizer
+    from .estimators.featurizer import BertFeaturizer
 
     output = Path(args.output)
     kind = output.suffix.lower()
@@ -527,17 +527,14 @@ def _cmd_cache_info(args: argparse.Namespace) -> int:
     models = stats["models"]
     if models:
         print()
-        header = (f"  {'fingerprint':<12}  {'model':<32}  {'prec':<5}  {'max_len':>7}  "
-                  f"{'texts':>8}  {'hits':>9}  {'misses':>8}  {'encoded':>8}")
-        print(header)
+        print(f"  {'fingerprint':<12}  {'model':<24}  {'kind':<5}  {'long text':<13}  "
+              f"{'prec':<8}  {'max_len':>7}  {'stored':>8}  {'hits':>9}  {'misses':>8}  "
+              f"{'encoded':>8}")
         for fp, info in models.items():
-            desc = info.get("model") or {}
-            name = str(desc.get("model", "?"))
-            if len(name) > 32:
-                name = "..." + name[-29:]
-            print(f"  {fp[:12]:<12}  {name:<32}  {desc.get('precision', '?'):<5}  "
-                  f"{desc.get('max_length', '?'):>7}  {info['entries']:>8,}  "
-                  f"{info['hits']:>9,}  {info['misses']:>8,}  {info['encoded']:>8,}")
+            print("  " + _cache_row(fp, info))
+        print("  (kind: texts = one vector per text and layer; words = per-word vectors of "
+              "sentences.\n   long text: truncate = first max_len tokens; chunk = windows "
+              "of max_len, stride s, at most m; words: windows of stride s)")
     else:
         print("no models stored yet")
     rinfo = stats["random_init"]
@@ -547,6 +544,28 @@ def _cmd_cache_info(args: argparse.Namespace) -> int:
               f"({human_bytes(rinfo['bytes'])}) in {rinfo['directory']}")
     _print_precision_decisions(stats["precision_decisions"])
     return 0
+
+
+def _cache_row(fp: str, info: dict) -> str:
+    """One ``cache info`` row: what tells encodings of the same model apart, and counts."""
+    desc = info.get("model") or {}
+    name = str(desc.get("model", "?"))
+    if len(name) > 24:
+        name = "..." + name[-21:]
+    if desc.get("kind") == "words":
+        kind, mode = "words", f"words s={desc.get('window_stride', '?')}"
+        counts = [info.get("sentences", 0), info.get("sentences_hits", 0),
+                  info.get("sentences_misses", 0), info.get("sentences_encoded", 0)]
+    else:
+        kind, mode = "texts", str(desc.get("long_text", "?"))
+        if mode.startswith("chunk"):
+            mode = f"chunk s={desc.get('chunk_stride', '?')} m={desc.get('max_chunks', '?')}"
+        counts = [info["entries"], info["hits"], info["misses"], info["encoded"]]
+    dtype = desc.get("store_dtype")  # vectors kept as float16: other vectors
+    precision = str(desc.get("precision", "?")) + (",f16" if dtype == "float16" else "")
+    return (f"{fp[:12]:<12}  {name:<24}  {kind:<5}  {mode:<13}  {precision:<8}  "
+            f"{desc.get('max_length', '?'):>7}  {counts[0]:>8,}  {counts[1]:>9,}  "
+            f"{counts[2]:>8,}  {counts[3]:>8,}")
 
 
 def _print_precision_decisions(info: dict) -> None:
@@ -585,7 +604,7 @@ def _cmd_cache_clear(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     import joblib
 
-    from .export import export_pipeline
+    from .deploy.export import export_pipeline
 
     if not Path(args.pipeline).is_file():
         raise CliError(f"{args.pipeline}: no such file")
@@ -763,7 +782,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="write a fitted pipeline as ONNX + tokenizer.json (runs without "
                             "torch via bertfeat.runtime)")
     x.add_argument("pipeline", metavar="PIPELINE.joblib",
-                   help="fitted Pipeline starting with BertFeaturizer or TextUnion (joblib; "
+                   help="fitted Pipeline starting with BertFeaturizer, TextUnion or "
+                        "TfidfVectorizer "
+                        "(joblib, e.g. the probe's best_pipeline.joblib; "
                         "load only files you trust)")
     x.add_argument("outdir", metavar="OUTDIR", help="folder to write")
     x.add_argument("--precision", default="fp32", choices=["fp32", "int8"],

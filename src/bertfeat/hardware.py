@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "INT8_PATHS",
     "cpu_flags",
     "cpu_model",
     "device_name",
@@ -74,7 +75,7 @@ DECISIONS_FILE = "precision.json"
 #: bump to make every remembered decision be measured again
 FORMAT = 1
 #: calibration texts: the first rows of two shipped datasets, and paragraphs joined from them
-_CALIBRATION = (("banking77_train.csv", 32), ("sms_spam.csv", 24))
+_CALIBRATION = (("banking77", 32), ("sms_spam", 24))
 _PARAGRAPHS = 6
 
 #: the clock calibration reads; tests replace it to fake timings
@@ -91,6 +92,11 @@ def _cpuinfo_lines() -> list[str]:
             return fh.readlines()
     except OSError:
         return []
+
+
+#: CPU features that give int8 matrix products a dot-product kernel, best first, and the
+#: path's name (what oneDNN's GEMM behind ``torch._int_mm`` uses)
+INT8_PATHS = (("amx_int8", "amx"), ("avx512_vnni", "avx512_vnni"), ("avx_vnni", "avx_vnni"))
 
 
 def cpu_flags() -> frozenset[str]:
@@ -486,11 +492,12 @@ def calibration_texts() -> list[str]:
         The first rows of banking77 (short queries) and the SMS collection, and a few
         paragraphs of consecutive SMS texts (so batches of long sequences are timed too).
     """
-    data = Path(__file__).resolve().parent / "data"
+    from .io.datasets import dataset_path
+
     texts: list[str] = []
     rows: list[str] = []
     for name, n in _CALIBRATION:
-        with open(data / name, encoding="utf-8", newline="") as fh:
+        with open(dataset_path(name), encoding="utf-8", newline="") as fh:
             rows = [row["text"] for _, row in zip(range(n + 6 * _PARAGRAPHS),
                                                   csv.DictReader(fh))]
         texts += rows[:n]
@@ -521,7 +528,8 @@ def _encode_runner(info: Any, device: str, precision: str, texts: list[str],
     (cls, mean, max) statistics, shape (texts, layers + 1, 3, hidden)."""
     import numpy as np
 
-    from . import encoder, models
+    from . import models
+    from .engine import encoder
 
     tokenizer, model = models.load(info, depth=info.n_layers, device=device,
                                    precision=precision, trust_remote_code=trust_remote_code)
@@ -543,7 +551,7 @@ def _encode_runner(info: Any, device: str, precision: str, texts: list[str],
 
 
 def _max_tokens(device: str) -> int:
-    from .featurizer import DEFAULT_BATCH_TOKENS, DEFAULT_BATCH_TOKENS_GPU
+    from .estimators.featurizer import DEFAULT_BATCH_TOKENS, DEFAULT_BATCH_TOKENS_GPU
 
     return DEFAULT_BATCH_TOKENS if device == "cpu" else DEFAULT_BATCH_TOKENS_GPU
 

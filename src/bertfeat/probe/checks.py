@@ -10,8 +10,8 @@ import numpy as np
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit, check_cv
 from sklearn.utils.multiclass import type_of_target
 
-from ..cvstats import cv_splits
-from ..inputs import to_texts
+from ..io.inputs import to_texts
+from ..stats.cvstats import cv_splits
 from ..store import FeatureStore
 from .candidates import SWEEP_POOLINGS
 from .context import ProbeContext

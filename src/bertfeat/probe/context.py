@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import cross_validate
 
-from ..featurizer import BertFeaturizer
+from ..estimators.featurizer import BertFeaturizer
 from ..store import FeatureStore, text_digest
 from .candidates import Candidate, EncodedLayers, FeatureSet
 
@@ -114,7 +114,8 @@ def _announce(base: BertFeaturizer, texts: list[str], store: FeatureStore,
 def _batch_units(base: BertFeaturizer, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """What the encoder batches for ``texts``: token lengths of the sequences (a text, or
     each window with ``long_text="chunk"``) and the text each one belongs to."""
-    from .. import encoder, models
+    from .. import models
+    from ..engine import encoder
 
     info = models.resolve_model(base.model, base.revision)
     tokenizer, _ = models.load_shared(
@@ -131,8 +132,8 @@ def _batch_units(base: BertFeaturizer, texts: Sequence[str]) -> tuple[np.ndarray
 
 def _encoder_batches(base: BertFeaturizer, units: np.ndarray) -> list[np.ndarray]:
     """The encoder's batches of sequences of these lengths for the fitted ``base``."""
-    from ..encoder import make_batches
-    from ..featurizer import DEFAULT_BATCH_TOKENS, DEFAULT_BATCH_TOKENS_GPU
+    from ..engine.encoder import make_batches
+    from ..estimators.featurizer import DEFAULT_BATCH_TOKENS, DEFAULT_BATCH_TOKENS_GPU
 
     budget = base.max_batch_tokens or (DEFAULT_BATCH_TOKENS if base.device_ == "cpu"
                                        else DEFAULT_BATCH_TOKENS_GPU)
@@ -149,7 +150,8 @@ def _padded_cost(base: BertFeaturizer, units: np.ndarray, owner: np.ndarray,
 def token_lengths(base: BertFeaturizer, texts: Sequence[str]) -> np.ndarray:
     """Tokens the encoder runs on each text for the fitted ``base``: its first
     ``max_length`` tokens, or every window with ``long_text="chunk"`` (tokenised only)."""
-    from .. import encoder, models
+    from .. import models
+    from ..engine import encoder
 
     info = models.resolve_model(base.model, base.revision)
     tokenizer, _ = models.load_shared(
@@ -303,7 +305,7 @@ class ProbeContext:
                 y, splits = self.y[cand.rows], restrict_splits(self.splits, cand.rows, len(self.y))
             scores = cv_score(cand, y, splits, self.scoring, self.n_jobs)
         except Exception as exc:  # one head failing on this data must not end the probe
-            from .result import describe
+            from .candidates import describe
 
             warnings.warn(f"probe: candidate {describe(vars(cand))} failed and is left "
                           f"out ({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=3)

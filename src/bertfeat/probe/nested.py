@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..cvstats import score_interval, split_ratio
+from ..stats.cvstats import score_interval, split_ratio
 from . import context
-from .result import describe
+from .candidates import describe
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import ProbeContext

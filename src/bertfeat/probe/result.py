@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from ..cvstats import PairedTest
-from .candidates import Candidate
+from ..stats.cvstats import PairedTest
+from .candidates import Candidate, describe
 from .codegen import pipeline_code, pipeline_from_spec, pipeline_spec
 from .stats import Recommendation, compare
 
@@ -20,26 +20,6 @@ from .stats import Recommendation, compare
 SAVE_FORMAT = 1
 
 __all__ = ["ProbeResult", "describe"]
-
-
-def describe(row: Any) -> str:
-    """A short name of a table row: ``L4 · mean pooling · logreg`` or ``TF-IDF + logreg``.
-
-    Parameters
-    ----------
-    row : Mapping or pandas.Series
-        A row of :attr:`ProbeResult.table`.
-
-    Returns
-    -------
-    str
-    """
-    if row["family"] == "tfidf":
-        return f"TF-IDF + {row['head']}"
-    if row["family"] == "union":
-        return f"TF-IDF ⊕ {row['layer']} · {row['pooling']} pooling · {row['head']}"
-    prefix = "random weights " if row["family"] == "random" else ""
-    return f"{prefix}{row['layer']} · {row['pooling']} pooling · {row['head']}"
 
 
 class ProbeResult:

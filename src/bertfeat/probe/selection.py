@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..cvstats import cheapest, score_interval
+from ..stats.cvstats import cheapest, score_interval
 from .stats import PICK_RULE, Recommendation, candidate_cost
 
 __all__ = ["RULES", "ALIASES", "DEFAULT_RULE", "Rule", "SelectionInput", "recommend",

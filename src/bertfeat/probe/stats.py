@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..cvstats import PairedTest, paired_test, score_interval
+from ..stats.cvstats import PairedTest, paired_test, score_interval
 
 __all__ = ["PICK_RULE", "Recommendation", "annotate", "candidate_cost", "layer_depth",
            "compare"]

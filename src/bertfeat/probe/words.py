@@ -42,11 +42,16 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GroupKFold
 
-from ..inputs import to_sentences
+from ..estimators.words import (
+    BertWordFeaturizer,
+    WordTagger,
+    flatten_tags,
+    sentence_ids,
+)
+from ..io.inputs import to_sentences
 from ..models import random_init_model
 from ..pooling import SUBWORD_POOLINGS, subword_width
 from ..store import FeatureStore
-from ..words import BertWordFeaturizer, WordTagger, flatten_tags, sentence_ids
 from .candidates import Candidate
 from .context import cv_score, logger
 from .words_result import WordProbeResult

@@ -16,7 +16,12 @@ from __future__ import annotations
 import numpy as np
 
 from ...store import text_digest
-from ..candidates import Candidate, FeatureSet, bert_candidate, feature_sets
+from ..candidates import (
+    Candidate,
+    FeatureSet,
+    bert_candidate,
+    feature_sets,
+)
 from ..context import ProbeContext
 from . import Family
 

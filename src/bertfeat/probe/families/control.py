@@ -22,7 +22,12 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ... import models
-from ..candidates import Candidate, FeatureSet, bert_candidate, feature_sets
+from ..candidates import (
+    Candidate,
+    FeatureSet,
+    bert_candidate,
+    feature_sets,
+)
 from ..context import ProbeContext
 from . import Family
 
@@ -53,6 +58,9 @@ class RandomControl(Family):
             revision=ctx.params.get("revision"),
             trust_remote_code=ctx.params.get("trust_remote_code", False))
         rparams = {k: v for k, v in ctx.params.items() if k != "revision"}
+        # the real pass's precision ("auto" was measured for the real model): the control
+        # is encoded alike, and its random-weights copy is not measured again
+        rparams["precision"] = ctx.bert.featurizer.precision_
         limit = ctx.options["control_texts"]
         rows = control_rows(ctx, limit, seed)
         n = len(ctx.texts)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from sklearn.pipeline import Pipeline, make_pipeline
 
-from ...finetune import BertClassifier, BertRegressor
+from ...estimators.finetune import BertClassifier, BertRegressor
 from ..candidates import Candidate
 from ..context import ProbeContext
 from . import Family

@@ -17,8 +17,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.pipeline import Pipeline, make_pipeline
 
-from ...featurizer import BertFeaturizer
-from ...union import TextUnion, default_tfidf
+from ...estimators.featurizer import BertFeaturizer
+from ...estimators.union import TextUnion, default_tfidf
 from ..candidates import Candidate, FeatureSet
 from ..context import ProbeContext
 from ..heads import RIDGE_ALPHAS, TFIDF_C

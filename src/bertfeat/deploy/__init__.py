@@ -1,0 +1,1 @@
+"""Leaving Python's research loop: ONNX export, the torch-free runtime, Dask."""

@@ -1,0 +1,1 @@
+"""scikit-learn faces: validate, assemble, feature names (one encoder-backed base)."""

@@ -1,0 +1,1 @@
+"""Cross-validation statistics and tag scores."""
