@@ -24,10 +24,10 @@ table and fold scores, then each candidate's test score), so a crash or Ctrl-C l
 most the candidate being fitted: run the same command again to go on.
 
 SpamAssassin (long e-mails): the probe's chunked pass over 1,500 e-mails is 2.6 M encoder
-tokens, about 80 minutes at the 540 tokens/s the shared, loaded 2-core machine gave on
-2026-12-06, and the same again for the test split; so this set is probed with
+tokens, about an hour at the 540-760 tokens/s the shared, loaded 2-core machine gave on
+2026-12-06, and about as much again for the test split; so this set is probed with
 ``chunk=False`` (every e-mail truncated to its first 512 tokens, ``PROBE_OPTIONS``), and
-its picks are fitted on the probe's 1,500 rows, not the 4,837 training e-mails
+its picks are fitted on the probe's 1,500 rows, not the 4,836 training e-mails
 (``FIT_ROWS``); the table says so.
 
 Run:  python benchmarks/bench_selection.py                     (every set, OUT=bench-selection)

@@ -103,6 +103,15 @@ class ProbeResult:
         Seconds per stage: ``encode``, ``random_encode`` and ``chunk_encode`` (encoder
         passes); ``screen``, ``refine``, ``chunk``, ``union`` and ``baselines``
         (cross-validating heads, encoder passes excluded); ``refit`` and ``total``.
+    head_order : list of str
+        The probe's heads, cheapest first (the cost order of the ``cheapest-tied`` and
+        ``one-se`` rules).
+
+    Notes
+    -----
+    :meth:`select` re-picks under another rule from the stored fold scores;
+    :meth:`save` and :meth:`load` write and read the JSON a re-selection needs
+    (``bertfeat recommend OUTDIR --select RULE``).
     """
 
     def __init__(self, *, table: pd.DataFrame, candidates: dict[str, Candidate],
