@@ -62,7 +62,10 @@ class FakeRun:
         self.calls = 0
 
     def __call__(self):
+        import torch
+
         self.calls += 1
+        self.threads = torch.get_num_threads()
         self.clock[0] += self.tokens / self.speed
         ref = np.tile(np.eye(2, dtype=np.float32)[0], (5, 1))
         angle = np.arccos(self.cosine)
@@ -88,9 +91,17 @@ def fake_models(monkeypatch):
 
 
 def test_calibrate_times_each_candidate_and_compares_with_fp32(fake_models, tiny_model):
+    import torch
+
+    from bertfeat.engine.encoder import cpu_streams
+
     settings, made = fake_models
     info = models.resolve_model(tiny_model)
+    before = torch.get_num_threads()
     cal = hardware.calibrate(info, "cpu", ("fp32", "bf16"), budget_s=3.0)
+    # one stream's threads while measuring, the caller's afterwards
+    assert {run.threads for _, run in made} == {max(1, cpu_streams()[1])}
+    assert torch.get_num_threads() == before
     assert cal.tokens_per_s == pytest.approx({"fp32": 1000.0, "bf16": 4000.0})
     assert cal.cosine_mean["bf16"] == pytest.approx(0.99999, abs=1e-6)
     assert cal.cosine_min["bf16"] == pytest.approx(0.99999, abs=1e-6)
