@@ -11,6 +11,9 @@ from typing import Any
 from .. import hardware
 from .common import CliError, _dir_size, _store
 
+#: the command line's entry point is bertfeat.cli.main; this module exports nothing else
+__all__: list[str] = []
+
 
 def _encoded(store: Any, fingerprint: str) -> int:
     if not store:

@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+#: the command line's entry point is bertfeat.cli.main; this module exports nothing else
+__all__: list[str] = []
+
 #: the probe's selection rules (:data:`bertfeat.probe.selection.RULES` and its aliases;
 #: listed here so that the parser does not import the probe) and the default rule
 SELECT_RULES = ("top", "cheapest-tied", "one-se", "stable-top", "cheapest")

@@ -10,6 +10,9 @@ from pathlib import Path
 from .cache import _encoded
 from .common import CliError, _featurizer_params, _read_rows, _split_list, _store
 
+#: the command line's entry point is bertfeat.cli.main; this module exports nothing else
+__all__: list[str] = []
+
 
 # --------------------------------------------------------------------------------- embed
 def _cmd_embed(args: argparse.Namespace) -> int:

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from .common import CliError
 
+#: the command line's entry point is bertfeat.cli.main; this module exports nothing else
+__all__: list[str] = []
+
 
 def _cmd_export(args: argparse.Namespace) -> int:
     import joblib

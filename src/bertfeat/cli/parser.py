@@ -21,6 +21,9 @@ from .embed import _cmd_embed
 from .export import _cmd_export
 from .probe import _cmd_probe, _cmd_recommend
 
+#: the command line's entry point is bertfeat.cli.main; this module exports nothing else
+__all__: list[str] = []
+
 
 # -------------------------------------------------------------------------------- parser
 def _parser() -> argparse.ArgumentParser:

@@ -18,6 +18,9 @@ from .common import (
     _stratified_subset,
 )
 
+#: the command line's entry point is bertfeat.cli.main; this module exports nothing else
+__all__: list[str] = []
+
 
 # --------------------------------------------------------------------------------- probe
 def _cmd_probe(args: argparse.Namespace) -> int:
