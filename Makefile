@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup demo quickstart test test-capped lint docs wheel bench clean
+.PHONY: setup demo quickstart test test-capped lint docs docs-check chromium wheel bench clean
 
 setup: $(VENV)/.bertfeat-installed
 
@@ -31,7 +31,7 @@ CAPPED_TESTS := tests/test_store.py tests/test_store_faults.py tests/test_store_
 CAPS := ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 \
 	BERTFEAT_EXPECT_CPU_CAPABILITY=AVX2
 
-test: setup
+test: setup chromium
 	$(PY) -m ruff check src tests examples benchmarks
 	$(PY) -m pytest -q
 	$(CAPS) $(PY) -m pytest -q $(CAPPED_TESTS)
@@ -42,11 +42,22 @@ test-capped: setup  # only the second, AVX2-capped run
 lint: setup
 	$(PY) -m ruff check src tests examples benchmarks
 
-docs: setup  # API reference from the docstrings (pdoc): build/api/index.html
-	$(PY) docs/build_api.py build/api
+docs: setup  # the site (Sphinx + executed gallery, offline): build/html/index.html
+	$(PY) -m sphinx -b html -q docs build/html
+	@echo "docs: build/html/index.html"
+
+docs-check: setup  # the docs test: build, every example ran, every API object, a browser look
+	$(MAKE) chromium
+	$(PY) -m pytest -q tests/test_docs.py
+
+chromium:  # headless browser for the docs test (Debian/Ubuntu package), if missing
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		{ command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || \
+		  echo "chromium not installed: tests/test_docs.py skips its browser check"; }
 
 wheel:  # dist/bertfeat-*.whl, installable with `pip install dist/*.whl`
 	$(PYTHON) -m pip wheel --no-deps -w dist .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache build docs/auto_examples docs/api

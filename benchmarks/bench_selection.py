@@ -23,9 +23,12 @@ another ``--rows``) as it is computed (the probe's
 table and fold scores, then each candidate's test score), so a crash or Ctrl-C loses at
 most the candidate being fitted: run the same command again to go on.
 
-SpamAssassin (long e-mails, chunked candidates): encoding its 4,837 training e-mails in
-windows would take over an hour on 2 cores, so its picks are fitted on the probe's 1,500
-rows (``FIT_ROWS``); the table says so.
+SpamAssassin (long e-mails): the probe's chunked pass over 1,500 e-mails is 2.6 M encoder
+tokens, about an hour at the 540-760 tokens/s the shared, loaded 2-core machine gave on
+2026-12-06, and about as much again for the test split; so this set is probed with
+``chunk=False`` (every e-mail truncated to its first 512 tokens, ``PROBE_OPTIONS``), and
+its picks are fitted on the probe's 1,500 rows, not the 4,836 training e-mails
+(``FIT_ROWS``); the table says so.
 
 Run:  python benchmarks/bench_selection.py                     (every set, OUT=bench-selection)
       python benchmarks/bench_selection.py --sets trec sst2 --out DIR
@@ -61,6 +64,8 @@ SETS = {
 }
 #: sets whose picks are fitted on the probe's rows, not the whole train split (why: above)
 FIT_ROWS = {"spamassassin": "probe"}
+#: probe options other than the defaults, per set (why: above)
+PROBE_OPTIONS = {"spamassassin": {"chunk": False}}
 PROBE_ROWS = 1500
 
 
@@ -80,11 +85,11 @@ def load_set(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
-def probe_rows(train: pd.DataFrame, rows: int) -> pd.DataFrame:
-    """The stratified subset ``bertfeat probe DATA --limit rows`` takes (seed 0)."""
+def probe_rows(train: pd.DataFrame, rows: int, seed: int = 0) -> pd.DataFrame:
+    """The stratified subset ``bertfeat probe DATA --limit rows --seed seed`` takes."""
     from bertfeat.cli import _stratified_subset
 
-    texts, y, _ = _stratified_subset(train["text"], train["label"], rows, 0,
+    texts, y, _ = _stratified_subset(train["text"], train["label"], rows, seed,
                                      min_per_class=5)
     return pd.DataFrame({"text": texts, "label": y})
 
@@ -110,7 +115,12 @@ def _preencode(texts: list[str], cache: str, poolings: list[str], chunk: bool) -
     return time.perf_counter() - t0
 
 
-def run_set(name: str, out: Path, cache: str, rows: int, every: bool = False) -> dict:
+def _stem(name: str, rows: int, seed: int) -> str:
+    return name + ("" if rows == PROBE_ROWS else f"-{rows}") + (f"-seed{seed}" if seed else "")
+
+
+def run_set(name: str, out: Path, cache: str, rows: int, every: bool = False,
+            seed: int = 0) -> dict:
     """Probe, then fit and test each rule's pick (``every``: every recommendable
     candidate, the rules' picks first); resumable from the JSON."""
     import joblib
@@ -118,11 +128,11 @@ def run_set(name: str, out: Path, cache: str, rows: int, every: bool = False) ->
 
     from bertfeat.probe import probe
 
-    stem = name if rows == PROBE_ROWS else f"{name}-{rows}"
+    stem = _stem(name, rows, seed)
     path = out / f"{stem}.json"
     record = json.loads(path.read_text()) if path.exists() else {}
     train, test = load_set(name)
-    sub = probe_rows(train, rows)
+    sub = probe_rows(train, rows, seed)
     fit = sub if FIT_ROWS.get(name) == "probe" else train
     pipes_path = out / f"{stem}.candidates.joblib"
     if "table" not in record:
@@ -130,10 +140,13 @@ def run_set(name: str, out: Path, cache: str, rows: int, every: bool = False) ->
         load0 = loadavg()
         t0 = time.perf_counter()
         result = probe(sub["text"], sub["label"], random_control=False, cache=cache,
-                       verbose=True, refit=False)
+                       verbose=True, refit=False, random_state=seed,
+                       **PROBE_OPTIONS.get(name, {}))
         record = {
-            "set": name, "n_train": len(train), "n_test": len(test), "n_probe": len(sub),
+            "set": name, "seed": seed, "n_train": len(train), "n_test": len(test),
+            "n_probe": len(sub),
             "n_fit": len(fit), "fit_rows": FIT_ROWS.get(name, "train"),
+            "probe_options": PROBE_OPTIONS.get(name, {}),
             "probe_seconds": time.perf_counter() - t0, "probe_load": [load0, loadavg()],
             "timings": result.timings, "design": result.design,
             "ratio": result.recommendation.ratio, "heads": result.head_order,
@@ -205,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default=None,
                         help="feature store directory (default: the per-user store)")
     parser.add_argument("--rows", type=int, default=PROBE_ROWS, help="probe rows")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the probe's subset and folds (a second trial)")
     parser.add_argument("--quick", action="store_true",
                         help="500 probe rows on trec and sms_spam (a smoke run)")
     parser.add_argument("--all-candidates", action="store_true",
@@ -226,8 +241,8 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     if not args.report_only:
         for name in args.sets:
-            run_set(name, out, cache, args.rows, args.all_candidates)
-    stems = [n if args.rows == PROBE_ROWS else f"{n}-{args.rows}" for n in args.sets]
+            run_set(name, out, cache, args.rows, args.all_candidates, args.seed)
+    stems = [_stem(n, args.rows, args.seed) for n in args.sets]
     records = [json.loads((out / f"{n}.json").read_text()) for n in stems
                if (out / f"{n}.json").exists()]
     print(report(records))

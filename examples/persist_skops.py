@@ -28,7 +28,7 @@ from bertfeat import BertFeaturizer
 from bertfeat.datasets import load_dataset
 
 #: the types of this project that a .skops file of a bertfeat pipeline may name
-EXPECTED = {"bertfeat.featurizer.BertFeaturizer"}
+EXPECTED = {"bertfeat.estimators.featurizer.BertFeaturizer"}
 
 
 def main() -> None:

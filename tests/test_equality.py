@@ -40,6 +40,7 @@ def test_the_cosine_bound_catches_a_turned_row():
 def test_shapes_zero_rows_and_non_finite_values():
     a = _rows()
     assert "shapes differ" in compare(a[:3], a, bound_for())
+    assert compare(np.zeros((0, 32)), np.zeros((0, 32)), bound_for()) is None  # no rows
     zeros = np.zeros((2, 5))
     assert compare(zeros, zeros, bound_for()) is None
     assert compare(zeros + 1e-30, zeros, bound_for()) is not None  # zero rows: exact

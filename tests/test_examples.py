@@ -98,7 +98,8 @@ def test_regression():
 def test_persist_skops():
     pytest.importorskip("skops")
     out = _run("persist_skops.py", "--quick")
-    assert "types skops does not trust by default: ['bertfeat.featurizer.BertFeaturizer']" in out
+    assert ("types skops does not trust by default: "
+            "['bertfeat.estimators.featurizer.BertFeaturizer']") in out
     assert "load without trusted=: refused (UntrustedTypesFoundException)" in out
     assert "predictions identical: True" in out
     size = int(re.search(r"spam\.skops: (\d+) KiB", out).group(1))

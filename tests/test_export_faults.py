@@ -172,7 +172,7 @@ def _pickle_of_a_list(tmp_path, capsys):
     path = tmp_path / "list.joblib"
     joblib.dump([1, 2, 3], path)
     assert main(["export", str(path), str(tmp_path / "out")]) == 2
-    assert "BertFeaturizer or TextUnion" in capsys.readouterr().err
+    assert "BertFeaturizer, TextUnion or TfidfVectorizer" in capsys.readouterr().err
 
 
 @CASES.input("`bertfeat export` of a truncated joblib file")

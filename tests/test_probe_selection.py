@@ -33,6 +33,7 @@ def _forbid_work(monkeypatch):
         raise AssertionError("re-selecting must not score or encode")
 
     monkeypatch.setattr(bertfeat.encoder, "encode", boom)
+    monkeypatch.setattr(bertfeat.encoder, "_forward_batches", boom)
     monkeypatch.setattr(bertfeat.probe.context, "cross_validate", boom)
     monkeypatch.setattr(bertfeat.probe.context, "cv_score", boom)
 
@@ -186,9 +187,14 @@ def test_select_changes_the_pick_without_scoring(probed, monkeypatch):
     assert res.recommendation.select == "top"  # the original is not changed
 
 
-def test_select_refit_reads_the_store(probed, monkeypatch):
+def test_select_refit_reads_the_store(probed, monkeypatch, tiny_model):
+    from bertfeat import BertFeaturizer
+
     res, texts, y, store = probed
     _forbid_work(monkeypatch)
+    with pytest.raises(AssertionError, match="must not score or encode"):  # the spy works
+        BertFeaturizer(model=tiny_model, cache=store, precision="fp32").fit_transform(
+            ["a text the store has never seen"])
     cheap = res.select("cheapest-tied", refit=True)
     fresh = cheap.make_pipeline()
     monkeypatch.undo()

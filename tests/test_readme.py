@@ -1,5 +1,9 @@
 """Issue 14: every ```python block of README.md runs as written, so README and code cannot drift.
 
+Issue 28 moved most of the README into the documentation's pages (``docs/*.md``,
+``docs/user_guide/*.md``); their blocks run the same way (``docs/scaling.md``'s example is
+run by ``tests/test_distributed.py``).
+
 Each block runs on its own, as a new user pasting it into a fresh interpreter would: a new
 Python process started in the repository root, with this checkout's sources first on the path.
 All blocks share one feature store directory, so a text encoded by one block is a store hit
@@ -36,6 +40,7 @@ class Block:
     line: int  # 1-based line number of the opening fence in README.md
     code: str
     skip: str | None  # the reason, when a skip marker stands directly above the fence
+    file: str = "README.md"  # relative to the repository root
 
 
 def python_blocks(text: str) -> list[Block]:
@@ -82,11 +87,17 @@ def python_blocks(text: str) -> list[Block]:
     return blocks
 
 
-BLOCKS = python_blocks(README.read_text(encoding="utf-8"))
+#: README.md and the documentation's Markdown pages whose blocks run here
+DOC_PAGES = [README] + [p for p in sorted((ROOT / "docs").rglob("*.md"))
+                        if p.name != "scaling.md" and "auto_examples" not in p.parts]
+README_BLOCKS = python_blocks(README.read_text(encoding="utf-8"))
+BLOCKS = [Block(b.line, b.code, b.skip, str(page.relative_to(ROOT)))
+          for page in DOC_PAGES for b in python_blocks(page.read_text(encoding="utf-8"))]
 
 
 def test_readme_has_python_blocks():
-    assert len(BLOCKS) >= 2, "README.md lost its Python examples"
+    assert len(README_BLOCKS) >= 1, "README.md lost its quick start"
+    assert len(BLOCKS) >= 8, "the documentation lost its Python examples"
     skipped = [b.line for b in BLOCKS if b.skip]
     # skips are for what cannot run offline; most blocks must run
     assert len(skipped) * 4 <= len(BLOCKS), f"too many skipped README blocks: lines {skipped}"
@@ -99,10 +110,10 @@ def readme_store(tmp_path_factory) -> Path:
 
 
 @needs_default_model
-@pytest.mark.parametrize("block", BLOCKS, ids=[f"README.md:{b.line}" for b in BLOCKS])
+@pytest.mark.parametrize("block", BLOCKS, ids=[f"{b.file}:{b.line}" for b in BLOCKS])
 def test_readme_block_runs(block: Block, readme_store: Path, tmp_path: Path):
     if block.skip:
-        pytest.skip(f"README.md line {block.line}: {block.skip}")
+        pytest.skip(f"{block.file} line {block.line}: {block.skip}")
     script = tmp_path / f"readme_block_line_{block.line}.py"
     script.write_text(block.code, encoding="utf-8")
     env = {**os.environ, "BERTFEAT_CACHE_DIR": str(readme_store), "PYTHONWARNINGS": "ignore",
@@ -119,9 +130,9 @@ def test_readme_block_runs(block: Block, readme_store: Path, tmp_path: Path):
         done = subprocess.run([sys.executable, str(script)], cwd=work, env=env,
                               capture_output=True, text=True, timeout=BLOCK_TIMEOUT)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"README.md block at line {block.line} ran longer than {BLOCK_TIMEOUT} s")
+        pytest.fail(f"{block.file} block at line {block.line} ran longer than {BLOCK_TIMEOUT} s")
     assert done.returncode == 0, (
-        f"README.md block at line {block.line} failed (exit {done.returncode}):\n"
+        f"{block.file} block at line {block.line} failed (exit {done.returncode}):\n"
         f"{done.stderr[-4000:]}")
 
 

@@ -347,8 +347,8 @@ def test_size_limit_evicts_and_stats_show_usage(tiny_model, tmp_path):
 def test_default_size_limit_follows_free_disk_space(tmp_path, monkeypatch):
     from collections import namedtuple
 
-    from bertfeat import store as store_module
     from bertfeat.store import DEFAULT_SIZE_LIMIT
+    from bertfeat.store import core as store_module  # where the limit is computed
 
     usage = namedtuple("usage", "total used free")
     assert DEFAULT_SIZE_LIMIT == 8 * 2**30 and "8 GiB" in FeatureStore.__doc__

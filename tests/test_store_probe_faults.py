@@ -59,7 +59,7 @@ def _held_by_reader(tiny_model, tmp_path, monkeypatch, capsys):
             assert reader.poll() is None, reader.communicate()[1].decode()
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        monkeypatch.setattr(store_module, "LOCK_TIMEOUT", 0.5)
+        monkeypatch.setattr(store_module.core, "LOCK_TIMEOUT", 0.5)
         assert cli.main(["cache", "info", "--cache-dir", str(store_dir)]) == 2
         err = capsys.readouterr().err
         assert "locked by another process for more than 0.5 s" in err, err
@@ -84,8 +84,8 @@ def _retry_bounded(tmp_path, monkeypatch):
         raise sqlite3.OperationalError("database is locked")
 
     clock = iter(np.arange(0.0, 1000.0, 0.5))  # a fake clock: 0.5 s per reading
-    monkeypatch.setattr(store_module.time, "monotonic", lambda: float(next(clock)))
-    monkeypatch.setattr(store_module.time, "sleep", lambda s: None)
+    monkeypatch.setattr(store_module.schema.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr(store_module.schema.time, "sleep", lambda s: None)
     monkeypatch.setattr(type(cache), "_sql", property(lambda self: locked))
     with pytest.raises(sqlite3.OperationalError, match="locked"):
         cache._sql_retry("PRAGMA journal_mode = wal")
@@ -120,7 +120,9 @@ def _old_pickle(featurizer, drop=(), version=None, **params) -> bytes:
 @CASES.input("a fitted featurizer pickled before pooling_/normalize_ existed (loads)")
 def _before_pooling(fitted):
     # that release had no "auto": normalize was a bool (default False)
-    old = pickle.loads(_old_pickle(fitted, drop=("pooling_", "normalize_"), normalize=False))
+    old = pickle.loads(_old_pickle(fitted, drop=("pooling_", "normalize_",
+                                                 "_fingerprint_settings", "_fingerprint_dtype"),
+                                   normalize=False))
     assert old.pooling_ == "mean" and old.normalize_ is False
     np.testing.assert_array_equal(old.transform(TEXTS), fitted.transform(TEXTS))
 

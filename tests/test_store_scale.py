@@ -12,6 +12,7 @@ import textwrap
 import threading
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,7 +191,7 @@ def test_different_fingerprints_never_wait_for_each_other(tiny_model, tmp_path,
     mine = featurizer(tiny_model, store).fit(texts)
     assert other.fingerprint_ != mine.fingerprint_
     with store.encode_lock(other.fingerprint_):  # another model is being encoded
-        lock = store_module.Path(store.directory) / "locks" / f"{other.fingerprint_}.lock"
+        lock = Path(store.directory) / "locks" / f"{other.fingerprint_}.lock"
         with open(lock, "a+b") as handle, pytest.raises(BlockingIOError):
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # really held
         done = []
@@ -448,7 +449,7 @@ def test_database_locked_by_a_stuck_process_costs_seconds_not_a_minute(
         with open(store_dir / "cache.db", "r+b") as fh:  # and the file is damaged
             fh.seek(100)
             fh.write(b"\xff" * 64)
-        monkeypatch.setattr(store_module, "LOCK_TIMEOUT", 0.5)
+        monkeypatch.setattr(store_module.core, "LOCK_TIMEOUT", 0.5)
         status = cli.main(["cache", "info", "--cache-dir", str(store_dir)])
         err = capsys.readouterr().err
         assert status == 2

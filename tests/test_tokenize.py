@@ -15,7 +15,7 @@ import random
 import numpy as np
 import pytest
 
-from bertfeat import encoder
+from bertfeat import batching, encoder
 
 from .conftest import WORDS, make_tiny_model
 
@@ -103,9 +103,9 @@ def test_tokenize_matches_the_tokenizer(tokenizer, side, parallel, monkeypatch):
 
 def test_threads_do_not_change_the_order(tokenizer, monkeypatch):
     texts = _texts(1500, seed=3)
-    monkeypatch.setattr(encoder, "_tokenizer_threads", lambda: 1)
+    monkeypatch.setattr(batching, "_tokenizer_threads", lambda: 1)
     one = encoder.tokenize(tokenizer, texts, 24)
-    monkeypatch.setattr(encoder, "_tokenizer_threads", lambda: 4)
+    monkeypatch.setattr(batching, "_tokenizer_threads", lambda: 4)
     four = encoder.tokenize(tokenizer, texts, 24)
     assert one.input_ids == four.input_ids
     np.testing.assert_array_equal(one.truncated, four.truncated)

@@ -97,8 +97,9 @@ def compare(a, b, bound: Bound) -> str | None:
     b = np.atleast_2d(np.asarray(b, dtype=np.float64))
     if a.shape != b.shape:
         return f"shapes differ: {a.shape} vs {b.shape}"
-    a = a.reshape(a.shape[0], -1)
-    b = b.reshape(b.shape[0], -1)
+    width = int(np.prod(a.shape[1:]))  # rows of any shape, none at all too
+    a = a.reshape(a.shape[0], width)
+    b = b.reshape(b.shape[0], width)
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         same = np.array_equal(a, b, equal_nan=True)
         return None if same else "non-finite values differ"

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "INT8_PATHS",
     "cpu_flags",
     "cpu_model",
     "device_name",
@@ -92,6 +93,11 @@ def _cpuinfo_lines() -> list[str]:
             return fh.readlines()
     except OSError:
         return []
+
+
+#: CPU features that give int8 matrix products a dot-product kernel, best first, and the
+#: path's name (what oneDNN's GEMM behind ``torch._int_mm`` uses)
+INT8_PATHS = (("amx_int8", "amx"), ("avx512_vnni", "avx512_vnni"), ("avx_vnni", "avx_vnni"))
 
 
 def cpu_flags() -> frozenset[str]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .hardware import ENV_PRECISION, cpu_flags
+from .hardware import ENV_PRECISION, INT8_PATHS, cpu_flags
 from .lru import LRU
 from .store import STORE_FORMAT
 
@@ -141,15 +141,86 @@ def _hub_snapshot(repo_id: str, revision: str | None) -> Path:
         )
     except Exception:
         pass
+    near = near_model_specs(repo_id)
+    if near and not _looks_like_hub_id(near[0]):
+        # a typo of 'default' or of a local folder: no download is tried
+        raise OSError(_not_found(repo_id, near, None))
     try:
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
     except Exception as exc:
-        raise OSError(
-            f"Could not load model {repo_id!r} (revision={revision!r}): it is not a local "
-            "directory and it could not be fetched from the Hugging Face hub "
-            f"({type(exc).__name__}: {exc}). Check the name, your network, or pass a "
-            "local directory; model='default' works offline."
-        ) from exc
+        raise OSError(_not_found(repo_id, near, exc, revision)) from exc
+
+
+def _hub_cache_dir() -> Path:
+    """The Hugging Face hub cache (``HF_HUB_CACHE`` / ``HF_HOME`` aware)."""
+    try:
+        from huggingface_hub import constants
+
+        return Path(constants.HF_HUB_CACHE)
+    except Exception:  # noqa: BLE001 - an old or odd huggingface_hub
+        return Path.home() / ".cache" / "huggingface" / "hub"
+
+
+def cached_hub_ids() -> list[str]:
+    """Hub ids with a snapshot in the local Hugging Face cache (no network)."""
+    root = _hub_cache_dir()
+    try:
+        names = [p.name for p in root.iterdir() if p.name.startswith("models--")]
+    except OSError:
+        return []
+    return sorted(n[len("models--"):].replace("--", "/") for n in names)
+
+
+def _local_model_dirs() -> list[str]:
+    """Folders of the working directory that hold a model (a config.json)."""
+    try:
+        return sorted(p.name for p in Path.cwd().iterdir()
+                      if p.is_dir() and (p / "config.json").is_file())
+    except OSError:
+        return []
+
+
+def _looks_like_hub_id(spec: str) -> bool:
+    return spec not in ("default", *_local_model_dirs())
+
+
+def near_model_specs(spec: str, n: int = 3) -> list[str]:
+    """Known model specs close to ``spec``: 'default', local model folders of the working
+    directory and hub ids in the local cache (closest first; :mod:`difflib`)."""
+    import difflib
+
+    known = list(dict.fromkeys(["default", *_local_model_dirs(), *cached_hub_ids()]))
+    lowered = {k.lower(): k for k in known}
+    near = difflib.get_close_matches(spec.lower(), list(lowered), n=n, cutoff=0.75)
+    # also a match on the name alone: 'minilm-l6' for 'sentence-transformers/...-MiniLM-L6'
+    tail = spec.lower().rsplit("/", 1)[-1]
+    by_tail = {k.rsplit("/", 1)[-1]: k for k in lowered}
+    near += [by_tail[t] for t in difflib.get_close_matches(tail, list(by_tail), n=n,
+                                                          cutoff=0.85)]
+    return [lowered[k] for k in dict.fromkeys(near) if lowered[k] != spec][:n]
+
+
+def _not_found(spec: str, near: list[str], exc: Exception | None,
+               revision: str | None = None) -> str:
+    """Why ``spec`` is no model: the closest known specs, what was looked at offline."""
+    hint = ""
+    if near:
+        hint = "did you mean " + " or ".join(repr(n) for n in near) + "? "
+    cached = cached_hub_ids()
+    tried = (f"looked for a local folder {str(Path(spec).expanduser().absolute())!r} (none), "
+             f"and for a snapshot in the Hugging Face cache {str(_hub_cache_dir())!r} (none; "
+             f"{len(cached)} cached model{'s' if len(cached) != 1 else ''}"
+             + (f": {', '.join(cached[:5])}{' ...' if len(cached) > 5 else ''}" if cached
+                else "") + ")")
+    if exc is None:
+        return (f"model {spec!r} not found: {hint}Offline, bertfeat {tried}; it is close to "
+                "a model known here, so no download was tried. model='default' is the "
+                "bundled all-MiniLM-L6-v2.")
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return (f"Could not load model {spec!r} (revision={revision!r}): {hint}Offline, bertfeat "
+            f"{tried}; fetching it from the Hugging Face hub failed ({type(exc).__name__}: "
+            f"{reason[:200]}). Check the name, your network, or pass a local directory; "
+            "model='default' works offline.")
 
 
 def _read_json(path: Path) -> dict:
@@ -676,9 +747,6 @@ def resolve_device(device: str) -> str:
     return device
 
 
-#: CPU features that give int8 matrix products a dot-product kernel, best first, and the
-#: path's name (what oneDNN's GEMM behind ``torch._int_mm`` uses)
-INT8_PATHS = (("amx_int8", "amx"), ("avx512_vnni", "avx512_vnni"), ("avx_vnni", "avx_vnni"))
 #: the paths where per-token int8 encoding was measured faster than fp32
 #: (benchmarks/README.md): AMX 1.25x. AVX512-VNNI without AMX: 0.5x (slower; the per-token
 #: quantisation ops cost more than the int8 GEMM saves); AVX2 alone: up to 39x slower

@@ -1,17 +1,30 @@
 """Export a fitted pipeline to a folder that runs without torch and transformers.
 
 :func:`export_pipeline` turns a fitted ``Pipeline`` whose first step is a
-:class:`~bertfeat.BertFeaturizer` (or a :class:`~bertfeat.TextUnion`) into::
+:class:`~bertfeat.BertFeaturizer`, a :class:`~bertfeat.TextUnion` or a scikit-learn
+``TfidfVectorizer`` (every pick :func:`bertfeat.probe.probe` can recommend but the
+``finetune`` family) into::
 
     OUTDIR/
       manifest.json    what the runtime needs: pooling, limits, batching, classes, checks
       tokenizer.json   the fast tokenizer (truncation set up as the featurizer's)
       encoder.onnx     the encoder cut at the deepest needed layer, with the pooling,
                        the layer combination and the normalisation inside the graph:
-                       (input_ids, attention_mask) -> features
+                       (input_ids, attention_mask) -> features; for
+                       ``long_text="chunk"`` each window's cls/mean/max statistics,
+                       which the runtime pools per text and turns into features
       head.onnx        the scikit-learn steps after the featurizer (skl2onnx), if any
-      tfidf.json       TextUnion only: vocabulary, idf and analyzer settings, and the
-                       scaler of the BERT block
+      tfidf.json       TextUnion or TfidfVectorizer: vocabulary, idf and analyzer
+                       settings (and TextUnion's scaler of the BERT block)
+
+A pipeline starting with a ``TfidfVectorizer`` has no encoder, tokenizer or model: its
+folder holds ``manifest.json``, ``tfidf.json`` and ``head.onnx``. The runtime computes
+TF-IDF rows with the same regular expression, n-grams, idf and norm as scikit-learn
+(Python's ``re``, as scikit-learn's analyzer): skl2onnx's ``TfidfVectorizer`` converter
+is not used, because its ONNX ``Tokenizer`` operator splits with RE2, not with Python's
+``re``, and so does not reproduce every token of ``token_pattern``. The export compares
+both on the check texts and on texts made of every vocabulary term, and refuses with
+:class:`ExportError` when a TF-IDF value differs by more than :data:`TFIDF_TOLERANCE`.
 
 No file in the folder is a pickle. :func:`bertfeat.runtime.load` reads it with
 onnxruntime, tokenizers and numpy only. The manifest records a sha256 of every other file
@@ -45,7 +58,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["export_pipeline", "ExportError", "ExportReport", "MANIFEST", "FORMAT"]
+__all__ = ["export_pipeline", "ExportError", "ExportReport", "MANIFEST", "FORMAT",
+           "TFIDF_TOLERANCE"]
 
 #: the manifest's file name and format version (bump when the folder's meaning changes;
 #: 2: the manifest records a sha256 of every file and of itself)
@@ -53,6 +67,12 @@ MANIFEST = "manifest.json"
 FORMAT = 2
 #: every file an export writes
 _FILES = (MANIFEST, "encoder.onnx", "tokenizer.json", "head.onnx", "tfidf.json")
+#: largest difference allowed between the runtime's TF-IDF values (float64) and
+#: scikit-learn's (float64 by default, float32 with ``dtype=np.float32``): rounding only;
+#: a term tokenised differently changes a value by orders of magnitude more
+TFIDF_TOLERANCE = 1e-6
+#: vocabulary terms per check text made of vocabulary terms (TF-IDF fidelity check)
+_TERMS_PER_TEXT = 64
 #: ONNX opset of the encoder graph (scaled_dot_product_attention needs >= 14)
 OPSET = 17
 #: texts the exported graph is checked on when the caller gives none
@@ -76,23 +96,36 @@ class ExportReport:
     ----------
     directory : Path
         The folder written.
-    precision : str
-        ``"fp32"`` or ``"int8"``.
-    cosine_mean, cosine_min : float
+    precision : str or None
+        ``"fp32"`` or ``"int8"``; None for a TF-IDF pipeline (no encoder).
+    cosine_mean, cosine_min : float or None
         Cosine between the exported encoder's features and the torch featurizer's (fp32)
-        on the check texts.
+        on the check texts; None when there is no encoder.
     n_check_texts : int
         How many texts were checked.
     files : dict of str to int
         File name -> size in bytes.
+    tfidf_max_error : float or None
+        Largest absolute difference between the runtime's TF-IDF values and scikit-learn's
+        on the check texts and on texts made of every vocabulary term (at most
+        :data:`TFIDF_TOLERANCE`, else the export is refused); None without TF-IDF.
+    n_tfidf_texts : int
+        How many texts the TF-IDF block was compared on.
+    predictions_agree : tuple of (int, int) or None
+        ``(same, checked)``: check texts where the runtime's ``predict`` equals the
+        pipeline's (classifiers), or is within 1e-4 relative (regressors); None without
+        a predicting head.
     """
 
     directory: Path
-    precision: str
-    cosine_mean: float
-    cosine_min: float
+    precision: str | None
+    cosine_mean: float | None
+    cosine_min: float | None
     n_check_texts: int
     files: dict[str, int] = field(default_factory=dict)
+    tfidf_max_error: float | None = None
+    n_tfidf_texts: int = 0
+    predictions_agree: tuple[int, int] | None = None
 
     @property
     def size_bytes(self) -> int:
@@ -154,17 +187,25 @@ def _featurizer_settings(feat) -> dict[str, Any]:
 
     pooling = getattr(feat, "pooling_", feat.pooling)
     normalize = bool(getattr(feat, "normalize_", getattr(feat, "normalize", False)))
-    if getattr(feat, "long_text", "truncate") != "truncate":
-        raise ExportError(
-            f"BertFeaturizer(long_text={feat.long_text!r}) cannot be exported: the exported "
-            "runtime truncates long texts; refit with long_text='truncate' to export.")
+    long_text = getattr(feat, "long_text", "truncate")
+    if long_text not in ("truncate", "chunk"):
+        raise ExportError(f"BertFeaturizer(long_text={long_text!r}) cannot be exported")
     layers = [int(x) for x in feat.layers_]
+    stat_layers = sorted(set(layers) | ({FIRST_LAYER} if pooling == "first_last" else set()))
     if pooling == "pooler":
         depth = int(feat.n_layers_)
     else:
-        depth = max(layers + ([FIRST_LAYER] if pooling == "first_last" else []))
-    return {"layers": layers, "pooling": pooling, "layer_combine": feat.layer_combine,
-            "normalize": normalize, "depth": depth, "first_layer": FIRST_LAYER}
+        depth = max(stat_layers)
+    settings = {"layers": layers, "pooling": pooling, "layer_combine": feat.layer_combine,
+                "normalize": normalize, "depth": depth, "first_layer": FIRST_LAYER,
+                "long_text": long_text}
+    if long_text == "chunk":
+        # the graph returns each window's statistics; the runtime pools the windows of a
+        # text (token-weighted cls/mean, max of max) and builds the features, as the
+        # encoder's chunked pass and the featurizer do
+        settings.update(chunk_stride=int(feat.chunk_stride_ or 0),
+                        max_chunks=int(feat.max_chunks), stat_layers=stat_layers)
+    return settings
 
 
 class _FeatureGraph:
@@ -184,6 +225,14 @@ class _FeatureGraph:
                 if with_types:
                     kwargs["token_type_ids"] = torch.zeros_like(input_ids)
                 out = self.model(**kwargs, output_hidden_states=True, return_dict=True)
+                if settings.get("long_text") == "chunk":  # per-window statistics
+                    if settings["pooling"] == "pooler":
+                        return out.pooler_output.float()
+                    from ..pooling import pool_stats
+
+                    stats = torch.stack([pool_stats(out.hidden_states[layer], attention_mask)
+                                         for layer in settings["stat_layers"]], dim=1)
+                    return stats.reshape(stats.shape[0], -1)
                 if settings["pooling"] == "pooler":
                     features = out.pooler_output
                 else:
@@ -346,12 +395,31 @@ def quantize_graph(src: Path, dst: Path) -> int:
 # ----------------------------------------------------------------------------- heads
 def _has_converter(step: Any) -> bool:
     """Whether skl2onnx (with any converter registered by the user) can convert ``step``."""
+    if _target_scaler(step) is not None:  # exported as its regressor + a rescaling
+        return _has_converter(step.regressor_)
     try:  # the registry itself: class -> converter alias (LogisticRegression ->
         # "SklearnLinearClassifier"), including update_registered_converter() additions
         from skl2onnx._supported_operators import sklearn_operator_name_map
     except ImportError:  # pragma: no cover - a skl2onnx that moved it: try converting
         return True
     return type(step) in sklearn_operator_name_map
+
+
+def _target_scaler(step: Any) -> dict[str, Any] | None:
+    """``{"mean", "scale"}`` of a fitted ``TransformedTargetRegressor`` whose target
+    transformer is a ``StandardScaler`` (the probe's SVM and MLP regression heads), else
+    None: such a step is exported as its inner regressor, and the runtime undoes the
+    scaling of its predictions (skl2onnx has no converter for the wrapper)."""
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.preprocessing import StandardScaler
+
+    if not isinstance(step, TransformedTargetRegressor) or not hasattr(step, "regressor_"):
+        return None
+    scaler = step.transformer_
+    if type(scaler) is not StandardScaler:
+        return None
+    return {"mean": None if scaler.mean_ is None else float(scaler.mean_[0]),
+            "scale": None if scaler.scale_ is None else float(scaler.scale_[0])}
 
 
 def _export_head(steps: list[tuple[str, Any]], width: int, path: Path) -> dict[str, Any]:
@@ -366,6 +434,10 @@ def _export_head(steps: list[tuple[str, Any]], width: int, path: Path) -> dict[s
     _check_head_steps(steps)
     tail = Pipeline([(n, s) for n, s in steps if s is not None and s != "passthrough"])
     last = tail.steps[-1][1]
+    target = _target_scaler(last)
+    if target is not None:
+        last = last.regressor_
+        tail = Pipeline(tail.steps[:-1] + [(tail.steps[-1][0], last)])
     classes = np.asarray(last.classes_) if hasattr(last, "classes_") else None
     if classes is not None:
         # the graph predicts the class *index*; the runtime maps it to the label. Labels
@@ -381,11 +453,13 @@ def _export_head(steps: list[tuple[str, Any]], width: int, path: Path) -> dict[s
                               f"class indices for the export ({exc})") from exc
     options = {id(last): {"zipmap": False}} if classes is not None else None
     errors = []
-    # double first: scikit-learn computes the head in float64, and so does this graph
+    # double first: scikit-learn computes the head in float64, and so does this graph;
+    # float32 where onnxruntime has no double kernel for an operator (SVMRegressor)
     for dtype, kind in ((DoubleTensorType, "float64"), (FloatTensorType, "float32")):
         try:
             onx = to_onnx(tail, initial_types=[("features", dtype([None, width]))],
                           options=options, target_opset={"": OPSET, "ai.onnx.ml": 3})
+            _loadable(onx)
             break
         except Exception as exc:  # noqa: BLE001 - a converter may refuse one dtype
             errors.append(f"{kind}: {type(exc).__name__}: {exc}")
@@ -405,9 +479,18 @@ def _export_head(steps: list[tuple[str, Any]], width: int, path: Path) -> dict[s
         entry["proba"] = bool(hasattr(last, "predict_proba") and _has_proba(last))
     elif hasattr(last, "predict") and not hasattr(last, "transform"):
         entry["prediction"] = outputs[0]
+        if target is not None:
+            entry["target_scaler"] = target
     else:
         entry["transform"] = outputs[0]
     return entry
+
+
+def _loadable(onx) -> None:
+    """Raise unless onnxruntime has a kernel for every operator of the graph."""
+    import onnxruntime as ort
+
+    ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
 def _has_proba(estimator) -> bool:
@@ -418,33 +501,37 @@ def _has_proba(estimator) -> bool:
 
 
 # --------------------------------------------------------------------------- TextUnion
-def _tfidf_spec(union) -> dict[str, Any]:
-    """The TF-IDF block of a fitted TextUnion as plain JSON, for the numpy runtime."""
+def _tfidf_spec(tfidf, union=None) -> dict[str, Any]:
+    """A fitted TfidfVectorizer (TextUnion's block, or a pipeline's first step) as plain
+    JSON, for the numpy runtime."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    tfidf = union.tfidf_
+    where = "TextUnion's TfidfVectorizer" if union is not None else "TfidfVectorizer"
     if type(tfidf) is not TfidfVectorizer:
         raise ExportError(f"TextUnion(tfidf={type(tfidf).__name__}) cannot be exported: only "
                           "a TfidfVectorizer block is")
+    if not hasattr(tfidf, "vocabulary_"):
+        raise ExportError(f"the {where} is not fitted; fit the pipeline before exporting")
     problems = [f"{name}={getattr(tfidf, name)!r}" for name, ok in (
         ("analyzer", tfidf.analyzer == "word"), ("tokenizer", tfidf.tokenizer is None),
         ("preprocessor", tfidf.preprocessor is None),
         ("strip_accents", tfidf.strip_accents in (None, "ascii", "unicode")),
         ("norm", tfidf.norm in (None, "l1", "l2")), ("use_idf", True)) if not ok]
     if problems:
-        raise ExportError(f"TextUnion's TfidfVectorizer({', '.join(problems)}) cannot be "
+        raise ExportError(f"{where}({', '.join(problems)}) cannot be "
                           "exported: the runtime implements analyzer='word' with the "
                           "default tokenizer and preprocessor")
     stop = tfidf.get_stop_words()
     vocab = {str(k): int(v) for k, v in tfidf.vocabulary_.items()}
-    scaler = union.scaler_
+    scaler = None if union is None else union.scaler_
     return {
         "vocabulary": vocab, "idf": tfidf.idf_.tolist() if tfidf.use_idf else None,
         "lowercase": bool(tfidf.lowercase), "token_pattern": tfidf.token_pattern,
         "ngram_range": list(tfidf.ngram_range), "stop_words": sorted(stop) if stop else None,
         "strip_accents": tfidf.strip_accents, "sublinear_tf": bool(tfidf.sublinear_tf),
-        "binary": bool(tfidf.binary), "norm": tfidf.norm, "tfidf_weight": float(union.tfidf_weight),
-        "bert_weight": float(union.bert_weight),
+        "binary": bool(tfidf.binary), "norm": tfidf.norm,
+        "tfidf_weight": None if union is None else float(union.tfidf_weight),
+        "bert_weight": None if union is None else float(union.bert_weight),
         "scaler_mean": None if scaler is None else scaler.mean_.tolist(),
         "scaler_scale": None if scaler is None else scaler.scale_.tolist(),
     }
@@ -452,7 +539,11 @@ def _tfidf_spec(union) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------ main
 def _split(pipeline) -> tuple[Any, Any, list[tuple[str, Any]]]:
-    """(featurizer, union or None, head steps) of a pipeline or a bare featurizer."""
+    """(featurizer, union or None, head steps) of a pipeline or a bare featurizer.
+
+    A pipeline starting with a ``TfidfVectorizer`` gives ``(None, vectorizer, steps)``.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import Pipeline
     from sklearn.utils.validation import check_is_fitted
 
@@ -464,18 +555,21 @@ def _split(pipeline) -> tuple[Any, Any, list[tuple[str, Any]]]:
         steps = list(pipeline.steps[1:])
     else:
         first_name, first, steps = "step 0", pipeline, []
+    for name, step in steps:
+        if isinstance(step, (BertFeaturizer, TextUnion, TfidfVectorizer)):
+            raise ExportError(f"pipeline step {name!r}: only the first step may be a "
+                              f"{type(step).__name__}")
     if isinstance(first, TextUnion):
         check_is_fitted(first, "bert_")
         return first.bert_, first, steps
+    if isinstance(first, TfidfVectorizer):
+        return None, first, steps
     if not isinstance(first, BertFeaturizer):
         raise ExportError(
             f"the pipeline's first step {first_name!r} is a {type(first).__name__}; "
-            "bertfeat exports pipelines that start with BertFeaturizer or TextUnion")
+            "bertfeat exports pipelines that start with BertFeaturizer, TextUnion or "
+            "TfidfVectorizer")
     check_is_fitted(first, "layers_")
-    for name, step in steps:
-        if isinstance(step, (BertFeaturizer, TextUnion)):
-            raise ExportError(f"pipeline step {name!r}: only the first step may be a "
-                              f"{type(step).__name__}")
     return first, None, steps
 
 
@@ -495,15 +589,17 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     Parameters
     ----------
     pipeline : Pipeline, BertFeaturizer or TextUnion
-        Fitted. A ``Pipeline`` must start with a ``BertFeaturizer`` or ``TextUnion``;
-        the steps after it are converted with skl2onnx.
+        Fitted. A ``Pipeline`` must start with a ``BertFeaturizer``, a ``TextUnion`` or
+        a ``TfidfVectorizer``; the steps after it are converted with skl2onnx.
     outdir : str or Path
         Folder to write (created; must be empty or absent unless ``overwrite``).
     precision : {"fp32", "int8"}, default="fp32"
         ``"int8"``: per-token dynamic int8 matrix products in the encoder graph.
     check_texts : list of str, optional
-        Texts the exported encoder is compared on with the torch one (default: a few
-        built-in sentences); the cosines are in the report and printed.
+        Texts the exported encoder is compared on with the torch one, and the exported
+        predictions with the pipeline's (default: a few built-in sentences); the cosines
+        and the agreement are in the report and printed. A TF-IDF block is also compared
+        on texts made of every vocabulary term.
     overwrite : bool, default=False
         Replace an existing export in ``outdir``. The new export is written and checked in
         a temporary folder beside ``outdir`` and renamed into place only when complete: if
@@ -519,14 +615,17 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     Raises
     ------
     ExportError
-        A step cannot be exported (the message names it), or ``outdir`` is not empty.
+        A step cannot be exported (the message names it), ``outdir`` is not empty, or
+        the runtime's TF-IDF values differ from scikit-learn's.
     """
     if precision not in ("fp32", "int8"):
         raise ExportError(f"precision must be 'fp32' or 'int8', got {precision!r}")
     feat, union, steps = _split(pipeline)
-    # the weights exported must be those the pipeline was fitted with (ModelChangedError)
-    feat._check_model_files(feat._runtime_store())
-    settings = _featurizer_settings(feat)
+    settings = None
+    if feat is not None:
+        # the weights exported must be those the pipeline was fitted with (ModelChangedError)
+        feat._check_model_files(feat._runtime_store())
+        settings = _featurizer_settings(feat)
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise ExportError(f"{outdir} is a file, not a folder; choose a new folder")
@@ -538,9 +637,16 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
         if not overwrite:
             raise ExportError(f"{outdir} already holds an export; pass overwrite=True "
                               "(--overwrite) to replace it")
+    texts = list(check_texts) if check_texts else list(_CHECK_TEXTS)
+    if feat is None:  # a TfidfVectorizer first: no encoder, no model
+        return _export_tfidf(pipeline, union, steps, outdir, texts, verbose)
     head_width = union.n_features_out_ if union is not None else feat.n_features_out_
     if steps:
         _check_head_steps(steps)
+    spec, tfidf_check = None, None
+    if union is not None:  # refused before anything is written
+        spec = _tfidf_spec(union.tfidf_, union)
+        tfidf_check = _check_tfidf(spec, union.tfidf_, texts)
 
     from .. import models
     from ..engine.encoder import truncating_backend
@@ -553,7 +659,8 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     attention = _eager_attention(model)
     graph = _FeatureGraph.build(model, settings, with_types)
-    backend = truncating_backend(tokenizer, int(feat.max_length_), stride=0)
+    backend = truncating_backend(tokenizer, int(feat.max_length_),
+                                 stride=int(settings.get("chunk_stride", 0)))
     if backend is None:
         raise ExportError(f"model {feat.model!r} has no fast tokenizer to export")
 
@@ -564,9 +671,9 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     # intact when anything fails)
     staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.export-", dir=parent))
     try:
-        report = _write_export(staging, outdir, feat, union, steps, settings, info, tokenizer,
-                               graph, backend, pad_id, attention, precision, head_width,
-                               check_texts)
+        report = _write_export(staging, outdir, pipeline, feat, union, steps, settings, info,
+                               tokenizer, graph, backend, pad_id, attention, precision,
+                               head_width, texts, spec, tfidf_check)
         _swap_into_place(staging, outdir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -574,13 +681,14 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     if verbose:
         print(f"bertfeat export: {outdir} ({report.size_bytes / 1e6:.1f} MB, {precision}); "
               f"cosine to the torch featurizer (fp32) on {report.n_check_texts} texts: "
-              f"mean {report.cosine_mean:.5f}, min {report.cosine_min:.5f}")
+              f"mean {report.cosine_mean:.5f}, min {report.cosine_min:.5f}"
+              + _more_checks(report))
     return report
 
 
-def _write_export(folder: Path, outdir: Path, feat, union, steps, settings, info, tokenizer,
-                  graph, backend, pad_id: int, attention: str, precision: str,
-                  head_width: int, check_texts: list[str] | None) -> ExportReport:
+def _write_export(folder: Path, outdir: Path, pipeline, feat, union, steps, settings, info,
+                  tokenizer, graph, backend, pad_id: int, attention: str, precision: str,
+                  head_width: int, texts: list[str], spec, tfidf_check) -> ExportReport:
     """Write every file of the export into ``folder`` (a fresh, empty folder)."""
     from ..estimators.featurizer import DEFAULT_BATCH_TOKENS
 
@@ -607,33 +715,144 @@ def _write_export(folder: Path, outdir: Path, feat, union, steps, settings, info
         "batch_size": int(feat.batch_size),
         "max_batch_tokens": int(feat.max_batch_tokens or DEFAULT_BATCH_TOKENS),
         "n_features": int(feat.n_features_out_), "settings": settings,
+        "graph_features": _graph_width(feat, settings),
         "feature_names": [str(n) for n in feat.get_feature_names_out()],
         "n_quantized_matmuls": n_quantized, "graph": {"attention": attention},
         "tfidf": None, "head": None,
     }
     if union is not None:
-        (folder / "tfidf.json").write_text(json.dumps(_tfidf_spec(union)), encoding="utf-8")
+        (folder / "tfidf.json").write_text(json.dumps(spec), encoding="utf-8")
         manifest["tfidf"] = "tfidf.json"
         manifest["union_features"] = int(union.n_features_out_)
     if steps:
         manifest["head"] = _export_head(steps, head_width, folder / "head.onnx")
 
-    texts = list(check_texts) if check_texts else list(_CHECK_TEXTS)
     from .runtime import ExportedPipeline
 
     write_manifest(folder, manifest)
     runtime = ExportedPipeline(folder)
     got = runtime.encode(texts)
-    ids = [e.ids for e in backend.encode_batch(texts)]
-    want = np.concatenate([_torch_features(graph, ids[i:i + 32], pad_id)
-                           for i in range(0, len(ids), 32)])
+    if settings.get("long_text") == "chunk":  # the torch featurizer's own chunked pass
+        want = _chunked_reference(feat, texts)
+    else:
+        ids = [e.ids for e in backend.encode_batch(texts)]
+        want = np.concatenate([_torch_features(graph, ids[i:i + 32], pad_id)
+                               for i in range(0, len(ids), 32)])
     cos = _cosines(got, want)
+    agree = _agreement(pipeline, runtime, texts)
     manifest["check"] = {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
                          "n_texts": len(texts)}
+    _record_checks(manifest["check"], tfidf_check, agree)
     write_manifest(folder, manifest)
     files = {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}
     return ExportReport(outdir, precision, float(cos.mean()), float(cos.min()), len(texts),
-                        files)
+                        files, *(tfidf_check or (None, 0)), agree)
+
+
+# ------------------------------------------------------------------- fidelity checks
+def _tfidf_texts(tfidf, texts: list[str]) -> list[str]:
+    """``texts`` and texts made of every vocabulary term (so each term is tokenised)."""
+    terms = sorted(tfidf.vocabulary_, key=tfidf.vocabulary_.get)
+    return list(texts) + [" ".join(terms[i:i + _TERMS_PER_TEXT])
+                          for i in range(0, len(terms), _TERMS_PER_TEXT)]
+
+
+def _check_tfidf(spec: dict[str, Any], tfidf, texts: list[str]) -> tuple[float, int]:
+    """(largest difference, texts compared) between the runtime's TF-IDF and
+    scikit-learn's; :class:`ExportError` naming the first text where it is too large."""
+    from .runtime import _Tfidf
+
+    lexical = _Tfidf(spec)
+    checked = _tfidf_texts(tfidf, texts)
+    rows = max(1, 2 ** 22 // max(len(spec["vocabulary"]), 1))  # dense blocks of ~32 MB
+    worst = 0.0
+    for start in range(0, len(checked), rows):
+        part = checked[start:start + rows]
+        want = tfidf.transform(part).toarray()
+        error = np.abs(lexical.lexical(part) - want).max(axis=1) if len(part) else []
+        bad = np.flatnonzero(np.asarray(error) > TFIDF_TOLERANCE)
+        if len(bad):
+            i = int(bad[0])
+            raise ExportError(
+                f"the exported TF-IDF differs from scikit-learn's TfidfVectorizer on check "
+                f"text {start + i} ({part[i][:60]!r}): {float(error[i]):.3g} > "
+                f"{TFIDF_TOLERANCE:g}, so the runtime would not reproduce the pipeline; "
+                f"runtime terms {lexical._terms(part[i])[:8]}, scikit-learn terms "
+                f"{tfidf.build_analyzer()(part[i])[:8]}")
+        worst = max(worst, float(np.max(error, initial=0.0)))
+    return worst, len(checked)
+
+
+def _agreement(pipeline: Any, runtime: Any, texts: list[str]) -> tuple[int, int] | None:
+    """(same, checked) predictions of the exported runtime and of the pipeline."""
+    head = runtime.manifest.get("head") or {}
+    if not texts or not hasattr(pipeline, "predict") or not (
+            "label" in head or "prediction" in head):
+        return None
+    with warnings.catch_warnings():  # truncation of the long check text: said at fit
+        warnings.simplefilter("ignore", UserWarning)
+        want = np.asarray(pipeline.predict(texts))
+    got = runtime.predict(texts)
+    if "label" in head:
+        return int((got == want).sum()), len(texts)
+    scale = max(1.0, float(np.abs(want).max()))
+    return int(np.isclose(got, want, rtol=1e-4, atol=1e-4 * scale).sum()), len(texts)
+
+
+def _record_checks(check: dict[str, Any], tfidf_check, agree) -> None:
+    if tfidf_check is not None:
+        check["tfidf_max_error"], check["tfidf_texts"] = tfidf_check
+    if agree is not None:
+        check["predictions_agree"] = list(agree)
+
+
+def _more_checks(report: ExportReport) -> str:
+    out = ""
+    if report.tfidf_max_error is not None:
+        out += (f"; TF-IDF max difference to scikit-learn {report.tfidf_max_error:.1e} on "
+                f"{report.n_tfidf_texts} texts")
+    if report.predictions_agree is not None:
+        same, n = report.predictions_agree
+        out += f"; predictions agree with the pipeline on {same}/{n} texts"
+    return out
+
+
+def _export_tfidf(pipeline: Any, tfidf, steps: list[tuple[str, Any]], outdir: Path,
+                  texts: list[str], verbose: bool) -> ExportReport:
+    """Export a pipeline starting with a TfidfVectorizer: tfidf.json + head.onnx."""
+    from .runtime import ExportedPipeline
+
+    spec = _tfidf_spec(tfidf)
+    if steps:
+        _check_head_steps(steps)
+    tfidf_check = _check_tfidf(spec, tfidf, texts)  # refused before anything is written
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.export-", dir=outdir.parent))
+    try:
+        (staging / "tfidf.json").write_text(json.dumps(spec), encoding="utf-8")
+        width = len(spec["vocabulary"])
+        manifest: dict[str, Any] = {
+            "format": FORMAT, "kind": "bertfeat-export", "first_step": "TfidfVectorizer",
+            "precision": None, "model": None, "n_features": width,
+            "feature_names": [str(n) for n in tfidf.get_feature_names_out()],
+            "tfidf": "tfidf.json", "head": None,
+        }
+        if steps:
+            manifest["head"] = _export_head(steps, width, staging / "head.onnx")
+        write_manifest(staging, manifest)
+        agree = _agreement(pipeline, ExportedPipeline(staging), texts)
+        manifest["check"] = {"n_texts": len(texts)}
+        _record_checks(manifest["check"], tfidf_check, agree)
+        write_manifest(staging, manifest)
+        files = {p.name: p.stat().st_size for p in sorted(staging.iterdir()) if p.is_file()}
+        _swap_into_place(staging, outdir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report = ExportReport(outdir, None, None, None, len(texts), files, *tfidf_check, agree)
+    if verbose:
+        print(f"bertfeat export: {outdir} ({report.size_bytes / 1e6:.1f} MB, TF-IDF, no "
+              f"encoder){_more_checks(report)}")
+    return report
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
@@ -678,6 +897,27 @@ def _check_head_steps(steps: list[tuple[str, Any]]) -> None:
                 "skl2onnx, so the pipeline cannot be exported; steps that can include "
                 "StandardScaler, PCA, LogisticRegression, LinearSVC, SVC, MLPClassifier, "
                 "Ridge (see skl2onnx.supported_converters())")
+
+
+def _graph_width(feat, settings: dict[str, Any]) -> int:
+    """Columns of the encoder graph's output: the features, or (chunked) the statistics
+    of every window."""
+    if settings.get("long_text") != "chunk":
+        return int(feat.n_features_out_)
+    if settings["pooling"] == "pooler":
+        return int(feat.hidden_size_)
+    return len(settings["stat_layers"]) * 3 * int(feat.hidden_size_)
+
+
+def _chunked_reference(feat, texts: list[str]) -> np.ndarray:
+    """The fitted featurizer's features of ``texts`` in fp32, without its store."""
+    from sklearn.base import clone
+
+    reference = clone(feat).set_params(precision="fp32", cache=False, device="cpu",
+                                       show_progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return reference.fit(texts[:1]).transform(texts)
 
 
 def _torch_features(graph, ids: list[list[int]], pad_id: int) -> np.ndarray:

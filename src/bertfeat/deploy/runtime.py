@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import unicodedata
 import warnings
@@ -30,15 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.encoder import (
+from ..engine.batching import (
     encode_texts_fast,
     flatten_ids,
     make_batches,
     pad_batch,
+    usable_cores,
 )
-from ..hardware import cpu_flags
+from ..hardware import INT8_PATHS, cpu_flags
 from ..io.inputs import _LONE_SURROGATE
-from ..models import INT8_PATHS
 
 __all__ = ["load", "ExportedPipeline", "BATCH_TOKENS"]
 
@@ -51,8 +50,10 @@ MANIFEST = "manifest.json"
 #: featurizer's default of 4,096, because length-sorted batches of fewer texts are padded
 #: less; 512 was slower (benchmarks/README.md, "Exported pipeline")
 BATCH_TOKENS = 1024
-#: rows per call of the head graph (bounds memory for wide TextUnion inputs)
+#: rows per call of the head graph (bounds memory for wide TextUnion inputs) ...
 _HEAD_ROWS = 512
+#: ... and dense input values per call at most (a TF-IDF vocabulary can be 100,000 wide)
+_HEAD_VALUES = 2 ** 22
 
 
 def load(directory: str | Path, *, threads: int | None = None, streams: int | None = None,
@@ -104,7 +105,8 @@ class ExportedPipeline:
     n_features_out_ : int
         Width of :meth:`transform`'s output.
     max_batch_tokens : int
-        The token budget of a batch in use.
+        The token budget of a batch in use (absent for a TF-IDF pipeline, which has no
+        encoder).
     """
 
     def __init__(self, directory: str | Path, *, threads: int | None = None,
@@ -114,24 +116,7 @@ class ExportedPipeline:
         self.directory = Path(directory)
         self.manifest = read_manifest(self.directory)
         m = self.manifest
-        if m["precision"] == "int8":
-            _check_int8_cpu()
-        self._tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
-        self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(int(m["max_length"]))
-        if hasattr(self._tokenizer, "encode_special_tokens"):
-            self._tokenizer.encode_special_tokens = bool(m["encode_special_tokens"])
         self._cores = int(threads) if threads else _cores()
-        self._streams = max(1, min(int(streams) if streams else 2, self._cores))
-        if max_batch_tokens is not None and int(max_batch_tokens) < 1:
-            raise ValueError(f"max_batch_tokens must be >= 1, got {max_batch_tokens!r}")
-        self.max_batch_tokens = int(max_batch_tokens) if max_batch_tokens else min(
-            int(m["max_batch_tokens"]), BATCH_TOKENS)
-        # one session, ``streams`` batches in flight (onnxruntime's Run is thread-safe),
-        # each on its share of the cores: on 2 cores two one-thread batches beat one
-        # two-thread batch, as in bertfeat.encoder
-        self._encoder = _session(self.directory / "encoder.onnx",
-                                 max(1, self._cores // self._streams))
         head = m.get("head")
         self._head = None if head is None else _session(self.directory / head["file"],
                                                         self._cores)
@@ -144,11 +129,39 @@ class ExportedPipeline:
             self.classes_ = np.asarray(head["classes"],
                                        dtype=None if dtype is None else np.dtype(dtype))
         self.n_features_out_ = int(m.get("union_features") or m["n_features"])
+        self._encoder = None
+        if m.get("first_step") == "TfidfVectorizer":  # TF-IDF only: no encoder, no tokenizer
+            return
+        if m["precision"] == "int8":
+            _check_int8_cpu()
+        self._tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
+        self._tokenizer.no_padding()
+        self._settings = m.get("settings") or {}
+        # what the graph outputs: the features, or (chunked) each window's statistics
+        self._width_key = ("graph_features" if self._settings.get("long_text") == "chunk"
+                           else "n_features")
+        self._graph_width = int(m[self._width_key])
+        # a chunked export keeps the windows (overflowing encodings, ``stride`` apart)
+        self._tokenizer.enable_truncation(int(m["max_length"]),
+                                          stride=int(self._settings.get("chunk_stride", 0)))
+        if hasattr(self._tokenizer, "encode_special_tokens"):
+            self._tokenizer.encode_special_tokens = bool(m["encode_special_tokens"])
+        self._streams = max(1, min(int(streams) if streams else 2, self._cores))
+        if max_batch_tokens is not None and int(max_batch_tokens) < 1:
+            raise ValueError(f"max_batch_tokens must be >= 1, got {max_batch_tokens!r}")
+        self.max_batch_tokens = int(max_batch_tokens) if max_batch_tokens else min(
+            int(m["max_batch_tokens"]), BATCH_TOKENS)
+        # one session, ``streams`` batches in flight (onnxruntime's Run is thread-safe),
+        # each on its share of the cores: on 2 cores two one-thread batches beat one
+        # two-thread batch, as in bertfeat.encoder
+        self._encoder = _session(self.directory / "encoder.onnx",
+                                 max(1, self._cores // self._streams))
         width = self._encoder.get_outputs()[0].shape
-        if len(width) != 2 or (isinstance(width[1], int) and width[1] != m["n_features"]):
+        if len(width) != 2 or (isinstance(width[1], int) and width[1] != self._graph_width):
             raise ValueError(f"{self.directory / 'encoder.onnx'} gives features of shape "
-                             f"{width}, but {self.directory / MANIFEST} says n_features="
-                             f"{m['n_features']}: the folder is inconsistent; export again")
+                             f"{width}, but {self.directory / MANIFEST} says "
+                             f"{self._width_key}={self._graph_width}: the folder is "
+                             "inconsistent; export again")
 
     def __repr__(self) -> str:
         m = self.manifest
@@ -169,16 +182,25 @@ class ExportedPipeline:
         ndarray of shape (n_texts, n_features), float32
         """
         texts = _as_texts(texts)
+        if self._encoder is None:
+            raise AttributeError("this export is a TF-IDF pipeline without an encoder; "
+                                 "use transform for its TF-IDF features")
         unique: dict[str, int] = {}
         inverse = np.fromiter((unique.setdefault(t, len(unique)) for t in texts),
                               dtype=np.int64, count=len(texts))
         distinct = list(unique)
-        out = np.zeros((len(distinct), int(self.manifest["n_features"])), dtype=np.float32)
         if not distinct:
-            return out[inverse]
-        ids = [e.ids for e in encode_texts_fast(self._tokenizer, distinct)]
-        flat, offsets, lengths = flatten_ids(ids)
+            return np.zeros((0, int(self.manifest["n_features"])), dtype=np.float32)
+        encodings = encode_texts_fast(self._tokenizer, distinct)
+        if self._settings.get("long_text") == "chunk":
+            return self._pool_windows(encodings, len(distinct))[inverse]
+        return self._run_graph([e.ids for e in encodings])[inverse]
+
+    def _run_graph(self, ids: list[list[int]]) -> np.ndarray:
+        """The encoder graph's output for each token-id sequence (length-sorted batches)."""
         m = self.manifest
+        out = np.zeros((len(ids), self._graph_width), dtype=np.float32)
+        flat, offsets, lengths = flatten_ids(ids)
         pad = int(m["pad_id"])
         batches = make_batches(lengths, int(m["batch_size"]), self.max_batch_tokens)
 
@@ -195,8 +217,8 @@ class ExportedPipeline:
                 raise ValueError(
                     f"{self.directory / 'encoder.onnx'} gave features of shape "
                     f"{features.shape} for {len(positions)} texts, but "
-                    f"{self.directory / MANIFEST} says n_features={out.shape[1]}: the "
-                    "folder is inconsistent; export again")
+                    f"{self.directory / MANIFEST} says {self._width_key}={out.shape[1]}: "
+                    "the folder is inconsistent; export again")
             out[positions] = features
 
         if self._streams < 2 or len(batches) < 2:
@@ -207,7 +229,54 @@ class ExportedPipeline:
 
             with ThreadPoolExecutor(self._streams, thread_name_prefix="bertfeat-ort") as pool:
                 list(pool.map(run, batches))  # rows are disjoint: no lock needed
-        return out[inverse]
+        return out
+
+    def _pool_windows(self, encodings: list, n_texts: int) -> np.ndarray:
+        """``long_text="chunk"``: every window of every text through the graph, then each
+        text's windows pooled as the encoder's chunked pass does (``cls``/``mean`` and the
+        pooler output token-weighted over windows, ``max`` the maximum) and its features
+        built as the featurizer does (pooling, layer combination, normalisation)."""
+        from ..pooling import build_pooling, combine_layers
+
+        st = self._settings
+        cap = int(st["max_chunks"])
+        head, tail = (cap + 1) // 2, cap - (cap + 1) // 2
+        windows, owner = [], []
+        for doc, e in enumerate(encodings):
+            kept = [e, *e.overflowing]
+            if len(kept) > cap:  # head + tail, as bertfeat.encoder.tokenize_chunks
+                kept = kept[:head] + kept[len(kept) - tail:]
+            windows.extend(w.ids for w in kept)
+            owner.extend([doc] * len(kept))
+        raw = self._run_graph(windows)
+        owner_ = np.asarray(owner, dtype=np.int64)
+        weight = np.fromiter(map(len, windows), dtype=np.float32, count=len(windows))
+        starts = np.searchsorted(owner_, np.arange(n_texts))
+        ends = np.append(starts[1:], len(owner_))
+        if st["pooling"] == "pooler":
+            pooled = np.stack([raw[a] if b - a == 1 else
+                               (weight[a:b, None] * raw[a:b]).sum(0) / weight[a:b].sum()
+                               for a, b in zip(starts, ends)]).astype(np.float32)
+            features = pooled
+        else:
+            layers = list(st["stat_layers"])
+            per = raw.reshape(len(windows), len(layers), 3, -1)
+            texts = np.empty((n_texts, *per.shape[1:]), dtype=np.float32)
+            for doc, (a, b) in enumerate(zip(starts, ends)):
+                if b - a == 1:
+                    texts[doc] = per[a]
+                    continue
+                w = weight[a:b, None, None, None]
+                texts[doc, :, :2] = (w * per[a:b, :, :2]).sum(0) / weight[a:b].sum()
+                texts[doc, :, 2] = per[a:b, :, 2].max(0)
+            stats = {layer: texts[:, i] for i, layer in enumerate(layers)}
+            first = stats.get(int(st["first_layer"]))
+            features = combine_layers([build_pooling(stats[layer], st["pooling"], first)
+                                       for layer in st["layers"]], st["layer_combine"])
+        if st["normalize"]:
+            norms = np.linalg.norm(features, axis=1, keepdims=True)
+            features = features / np.maximum(norms, np.float32(1e-12))
+        return features.astype(np.float32, copy=False)
 
     def transform(self, texts: Iterable[str]) -> np.ndarray:
         """Features of the first step (``BertFeaturizer`` or ``TextUnion``), or the output
@@ -247,7 +316,15 @@ class ExportedPipeline:
         if "prediction" not in head:
             raise AttributeError("the exported pipeline ends in a transformer: use transform")
         values = self._run_head(_as_texts(texts), head["prediction"])
-        return values.reshape(-1) if values.ndim == 2 and values.shape[1] == 1 else values
+        values = values.reshape(-1) if values.ndim == 2 and values.shape[1] == 1 else values
+        target = head.get("target_scaler")  # a TransformedTargetRegressor's StandardScaler
+        if target is not None:
+            values = values.astype(np.float64)
+            if target["scale"] is not None:
+                values = values * target["scale"]
+            if target["mean"] is not None:
+                values = values + target["mean"]
+        return values
 
     def predict_proba(self, texts: Iterable[str]) -> np.ndarray:
         """Class probabilities, columns in the order of :attr:`classes_`.
@@ -274,6 +351,8 @@ class ExportedPipeline:
         return head
 
     def _first_step(self, texts: list[str]) -> np.ndarray:
+        if self._encoder is None:
+            return self._tfidf.lexical(texts)
         features = self.encode(texts)
         if self._tfidf is None:
             return features
@@ -288,13 +367,15 @@ class ExportedPipeline:
         if self._tfidf is None:
             features = self.encode(texts).astype(dtype)
             return self._head.run([output], {"features": features})[0]
-        dense = self.encode(texts)
+        dense = None if self._encoder is None else self.encode(texts)
+        step = max(1, min(_HEAD_ROWS, _HEAD_VALUES // max(self.n_features_out_, 1)))
         parts = []
-        for start in range(0, max(len(texts), 1), _HEAD_ROWS):
-            rows = slice(start, start + _HEAD_ROWS)
-            joined = self._tfidf.join(texts[rows], dense[rows]).astype(dtype)
-            parts.append(self._head.run([output], {"features": joined})[0])
-        return np.concatenate(parts) if parts else parts
+        for start in range(0, max(len(texts), 1), step):
+            rows = slice(start, start + step)
+            joined = (self._tfidf.lexical(texts[rows]) if dense is None
+                      else self._tfidf.join(texts[rows], dense[rows]))
+            parts.append(self._head.run([output], {"features": joined.astype(dtype)})[0])
+        return np.concatenate(parts)
 
 
 def _session(path: Path, threads: int):
@@ -308,10 +389,7 @@ def _session(path: Path, threads: int):
 
 
 def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+    return usable_cores()
 
 
 def _check_int8_cpu(flags: frozenset[str] | None = None) -> None:
@@ -421,6 +499,8 @@ def read_manifest(directory: Path) -> dict[str, Any]:
                              "match the digest it records); export the pipeline again")
         needed = {"encoder.onnx", "tokenizer.json", (manifest.get("head") or {}).get("file"),
                   manifest.get("tfidf")} - {None}
+        if manifest.get("first_step") == "TfidfVectorizer":  # no encoder, no tokenizer
+            needed -= {"encoder.onnx", "tokenizer.json"}
         listed = manifest.get("files") or {}
         for name in sorted(needed - set(listed)):
             raise ValueError(f"{path} records no digest for {name}; export again")
@@ -452,9 +532,11 @@ def _check_settings(m: dict[str, Any], path: Path) -> None:
                              f"{bound}); export the pipeline again")
         return value
 
+    whole("n_features", 1)
+    if m.get("first_step") == "TfidfVectorizer":  # no encoder: no encoder settings
+        return
     limit = m.get("model_max_length")
     whole("max_length", 1, limit if isinstance(limit, int) else None)
-    whole("n_features", 1)
     whole("batch_size", 1)
     whole("max_batch_tokens", 1)
     whole("pad_id", 0)

@@ -30,6 +30,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..pooling import pool_layers
+from .batching import (
+    batch_padder,
+    encode_texts_fast,
+    flatten_ids,
+    make_batches,
+    pad_batch,
+)
 
 __all__ = ["encode", "Tokenized", "tokenize", "tokenize_chunks", "make_batches",
            "pool_layers", "all_cores", "batch_padder", "flatten_ids", "pad_batch", "in_parallel",
@@ -66,8 +73,6 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> Tokenized:
 #: private copies of fast tokenizers' Rust backends, set up to truncate (see truncating_backend)
 _BACKENDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _BACKENDS_LOCK = threading.Lock()
-#: texts below which tokenising in one thread is cheaper than starting more
-_TEXTS_PER_THREAD = 256
 
 
 def truncating_backend(tokenizer, max_length: int, stride: int):
@@ -95,99 +100,6 @@ def truncating_backend(tokenizer, max_length: int, stride: int):
             copy.encode_special_tokens = split
             copies[key] = copy
     return copy
-
-
-def _tokenizer_threads() -> int:
-    import joblib
-
-    return max(1, min(joblib.cpu_count(), 8))
-
-
-def encode_texts_fast(backend, texts: Sequence[str]) -> list:
-    """``backend.encode_batch`` split over threads (the Rust call releases the GIL).
-
-    The tokenizers library parallelises a batch itself unless ``TOKENIZERS_PARALLELISM``
-    is off (set by users and by the library after a fork); threads make the work parallel
-    either way, and results are the same as one call.
-    """
-    texts = list(texts)
-    n = len(texts)
-    # encode_batch_fast (tokenizers >= 0.21) skips the character offsets, which bertfeat
-    # never reads: about a sixth less work per text
-    encode_batch = getattr(backend, "encode_batch_fast", backend.encode_batch)
-    workers = min(_tokenizer_threads(), n // _TEXTS_PER_THREAD)
-    if workers < 2:
-        return encode_batch(texts)
-    cuts = [n * i // workers for i in range(workers + 1)]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(encode_batch, [texts[a:b] for a, b in zip(cuts, cuts[1:])]))
-    return [e for part in parts for e in part]
-
-
-def make_batches(lengths: np.ndarray, batch_size: int, max_tokens: int) -> list[np.ndarray]:
-    """Group text positions into batches, longest first.
-
-    A batch holds at most ``batch_size`` texts and at most ``max_tokens`` padded tokens
-    (texts x longest text in the batch); a single text longer than the budget gets a
-    batch of its own.
-    """
-    order = np.argsort(-lengths, kind="stable")
-    batches = []
-    start = 0
-    n = len(order)
-    while start < n:
-        longest = int(lengths[order[start]])
-        fit = max(1, min(batch_size, max_tokens // max(longest, 1)))
-        batches.append(order[start:start + fit])
-        start += fit
-    return batches
-
-
-def flatten_ids(input_ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All token ids in one int64 array, with each text's offset and length."""
-    lengths = np.fromiter(map(len, input_ids), dtype=np.int64, count=len(input_ids))
-    offsets = np.zeros(len(input_ids), dtype=np.int64)
-    if len(input_ids) > 1:
-        np.cumsum(lengths[:-1], out=offsets[1:])
-    flat = np.fromiter((i for ids in input_ids for i in ids), dtype=np.int64,
-                       count=int(lengths.sum()))
-    return flat, offsets, lengths
-
-
-def pad_batch(flat: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
-               positions: np.ndarray, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids padded to the batch's longest text, and the attention mask."""
-    lens = lengths[positions]
-    width = int(lens.max())
-    cols = np.arange(width, dtype=np.int64)
-    mask = cols[None, :] < lens[:, None]
-    if len(flat):
-        index = np.minimum(offsets[positions][:, None] + cols[None, :], len(flat) - 1)
-        ids = np.where(mask, flat[index], pad_id)
-    else:  # only empty token lists
-        ids = np.full(mask.shape, pad_id, dtype=np.int64)
-    return ids, mask.astype(np.int64)
-
-
-def batch_padder(input_ids: list[list[int]], pad_id: int,
-                 ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Flatten token ids once; return a function that pads any group of them.
-
-    Parameters
-    ----------
-    input_ids : list of list of int
-        Token ids of every text.
-    pad_id : int
-        Id written into padded positions.
-
-    Returns
-    -------
-    callable
-        ``pad(positions) -> (ids, mask)``: int64 arrays of shape (len(positions), longest
-        text among them), the attention mask 1 on real tokens.
-    """
-    flat, offsets, lengths = flatten_ids(input_ids)
-    return lambda positions: pad_batch(flat, offsets, lengths, np.asarray(positions), pad_id)
 
 
 def tokenize_chunks(tokenizer, texts: Sequence[str], max_length: int, stride: int,
@@ -367,7 +279,7 @@ def encode(
     device: str,
     want_pooler: bool,
     on_batch: BatchCallback,
-    show_progress: bool = False,
+    show_progress: bool | str = False,
     long_text: str = "truncate",
     chunk_stride: int = 0,
     max_chunks: int = 8,
@@ -397,8 +309,10 @@ def encode(
         ``on_batch(positions, stats, pooler, truncated)`` with ``positions`` into
         ``texts``, ``stats`` of shape (b, depth + 1, 3, hidden) float32, ``pooler`` of
         shape (b, hidden) or None and ``truncated`` a boolean mask of shape (b,).
-    show_progress : bool
-        Show a tqdm progress bar.
+    show_progress : bool or "auto"
+        True: a tqdm progress bar; ``"auto"``: a bar where a person watches (a terminal,
+        a notebook), else a log line every 30 s (:class:`bertfeat.engine.progress.Progress`);
+        False: nothing.
     long_text : {"truncate", "chunk"}
         ``truncate``: a text longer than ``max_length`` keeps its first tokens.
         ``chunk``: it is split into windows (see :func:`tokenize_chunks`), every window is
@@ -425,9 +339,10 @@ def encode(
     """
     progress = None
     if show_progress:
-        from tqdm.auto import tqdm
+        from .progress import Progress
 
-        progress = tqdm(total=len(texts), unit="text", desc="bertfeat encode")
+        progress = Progress(len(texts), "bertfeat encode", "text",
+                            mode="bar" if show_progress is True else "auto")
     run = dict(depth=depth, batch_size=batch_size, max_tokens=max_tokens, device=device,
                want_pooler=want_pooler)
     try:

@@ -267,7 +267,7 @@ def _windows(pieces: list[SentencePieces], max_length: int, stride: int,
 
 def encode_words(tokenizer, model, sentences: Sequence[Sequence[str]], *, depth: int,
                  max_length: int, stride: int, batch_size: int, max_tokens: int, device: str,
-                 on_batch: WordCallback, show_progress: bool = False) -> None:
+                 on_batch: WordCallback, show_progress: bool | str = False) -> None:
     """Encode pre-tokenised sentences and hand each finished one to ``on_batch``.
 
     Parameters
@@ -290,8 +290,9 @@ def encode_words(tokenizer, model, sentences: Sequence[Sequence[str]], *, depth:
         ``on_batch(positions, pieces, vectors)``: ``positions`` into ``sentences``, their
         :class:`SentencePieces`, and per sentence a float32 array of shape
         (depth + 1, n_pieces, hidden) with the vector of every piece at every layer.
-    show_progress : bool
-        Show a tqdm progress bar.
+    show_progress : bool or "auto"
+        True: a tqdm progress bar; ``"auto"``: a bar in a terminal or a notebook, else
+        periodic log lines (:class:`bertfeat.engine.progress.Progress`); False: nothing.
     """
     pieces = word_pieces(tokenizer, sentences)
     prefix, suffix = special_tokens(tokenizer)
@@ -302,9 +303,10 @@ def encode_words(tokenizer, model, sentences: Sequence[Sequence[str]], *, depth:
     results: dict[int, np.ndarray] = {}
     progress = None
     if show_progress:
-        from tqdm.auto import tqdm
+        from .progress import Progress
 
-        progress = tqdm(total=len(sentences), unit="sentence", desc="bertfeat encode words")
+        progress = Progress(len(sentences), "bertfeat encode words", "sentence",
+                            mode="bar" if show_progress is True else "auto")
     try:
         empty = [i for i in range(len(sentences)) if remaining[i] == 0]
         if empty:  # sentences without words: nothing to run

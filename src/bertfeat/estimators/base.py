@@ -18,7 +18,6 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 from .. import models
@@ -280,10 +279,12 @@ class EncoderEstimatorMixin:
         device = getattr(self, "device_", "cpu")
         return DEFAULT_BATCH_TOKENS if device == "cpu" else DEFAULT_BATCH_TOKENS_GPU
 
-    def _show_progress(self, n_items: int) -> bool:
-        """``show_progress`` resolved: ``"auto"`` shows a bar for long runs on a terminal."""
+    def _show_progress(self, n_items: int) -> bool | str:
+        """``show_progress`` resolved: ``"auto"`` for long runs (a bar in a terminal or a
+        notebook, periodic log lines elsewhere: :class:`bertfeat.engine.progress.Progress`), else
+        False; True (always a bar) and False as given."""
         show = self.show_progress
         if show == "auto":
-            return n_items >= PROGRESS_MIN_ITEMS and sys.stderr.isatty()
+            return "auto" if n_items >= PROGRESS_MIN_ITEMS else False
         return bool(show)
 

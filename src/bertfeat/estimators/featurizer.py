@@ -156,7 +156,10 @@ default="auto"
         all-MiniLM-L6-v2 does), so that the defaults give the model's own sentence
         embedding; otherwise not.
     show_progress : "auto" or bool, default="auto"
-        Progress bar while encoding; ``"auto"`` shows it for long runs in a terminal.
+        Progress while encoding. ``"auto"``: for runs of at least 256 texts, a bar in a
+        terminal or a notebook, and elsewhere (stderr sent to a file) a log line every 30 s
+        with elapsed time, done/total, rate and ETA (logger ``"bertfeat"``; see
+        :mod:`bertfeat.engine.progress`). True: always a bar; False: nothing.
     max_batch_tokens : int, optional
         Most padded tokens per forward pass (texts are sorted by length and batched
         under this budget and ``batch_size``). Default: 4096 on a CPU, 8192 on a GPU.

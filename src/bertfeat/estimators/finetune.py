@@ -44,6 +44,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import models
 from ..engine import encoder
+from ..engine.progress import Progress
 from ..io.inputs import BAD_INPUT_POLICIES, _is_missing, to_texts
 from ..pooling import pool_stats
 from .base import EncoderEstimatorMixin
@@ -396,6 +397,8 @@ class _BertFineTuner(EncoderEstimatorMixin, BaseEstimator):
         params = [p for _, p in named]
 
         show = self._show_progress(len(train_rows))
+        progress = Progress(total, "bertfeat fine-tune", "step", enabled=bool(show),
+                            mode="bar" if show is True else "auto")
         self.loss_curve_, self.validation_scores_ = [], []
         self.n_steps_, self.n_train_tokens_ = 0, 0
         best_score, best_state, best_epoch, stale = -np.inf, None, 0, 0
@@ -403,12 +406,6 @@ class _BertFineTuner(EncoderEstimatorMixin, BaseEstimator):
         for epoch in range(1, int(self.epochs) + 1):
             self._rt_model.train()
             self._rt_head.train()
-            progress = None
-            if show:
-                from tqdm.auto import tqdm
-
-                progress = tqdm(total=len(train_rows), unit="text",
-                                desc=f"fine-tune epoch {epoch}/{self.epochs}")
             losses = []
             try:
                 for batch in self._batches(train_rows, lengths, rng):
@@ -418,13 +415,12 @@ class _BertFineTuner(EncoderEstimatorMixin, BaseEstimator):
                     losses.append(loss)
                     self.n_steps_ += 1
                     self.n_train_tokens_ += int(lengths[batch].sum())
-                    if progress is not None:
-                        progress.update(len(batch))
+                    progress.update(1, f"epoch {epoch}/{self.epochs}, loss {loss:.4g}")
                     if self.n_steps_ >= total:
                         break
-            finally:
-                if progress is not None:
-                    progress.close()
+            except BaseException:
+                progress.close()
+                raise
             self.loss_curve_.append(float(np.mean(losses)))
             if len(val_rows):
                 outputs = self._outputs_of_ids([ids[i] for i in val_rows])
@@ -439,6 +435,7 @@ class _BertFineTuner(EncoderEstimatorMixin, BaseEstimator):
                     break
             if self.n_steps_ >= total:
                 break
+        progress.close()
         self.n_epochs_ = epoch
         if best_state is not None:  # early stopping: keep the best epoch's weights
             self._rt_model.load_state_dict(best_state["encoder"])
@@ -705,7 +702,11 @@ class BertClassifier(ClassifierMixin, _BertFineTuner):
     revision : str, optional
         Hub revision for hub ids.
     show_progress : "auto" or bool, default="auto"
-        A progress bar per epoch; ``"auto"`` shows it for long runs in a terminal.
+        Progress over the training steps (epoch and loss shown). ``"auto"``: for at
+        least 256 training texts, a bar in a terminal or a notebook, and elsewhere
+        (stderr sent to a file) a log line every 30 s with elapsed time, done/total
+        steps, rate and ETA (logger ``"bertfeat"``, :mod:`bertfeat.engine.progress`). True:
+        always a bar; False: nothing.
     on_bad_input : {"raise", "empty"}, default="raise"
         Missing texts: raise naming the row, or use the empty string.
     trust_remote_code : bool, default=False

@@ -115,7 +115,7 @@ class TextUnion(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        scipy.sparse.csr_matrix of shape (n_texts, n_features_out_)
+        scipy.sparse.csr_matrix of shape (n_texts, n_features_out)
         """
         texts, _ = to_texts(X, getattr(self.bert, "on_bad_input", "raise"))
         if not texts:
@@ -142,7 +142,7 @@ class TextUnion(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        scipy.sparse.csr_matrix of shape (n_texts, n_features_out_)
+        scipy.sparse.csr_matrix of shape (n_texts, n_features_out)
         """
         self.bert_ = clone(self.bert).fit(texts) if self.bert is not None else \
             BertFeaturizer().fit(texts)
@@ -161,7 +161,7 @@ class TextUnion(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        scipy.sparse.csr_matrix of shape (n, n_features_out_)
+        scipy.sparse.csr_matrix of shape (n, n_features_out)
         """
         self.scaler_ = StandardScaler().fit(dense) if self.scale_bert else None
         self.n_features_out_ = lexical.shape[1] + dense.shape[1]
@@ -176,7 +176,7 @@ class TextUnion(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        scipy.sparse.csr_matrix of shape (n_texts, n_features_out_)
+        scipy.sparse.csr_matrix of shape (n_texts, n_features_out)
         """
         check_is_fitted(self, "bert_")
         texts, _ = to_texts(X, getattr(self.bert_, "on_bad_input", "raise"))
@@ -194,7 +194,7 @@ class TextUnion(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        scipy.sparse.csr_matrix of shape (n, n_features_out_)
+        scipy.sparse.csr_matrix of shape (n, n_features_out)
         """
         if self.scaler_ is not None:
             dense = self.scaler_.transform(dense) / np.sqrt(dense.shape[1])

@@ -99,7 +99,8 @@ class BertWordFeaturizer(EncoderEstimatorMixin, TransformerMixin, BaseEstimator,
         stored as float16, and features are always built from the float16 values, so
         stored and freshly encoded sentences give identical features.
     show_progress : "auto" or bool, default="auto"
-        Progress bar while encoding.
+        Progress while encoding: as in :class:`~bertfeat.BertFeaturizer` (``"auto"``: a bar in
+        a terminal or notebook, else a log line every 30 s; for at least 256 sentences).
     max_batch_tokens : int, optional
         Most padded tokens per forward pass. Default: 4096 on a CPU, 8192 on a GPU.
     on_bad_input : {"raise", "empty"}, default="raise"

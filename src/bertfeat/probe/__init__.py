@@ -64,7 +64,8 @@ plot, code printer) whose recommendation is a :class:`~bertfeat.WordTagger`.
 
 Modules: :mod:`.core` (:func:`probe`: orchestration), :mod:`.checks` (arguments, folds),
 :mod:`.context` (shared state, scoring), :mod:`.candidates`, :mod:`.heads`,
-:mod:`.families`, :mod:`.stats` and :mod:`.nested` (the pick and its estimate),
+:mod:`.families`, :mod:`.stats`, :mod:`.selection` and :mod:`.nested` (the statistics,
+the selection rules and the estimate of the selection),
 :mod:`.result` (:class:`ProbeResult`), :mod:`.report` (the text summary), :mod:`.plot`
 (the figure), :mod:`.codegen` (:func:`pipeline_code`), :mod:`.progress`.
 """

@@ -182,3 +182,23 @@ def bert_candidate(fs: FeatureSet, head_name: str, head: BaseEstimator, stage: s
     return Candidate(fs.family, fs.layer, fs.pooling, head_name, fs.X, clone(head), build,
                      stage, fs.layer_index, fs.X.shape[1], features=fs, refit=refit,
                      recommendable=recommendable, group=group)
+
+
+def describe(row: Any) -> str:
+    """A short name of a table row: ``L4 · mean pooling · logreg`` or ``TF-IDF + logreg``.
+
+    Parameters
+    ----------
+    row : Mapping or pandas.Series
+        A row of :attr:`ProbeResult.table`.
+
+    Returns
+    -------
+    str
+    """
+    if row["family"] == "tfidf":
+        return f"TF-IDF + {row['head']}"
+    if row["family"] == "union":
+        return f"TF-IDF ⊕ {row['layer']} · {row['pooling']} pooling · {row['head']}"
+    prefix = "random weights " if row["family"] == "random" else ""
+    return f"{prefix}{row['layer']} · {row['pooling']} pooling · {row['head']}"

@@ -305,7 +305,7 @@ class ProbeContext:
                 y, splits = self.y[cand.rows], restrict_splits(self.splits, cand.rows, len(self.y))
             scores = cv_score(cand, y, splits, self.scoring, self.n_jobs)
         except Exception as exc:  # one head failing on this data must not end the probe
-            from .result import describe
+            from .candidates import describe
 
             warnings.warn(f"probe: candidate {describe(vars(cand))} failed and is left "
                           f"out ({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=3)

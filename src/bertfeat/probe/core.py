@@ -30,11 +30,11 @@ from .checks import (
     make_splits,
     probe_store,
 )
-from .context import ProbeContext, logger
+from .context import ProbeContext
 from .families import registered
 from .heads import resolve_heads
 from .nested import outer_estimate
-from .progress import StageBar, progress_handler
+from .progress import ProbeVerbosity, StageBar
 from .result import ProbeResult
 from .selection import ALIASES, RULES
 from .stats import annotate
@@ -73,7 +73,7 @@ _RESERVED = ("model", "layers", "pooling", "layer_combine", "cache")
         "n_jobs": [Integral, None],
         "refit": ["boolean"],
         "featurizer_params": [dict, None],
-        "verbose": ["boolean"],
+        "verbose": ["boolean", StrOptions({"auto"})],
         "repeats": [Interval(Integral, 1, None, closed="left")],
         "nested": ["boolean"],
         "test_size": [Interval(Real, 0, 1, closed="neither"), None],
@@ -110,7 +110,7 @@ def probe(
     n_jobs: int | None = None,
     refit: bool = True,
     featurizer_params: dict | None = None,
-    verbose: bool = False,
+    verbose: bool | str = "auto",
     repeats: int = 1,
     nested: bool = False,
     test_size: float | None = None,
@@ -218,8 +218,12 @@ def probe(
         Further :class:`~bertfeat.BertFeaturizer` parameters (``max_length``,
         ``precision``, ``device``, ``batch_size`` ...), used for the sweep and carried
         into the recommended Pipeline.
-    verbose : bool, default=False
-        Report progress on stderr.
+    verbose : bool or "auto", default="auto"
+        ``"auto"``: in a terminal or a notebook a bar over the stages; elsewhere (stderr
+        sent to a file) a log line per stage with elapsed time and ETA, the probe's
+        messages and the encoder's periodic progress lines, through :mod:`logging`
+        (logger ``"bertfeat"``). True: the messages on stderr (and the bar in a
+        terminal); False: nothing.
     repeats : int, default=1
         Repeats of the k-fold split when ``cv`` is an int (``RepeatedStratifiedKFold``;
         repeat 1 is the plain split). Every candidate is scored on the same
@@ -267,12 +271,12 @@ def probe(
     """
     options = {name: value for name, value in locals().items()
                if name not in ("texts", "y", "featurizer_params")}
-    handler = progress_handler() if verbose else None
+    verbosity = ProbeVerbosity(verbose)
+    options["_progress"] = verbosity.mode
     try:
         return _run(texts, y, options, dict(featurizer_params or {}))
     finally:
-        if handler is not None:
-            logger.removeHandler(handler)
+        verbosity.close()
 
 
 def _run(texts: Any, y: Any, options: dict, params: dict) -> ProbeResult:
@@ -304,7 +308,7 @@ def _run(texts: Any, y: Any, options: dict, params: dict) -> ProbeResult:
         pipeline_params={"cache": False if cache is None or cache is False else cache},
         options=options, n_jobs=options["n_jobs"], random_state=options["random_state"])
     stages = _stages(registered())
-    bar = StageBar(len(stages) + 2, enabled=options["verbose"])
+    bar = StageBar(len(stages) + 2, mode=options.pop("_progress", "off"))
     try:
         bar.stage("encode")
         ctx.encoding.update({"random_encoded": None, "control": None, "truncated": None,

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..stats.cvstats import score_interval, split_ratio
 from . import context
-from .result import describe
+from .candidates import describe
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import ProbeContext

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .candidates import SWEEP_POOLINGS
-from .result import describe
+from .candidates import SWEEP_POOLINGS, describe
 
 if TYPE_CHECKING:  # pragma: no cover
     from .result import ProbeResult

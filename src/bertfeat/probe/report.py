@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .candidates import describe
 from .paper import format_p, report_table
-from .result import describe
 
 if TYPE_CHECKING:  # pragma: no cover
     from .result import ProbeResult
@@ -30,17 +30,29 @@ def summary(result: ProbeResult, top: int = 12) -> str:
     level = f"{round(100 * rec.level)}%"
     lines = []
     shown = result.table.head(top)
-    header = (f"{'rank':>4}  {'family':<6}  {'layer':<14}  {'pooling':<8}  "
-              f"{'head':<13}  {metric:>8}  {level + ' interval':<16}  {'p vs top':>9}  "
-              f"{'fit s':>6}")
+    # every column as wide as its longest cell ("L3-6 concat chunked", "logreg C=100",
+    # a negative r2 interval), so rows stay aligned whatever the labels
+    cells = {
+        name: [str(v) for v in shown[name]] for name in ("family", "layer", "pooling", "head")}
+    cells["interval"] = [f"[{lo:.4f}, {hi:.4f}]"
+                         for lo, hi in zip(shown["ci_low"], shown["ci_high"])]
+    titles = {"family": "family", "layer": "layer", "pooling": "pooling", "head": "head",
+              "interval": level + " interval"}
+    minimum = {"family": 6, "layer": 14, "pooling": 8, "head": 13, "interval": 16}
+    w = {name: max([minimum[name], len(titles[name]), *map(len, values)])
+         for name, values in cells.items()}
+    header = (f"{'rank':>4}  {'family':<{w['family']}}  {'layer':<{w['layer']}}  "
+              f"{'pooling':<{w['pooling']}}  {'head':<{w['head']}}  {metric:>8}  "
+              f"{titles['interval']:<{w['interval']}}  {'p vs top':>9}  {'fit s':>6}")
     lines.append(header)
     lines.append("-" * len(header))
-    for _, row in shown.iterrows():
+    for i, (_, row) in enumerate(shown.iterrows()):
         mark = "*" if row["candidate"] == rec.pick else " "
         lines.append(
-            f"{row['rank']:>4}{mark} {row['family']:<6}  {row['layer']:<14}  "
-            f"{row['pooling']:<8}  {row['head']:<13}  {row['mean_score']:>8.4f}  "
-            f"[{row['ci_low']:.4f}, {row['ci_high']:.4f}]  {_vs_top(row, rec.top):>9}  "
+            f"{row['rank']:>4}{mark} {cells['family'][i]:<{w['family']}}  "
+            f"{cells['layer'][i]:<{w['layer']}}  {cells['pooling'][i]:<{w['pooling']}}  "
+            f"{cells['head'][i]:<{w['head']}}  {row['mean_score']:>8.4f}  "
+            f"{cells['interval'][i]:<{w['interval']}}  {_vs_top(row, rec.top):>9}  "
             f"{row['fit_time']:>6.2f}")
     if len(result.table) > top:
         lines.append(f"... {len(result.table) - top} more rows in the CSV")

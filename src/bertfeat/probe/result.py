@@ -12,7 +12,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from ..stats.cvstats import PairedTest
-from .candidates import Candidate
+from .candidates import Candidate, describe
 from .codegen import pipeline_code, pipeline_from_spec, pipeline_spec
 from .stats import Recommendation, compare
 
@@ -20,26 +20,6 @@ from .stats import Recommendation, compare
 SAVE_FORMAT = 1
 
 __all__ = ["ProbeResult", "describe"]
-
-
-def describe(row: Any) -> str:
-    """A short name of a table row: ``L4 · mean pooling · logreg`` or ``TF-IDF + logreg``.
-
-    Parameters
-    ----------
-    row : Mapping or pandas.Series
-        A row of :attr:`ProbeResult.table`.
-
-    Returns
-    -------
-    str
-    """
-    if row["family"] == "tfidf":
-        return f"TF-IDF + {row['head']}"
-    if row["family"] == "union":
-        return f"TF-IDF ⊕ {row['layer']} · {row['pooling']} pooling · {row['head']}"
-    prefix = "random weights " if row["family"] == "random" else ""
-    return f"{prefix}{row['layer']} · {row['pooling']} pooling · {row['head']}"
 
 
 class ProbeResult:
@@ -123,6 +103,15 @@ class ProbeResult:
         Seconds per stage: ``encode``, ``random_encode`` and ``chunk_encode`` (encoder
         passes); ``screen``, ``refine``, ``chunk``, ``union`` and ``baselines``
         (cross-validating heads, encoder passes excluded); ``refit`` and ``total``.
+    head_order : list of str
+        The probe's heads, cheapest first (the cost order of the ``cheapest-tied`` and
+        ``one-se`` rules).
+
+    Notes
+    -----
+    :meth:`select` re-picks under another rule from the stored fold scores;
+    :meth:`save` and :meth:`load` write and read the JSON a re-selection needs
+    (``bertfeat recommend OUTDIR --select RULE``).
     """
 
     def __init__(self, *, table: pd.DataFrame, candidates: dict[str, Candidate],

@@ -34,7 +34,8 @@ import pandas as pd
 from ..stats.cvstats import cheapest, score_interval
 from .stats import PICK_RULE, Recommendation, candidate_cost
 
-__all__ = ["RULES", "DEFAULT_RULE", "Rule", "SelectionInput", "recommend", "rule_name"]
+__all__ = ["RULES", "ALIASES", "DEFAULT_RULE", "Rule", "SelectionInput", "recommend",
+           "rule_name", "spread_outliers"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class SelectionInput:
         return candidate_cost(self.table.loc[key], self.head_order)
 
     def mean(self, key: str) -> float:
+        """The mean fold score of ``key``."""
         return float(self.table.loc[key, "mean_score"])
 
     def cheapest(self, members: Sequence[str]) -> str:
@@ -113,7 +115,18 @@ SPREAD_MADS = 3.0
 
 
 def spread_outliers(inp: SelectionInput) -> set:
-    """Recommendable candidates whose fold standard deviation is an outlier (high)."""
+    """Recommendable candidates whose fold standard deviation is an outlier (high).
+
+    Parameters
+    ----------
+    inp : SelectionInput
+
+    Returns
+    -------
+    set of str
+        Keys whose ``std_score`` exceeds the median by more than :data:`SPREAD_MADS`
+        scaled median absolute deviations (``1.4826 * MAD``); empty when the MAD is 0.
+    """
     std = inp.table.loc[inp.recommendable, "std_score"].astype(float)
     median = float(std.median())
     mad = 1.4826 * float((std - median).abs().median())
