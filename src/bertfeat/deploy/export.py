@@ -588,9 +588,13 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
 
     Parameters
     ----------
-    pipeline : Pipeline, BertFeaturizer or TextUnion
+    pipeline : Pipeline, BertFeaturizer, TextUnion, BertClassifier or BertRegressor
         Fitted. A ``Pipeline`` must start with a ``BertFeaturizer``, a ``TextUnion`` or
-        a ``TfidfVectorizer``; the steps after it are converted with skl2onnx.
+        a ``TfidfVectorizer``; the steps after it are converted with skl2onnx. A
+        fine-tuned ``BertClassifier``/``BertRegressor`` (alone, or the one step of a
+        pipeline: the probe's fine-tuned pick) is exported as its fine-tuned encoder, its
+        pooling and its linear head (:mod:`bertfeat.deploy.finetuned`); the agreement in
+        the report is with the estimator itself.
     outdir : str or Path
         Folder to write (created; must be empty or absent unless ``overwrite``).
     precision : {"fp32", "int8"}, default="fp32"
@@ -620,6 +624,21 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     """
     if precision not in ("fp32", "int8"):
         raise ExportError(f"precision must be 'fp32' or 'int8', got {precision!r}")
+    from .finetuned import finetuned_estimator, frozen_pipeline
+
+    tuned = finetuned_estimator(pipeline)
+    if tuned is not None:  # the fine-tuned encoder + its linear head, as featurizer + head
+        with tempfile.TemporaryDirectory(prefix="bertfeat-finetuned-") as encoder_dir:
+            return _export(frozen_pipeline(tuned, encoder_dir), outdir, precision,
+                           check_texts, overwrite, verbose, original=pipeline)
+    return _export(pipeline, outdir, precision, check_texts, overwrite, verbose)
+
+
+def _export(pipeline: Any, outdir: str | Path, precision: str,
+            check_texts: list[str] | None, overwrite: bool, verbose: bool,
+            original: Any = None) -> ExportReport:
+    """:func:`export_pipeline` of a pipeline that starts with a featurizer, a union or a
+    vectorizer; predictions are compared with ``original`` (default: ``pipeline``)."""
     feat, union, steps = _split(pipeline)
     settings = None
     if feat is not None:
@@ -671,7 +690,8 @@ def export_pipeline(pipeline: Any, outdir: str | Path, *, precision: str = "fp32
     # intact when anything fails)
     staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.export-", dir=parent))
     try:
-        report = _write_export(staging, outdir, pipeline, feat, union, steps, settings, info,
+        report = _write_export(staging, outdir, original if original is not None else pipeline,
+                               feat, union, steps, settings, info,
                                tokenizer, graph, backend, pad_id, attention, precision,
                                head_width, texts, spec, tfidf_check)
         _swap_into_place(staging, outdir)
