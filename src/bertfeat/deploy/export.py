@@ -2,8 +2,10 @@
 
 :func:`export_pipeline` turns a fitted ``Pipeline`` whose first step is a
 :class:`~bertfeat.BertFeaturizer`, a :class:`~bertfeat.TextUnion` or a scikit-learn
-``TfidfVectorizer`` (every pick :func:`bertfeat.probe.probe` can recommend but the
-``finetune`` family) into::
+``TfidfVectorizer``, or a fine-tuned :class:`~bertfeat.BertClassifier` /
+:class:`~bertfeat.BertRegressor` (as its encoder + linear head,
+:mod:`bertfeat.deploy.finetuned`) -- every pick :func:`bertfeat.probe.probe` can recommend --
+into::
 
     OUTDIR/
       manifest.json    what the runtime needs: pooling, limits, batching, classes, checks
