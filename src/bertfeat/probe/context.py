@@ -133,11 +133,8 @@ def _batch_units(base: BertFeaturizer, texts: Sequence[str]) -> tuple[np.ndarray
 def _encoder_batches(base: BertFeaturizer, units: np.ndarray) -> list[np.ndarray]:
     """The encoder's batches of sequences of these lengths for the fitted ``base``."""
     from ..engine.encoder import make_batches
-    from ..estimators.featurizer import DEFAULT_BATCH_TOKENS, DEFAULT_BATCH_TOKENS_GPU
 
-    budget = base.max_batch_tokens or (DEFAULT_BATCH_TOKENS if base.device_ == "cpu"
-                                       else DEFAULT_BATCH_TOKENS_GPU)
-    return make_batches(units, base.batch_size, budget)
+    return make_batches(units, base.batch_size, base._token_budget())
 
 
 def _padded_cost(base: BertFeaturizer, units: np.ndarray, owner: np.ndarray,
@@ -150,21 +147,8 @@ def _padded_cost(base: BertFeaturizer, units: np.ndarray, owner: np.ndarray,
 def token_lengths(base: BertFeaturizer, texts: Sequence[str]) -> np.ndarray:
     """Tokens the encoder runs on each text for the fitted ``base``: its first
     ``max_length`` tokens, or every window with ``long_text="chunk"`` (tokenised only)."""
-    from .. import models
-    from ..engine import encoder
-
-    info = models.resolve_model(base.model, base.revision)
-    tokenizer, _ = models.load_shared(
-        info, depth=max(base.n_layers_, min(1, base.n_layers_)), device=base.device_,
-        precision=base.precision_, trust_remote_code=base.trust_remote_code)
-    if base.long_text == "chunk":
-        windows, owner, _ = encoder.tokenize_chunks(tokenizer, texts, base.max_length_,
-                                                    base.chunk_stride_, base.max_chunks)
-        return np.bincount(owner, weights=[len(w) for w in windows],
-                           minlength=len(texts)).astype(np.int64)
-    return np.asarray([len(ids) for ids in
-                       encoder.tokenize(tokenizer, texts, base.max_length_).input_ids],
-                      dtype=np.int64)
+    units, owner = _batch_units(base, texts)
+    return np.bincount(owner, weights=units, minlength=len(texts)).astype(np.int64)
 
 
 @dataclass
