@@ -403,3 +403,20 @@ def test_long_texts_chunked_or_said_why_not(tiny_model, tmp_path):
     assert pipe.steps[0][1].long_text == "chunk"
     scores = cross_val_score(pipe, texts, y, cv=folds)
     assert scores.mean() == pytest.approx(chunked.iloc[0]["mean_score"], abs=1e-9)
+
+
+def test_probe_options_are_one_typed_object_with_probe_s_arguments():
+    import dataclasses
+    import inspect
+
+    from bertfeat.probe import probe
+    from bertfeat.probe.options import ProbeOptions
+
+    arguments = [p for p in inspect.signature(probe).parameters
+                 if p not in ("texts", "y", "featurizer_params")]
+    fields = [f.name for f in dataclasses.fields(ProbeOptions)]
+    assert fields == [*arguments, "progress"]
+    defaults = {p.name: p.default for p in inspect.signature(probe).parameters.values()}
+    assert all(getattr(ProbeOptions(), name) == defaults[name] for name in arguments)
+    with pytest.raises(AttributeError):
+        ProbeOptions().refine_tops  # noqa: B018  (a misspelt option fails at once)

@@ -15,6 +15,7 @@ from ..stats.cvstats import cv_splits
 from ..store import FeatureStore
 from .candidates import SWEEP_POOLINGS
 from .context import ProbeContext
+from .options import ProbeOptions
 
 __all__ = ["check_data", "check_poolings", "infer_task", "make_splits", "probe_store", "design",
            "inner_splits", "holdout_split"]
@@ -87,11 +88,11 @@ def probe_store(cache: Any) -> tuple[FeatureStore, tempfile.TemporaryDirectory |
     return FeatureStore(tmp.name), tmp
 
 
-def design(options: dict, n_splits: int) -> str:
+def design(options: ProbeOptions, n_splits: int) -> str:
     """``2 x 5-fold CV`` (or ``7 splits`` for a splitter of the user's)."""
-    cv = options["cv"]
+    cv = options.cv
     if isinstance(cv, Integral) and not isinstance(cv, bool):
-        repeats = options["repeats"]
+        repeats = options.repeats
         return f"{repeats} x {cv}-fold CV" if repeats > 1 else f"{cv}-fold CV"
     return f"{n_splits} CV splits"
 
@@ -99,16 +100,17 @@ def design(options: dict, n_splits: int) -> str:
 def inner_splits(ctx: ProbeContext, train: np.ndarray) -> list:
     """The probe's own folds, on the rows ``train`` only (as indices of all rows)."""
     opts = ctx.options
-    inner = make_splits(opts["cv"], ctx.task, ctx.y[train], len(train), opts["random_state"],
-                    opts["repeats"])
+    inner = make_splits(opts.cv, ctx.task, ctx.y[train], len(train), opts.random_state,
+                    opts.repeats)
     return [(train[a], train[b]) for a, b in inner]
 
 
-def holdout_split(options: dict, task: str, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(options: ProbeOptions, task: str,
+                  y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     cls = StratifiedShuffleSplit if task == "classification" else ShuffleSplit
-    splitter = cls(n_splits=1, test_size=options["test_size"],
-                   random_state=options["random_state"])
+    splitter = cls(n_splits=1, test_size=options.test_size,
+                   random_state=options.random_state)
     try:
         return next(splitter.split(np.zeros(len(y)), y))
     except ValueError as exc:
-        raise ValueError(f"test_size={options['test_size']}: {exc}") from exc
+        raise ValueError(f"test_size={options.test_size}: {exc}") from exc

@@ -23,6 +23,7 @@ from sklearn.model_selection import cross_validate
 from ..estimators.featurizer import BertFeaturizer
 from ..store import FeatureStore, text_digest
 from .candidates import Candidate, EncodedLayers, FeatureSet
+from .options import ProbeOptions
 
 __all__ = ["ProbeContext", "encode_all_layers", "cv_score", "restrict_splits", "logger",
            "token_lengths"]
@@ -178,8 +179,9 @@ class ProbeContext:
         The store of the run (a temporary one when caching is off).
     pipeline_params : dict
         Parameters every recommended featurizer gets (``cache``).
-    options : dict
-        The arguments of :func:`~bertfeat.probe.probe` (``combos``, ``refine_top`` ...).
+    options : ProbeOptions
+        The arguments of :func:`~bertfeat.probe.probe` (``options.combos``,
+        ``options.refine_top`` ...).
     n_jobs : int or None
         Processes for each cross-validation.
     random_state : int
@@ -210,7 +212,7 @@ class ProbeContext:
     heads: dict[str, BaseEstimator]
     store: FeatureStore
     pipeline_params: dict
-    options: dict
+    options: ProbeOptions
     n_jobs: int | None = None
     random_state: int = 0
     bert: EncodedLayers | None = None

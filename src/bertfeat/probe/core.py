@@ -34,6 +34,7 @@ from .context import ProbeContext
 from .families import registered
 from .heads import resolve_heads
 from .nested import outer_estimate
+from .options import ProbeOptions
 from .progress import ProbeVerbosity, StageBar
 from .result import ProbeResult
 from .selection import ALIASES, RULES
@@ -269,73 +270,73 @@ def probe(
     >>> print(result.summary())  # doctest: +SKIP
     >>> result.best_estimator.predict(["WIN a free prize now!"])  # doctest: +SKIP
     """
-    options = {name: value for name, value in locals().items()
-               if name not in ("texts", "y", "featurizer_params")}
+    options = ProbeOptions(**{name: value for name, value in locals().items()
+                              if name not in ("texts", "y", "featurizer_params")})
     verbosity = ProbeVerbosity(verbose)
-    options["_progress"] = verbosity.mode
+    options.progress = verbosity.mode
     try:
         return _run(texts, y, options, dict(featurizer_params or {}))
     finally:
         verbosity.close()
 
 
-def _run(texts: Any, y: Any, options: dict, params: dict) -> ProbeResult:
+def _run(texts: Any, y: Any, options: ProbeOptions, params: dict) -> ProbeResult:
     started = time.perf_counter()
-    texts, y, task = check_data(texts, y, options["task"])
-    scoring = options["scoring"] or ("accuracy" if task == "classification" else "r2")
+    texts, y, task = check_data(texts, y, options.task)
+    scoring = options.scoring or ("accuracy" if task == "classification" else "r2")
     scoring_name = scoring if isinstance(scoring, str) else getattr(
         scoring, "__name__", type(scoring).__name__)
-    options["poolings"] = check_poolings(options["poolings"])
-    if options["union"] is None:
-        options["union"] = options["tfidf"]
+    options.poolings = check_poolings(options.poolings)
+    if options.union is None:
+        options.union = options.tfidf
     for reserved in _RESERVED:
         if reserved in params:
             raise ValueError(f"featurizer_params may not set {reserved!r}; it is a probe "
                              "argument or chosen by the probe")
     # refuse a bad featurizer parameter before any work (the same check fit makes)
-    BertFeaturizer(model=options["model"], **params)._validate_params()
-    heads = resolve_heads(options["heads"], task, options["random_state"])
-    splits = make_splits(options["cv"], task, y, len(texts), options["random_state"],
-                     options["repeats"])
-    if options["nested"] and not isinstance(options["cv"], Integral):
+    BertFeaturizer(model=options.model, **params)._validate_params()
+    heads = resolve_heads(options.heads, task, options.random_state)
+    splits = make_splits(options.cv, task, y, len(texts), options.random_state,
+                     options.repeats)
+    if options.nested and not isinstance(options.cv, Integral):
         raise ValueError("nested=True needs cv as an int (the number of outer and inner "
-                         f"folds), got {options['cv']!r}")
-    cache = options["cache"]
+                         f"folds), got {options.cv!r}")
+    cache = options.cache
     store, tmp = probe_store(cache)
     ctx = ProbeContext(
-        texts=texts, y=y, task=task, splits=splits, scoring=scoring, model=options["model"],
-        params=params, poolings=options["poolings"], heads=heads, store=store,
+        texts=texts, y=y, task=task, splits=splits, scoring=scoring, model=options.model,
+        params=params, poolings=options.poolings, heads=heads, store=store,
         pipeline_params={"cache": False if cache is None or cache is False else cache},
-        options=options, n_jobs=options["n_jobs"], random_state=options["random_state"])
+        options=options, n_jobs=options.n_jobs, random_state=options.random_state)
     stages = _stages(registered())
-    bar = StageBar(len(stages) + 2, mode=options.pop("_progress", "off"))
+    bar = StageBar(len(stages) + 2, mode=options.progress)
     try:
         bar.stage("encode")
         ctx.encoding.update({"random_encoded": None, "control": None, "truncated": None,
                              "chunk": None, "chunk_encoded": None})
         for family in registered():
             family.before_encode(ctx)
-        _encode(ctx, options["layers"])
+        _encode(ctx, options.layers)
         table, folds, recommendation = _study(ctx, bar)
         result = ProbeResult(
             table=table, candidates={cand.key: cand for _, cand in ctx.scored}, task=task,
             scoring=scoring_name, n_splits=len(splits), n_layers=ctx.n_layers,
-            model=str(options["model"]), encoding=ctx.encoding, timings=ctx.timings,
+            model=str(options.model), encoding=ctx.encoding, timings=ctx.timings,
             best_estimator=None, fold_scores=folds, recommendation=recommendation,
             design=design(options, len(splits)), head_order=list(ctx.heads),
             data=(texts, y))
         t0 = time.perf_counter()
-        if options["nested"]:
-            outer = make_splits(options["cv"], task, y, len(texts), options["random_state"] + 1)
+        if options.nested:
+            outer = make_splits(options.cv, task, y, len(texts), options.random_state + 1)
             result.nested = outer_estimate(ctx, outer, _study, inner_splits, "nested fold")
-        if options["test_size"] is not None:
+        if options.test_size is not None:
             result.holdout = outer_estimate(ctx, [holdout_split(options, task, y)], _study,
                                             inner_splits, "held-out split")
-        if options["nested"] or options["test_size"] is not None:
+        if options.nested or options.test_size is not None:
             ctx.timings["nested"] = time.perf_counter() - t0
         bar.stage("refit")
         t0 = time.perf_counter()
-        if options["refit"]:
+        if options.refit:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 result.best_estimator = result.candidate().fit_all(texts, y)
@@ -382,8 +383,8 @@ def _study(ctx: ProbeContext, bar: StageBar | None = None,
     recommendable = [cand.key for _, cand in ctx.scored if cand.recommendable]
     table, recommendation = annotate(
         table, folds, split_ratio(ctx.splits), head_order=list(ctx.heads),
-        recommendable=recommendable, alpha=ctx.options["alpha"],
-        select=ctx.options["select"])
+        recommendable=recommendable, alpha=ctx.options.alpha,
+        select=ctx.options.select)
     return table, folds, recommendation
 
 

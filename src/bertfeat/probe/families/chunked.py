@@ -54,8 +54,8 @@ class Chunked(Family):
         Each text's first window is stored as its truncated encoding, so the main pass
         that follows is a store read and no window is encoded twice.
         """
-        if (ctx.params.get("long_text", "truncate") != "truncate" or not ctx.options["chunk"]
-                or not ctx.options["chunk_top"]):
+        if (ctx.params.get("long_text", "truncate") != "truncate" or not ctx.options.chunk
+                or not ctx.options.chunk_top):
             return
         longer, limit = longer_count(ctx)
         if not longer:
@@ -91,10 +91,10 @@ class Chunked(Family):
                                  "pooling not tried (it would equal truncation)")
             return []
         head = f"{truncated:,} distinct texts are longer than max_length={limit} tokens"
-        if not ctx.options["chunk"]:
+        if not ctx.options.chunk:
             encoding["chunk"] = f"{head}; chunked pooling not tried (chunk=False)"
             return []
-        best = ctx.ranked("screen")[:ctx.options["chunk_top"]]
+        best = ctx.ranked("screen")[:ctx.options.chunk_top]
         if not best:
             encoding["chunk"] = f"{head}; no feature set to try in chunks"
             return []

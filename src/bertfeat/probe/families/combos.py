@@ -40,7 +40,7 @@ class Combos(Family):
     timing = "screen"
 
     def candidates(self, ctx: ProbeContext) -> list[Candidate]:
-        combos = resolve_combos(ctx.options["combos"], ctx.n_layers)
+        combos = resolve_combos(ctx.options.combos, ctx.n_layers)
         if not combos:
             return []
         sets = feature_sets("bert", ctx.bert, [], combos, {"model": ctx.model, **ctx.params})

@@ -50,9 +50,9 @@ class RandomControl(Family):
     timing = "baselines"
 
     def candidates(self, ctx: ProbeContext) -> list[Candidate]:
-        if not ctx.options["random_control"]:
+        if not ctx.options.random_control:
             return []
-        seed = ctx.options["control_seed"]
+        seed = ctx.options.control_seed
         rmodel = models.random_init_model(
             ctx.model, seed=seed, directory=ctx.store.random_init_directory,
             revision=ctx.params.get("revision"),
@@ -61,7 +61,7 @@ class RandomControl(Family):
         # the real pass's precision ("auto" was measured for the real model): the control
         # is encoded alike, and its random-weights copy is not measured again
         rparams["precision"] = ctx.bert.featurizer.precision_
-        limit = ctx.options["control_texts"]
+        limit = ctx.options.control_texts
         rows = control_rows(ctx, limit, seed)
         n = len(ctx.texts)
         if rows is None:

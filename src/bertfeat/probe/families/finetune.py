@@ -40,7 +40,7 @@ class FineTune(Family):
     timing = "finetune"
 
     def candidates(self, ctx: ProbeContext) -> list[Candidate]:
-        option = ctx.options.get("finetune")
+        option = ctx.options.finetune
         if not option:
             return []
         params = {k: ctx.params[k] for k in _SHARED if k in ctx.params}

@@ -15,7 +15,7 @@ class Refine(Family):
 
     def candidates(self, ctx: ProbeContext) -> list[Candidate]:
         others = list(ctx.heads.items())[1:]
-        top = ctx.options["refine_top"]
+        top = ctx.options.refine_top
         if not others or not top:
             return []
         ranked = ctx.ranked("screen")[:top]

@@ -70,7 +70,7 @@ class Tfidf(Family):
     def candidates(self, ctx: ProbeContext) -> list[Candidate]:
         from sklearn.linear_model import LogisticRegression, RidgeCV
 
-        if not ctx.options["tfidf"]:
+        if not ctx.options.tfidf:
             return []
         ctx.log("scoring the TF-IDF baseline (vocabulary fitted once per fold)")
         data = UnionData(ctx.text_array)

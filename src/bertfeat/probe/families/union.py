@@ -223,11 +223,11 @@ class TfidfUnion(Family):
     timing = "union"
 
     def candidates(self, ctx: ProbeContext) -> list[Candidate]:
-        if not (ctx.options["union"] and ctx.options["union_top"]):
+        if not (ctx.options.union and ctx.options.union_top):
             return []
         data = UnionData(ctx.text_array)
         out = []
-        for fs in ctx.ranked("screen", "chunk")[:ctx.options["union_top"]]:
+        for fs in ctx.ranked("screen", "chunk")[:ctx.options.union_top]:
             ctx.log(f"scoring TF-IDF ⊕ {fs.layer} {fs.pooling} (vocabulary fitted per fold)")
             out.extend(union_candidates(fs, data, ctx.task, ctx.pipeline_params))
         return out
