@@ -23,7 +23,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_sco
 from sklearn.pipeline import make_pipeline
 
 from bertfeat import BertFeaturizer, FeatureStore, encoder, models
-from bertfeat.store import decode_array, encode_array, text_digest
+from bertfeat.store import StoreError, decode_array, encode_array, text_digest
 
 from .conftest import WORDS, make_tiny_model
 from .equality import assert_same_computation, assert_within_bound
@@ -457,3 +457,29 @@ def test_warm_path_does_no_tokenisation_and_no_model_load(tiny_model, tmp_path,
     assert_same_computation(cold, warm)
     for pooling in ("cls", "max", "mean_max", "first_last"):
         featurizer(tiny_model, store, layers=[1, 2], pooling=pooling).fit(texts).transform(texts)
+
+
+def test_a_transiently_locked_open_is_tried_again_within_the_timeout(tmp_path, monkeypatch):
+    # processes opening one store at once can meet an immediate "database is locked"
+    from bertfeat.store import core
+
+    real = core.FeatureStore._open
+    failures = []
+
+    def contended(self):
+        if len(failures) < 2:
+            failures.append(1)
+            raise sqlite3.OperationalError("database is locked")
+        return real(self)
+
+    monkeypatch.setattr(core.FeatureStore, "_open", contended)
+    store = FeatureStore(tmp_path / "store")
+    assert store.cache is not None and len(failures) == 2
+
+    def stuck(self):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(core.FeatureStore, "_open", stuck)
+    held = FeatureStore(tmp_path / "held", timeout=0.2)
+    with pytest.raises(StoreError, match="locked by another process for more than 0.2 s"):
+        _ = held.cache

@@ -172,13 +172,39 @@ class FeatureStore(TextRecords, WordRecords):
         if self._cache is None:
             Path(self.directory).mkdir(parents=True, exist_ok=True)
             try:
-                self._cache = self._open()
+                self._cache = self._open_when_free()
             except sqlite3.DatabaseError as exc:
                 if not _is_corruption(exc):
                     raise
                 self._recover(exc)
-                self._cache = self._open()
+                self._cache = self._open_when_free()
         return self._cache
+
+    def _open_when_free(self):
+        """:meth:`_open`, tried again while another process's set-up holds the database.
+
+        Processes that open one store at the same moment (the workers of a search or a
+        Dask cluster) can meet a "database is locked" that SQLite returns at once rather
+        than after its busy timeout (a read transaction that must become a write one).
+        It is transient: the open is tried again, with short growing pauses, for at most
+        ``timeout`` seconds, then refused with :class:`StoreError`.
+        """
+        deadline = time.monotonic() + self._timeout()
+        pause = 0.01
+        while True:
+            try:
+                return self._open()
+            except sqlite3.OperationalError as exc:
+                message = str(exc).lower()
+                if "locked" not in message and "busy" not in message:
+                    raise
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"bertfeat store {self.directory}: the database has been locked by "
+                        f"another process for more than {self._timeout():g} s ({exc}); "
+                        "use another store (cache=<directory>) or cache=False") from exc
+                time.sleep(pause)
+                pause = min(2 * pause, 0.25)
 
     def _open(self):
 
