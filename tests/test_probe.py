@@ -66,19 +66,22 @@ def test_tidy_table(result):
     assert table["rank"].tolist() == list(range(1, len(table) + 1))
     assert table["mean_score"].is_monotonic_decreasing
     assert table["candidate"].is_unique
-    # 3 layers + embeddings + 2 combinations, x 3 poolings, screened with logreg
+    # 3 layers + embeddings + 2 combinations, x 3 poolings, screened with closed-form
+    # ridge (each row names its alpha)
     screen = table[table["stage"] == "screen"]
-    assert len(screen) == 6 * 3 and set(screen["head"]) == {"logreg"}
+    assert len(screen) == 6 * 3 and all(h.startswith("ridge α=") for h in screen["head"])
     assert set(screen["layer"]) == {"L0", "L1", "L2", "L3", "L1-3 concat", "L1-3 avg"}
     assert set(screen["pooling"]) == {"cls", "mean", "max"}
     widths = dict(zip(screen["layer"], screen["n_features"]))
     assert widths["L2"] == 32 and widths["L1-3 concat"] == 96 and widths["L1-3 avg"] == 32
-    # the other heads only on the 3 best screened feature sets
+    # the heads only on the 3 best screened feature sets
     refine = table[table["stage"] == "refine"]
-    assert len(refine) == 3 * 2 and set(refine["head"]) == {"svm", "mlp"}
-    best3 = screen.nlargest(3, "mean_score")[["layer", "pooling"]]
-    assert set(map(tuple, refine[["layer", "pooling"]].to_numpy())) == \
-        set(map(tuple, best3.to_numpy()))
+    assert len(refine) == 3 * 3 and set(refine["head"]) == {"logreg", "svm", "mlp"}
+    refined = set(map(tuple, refine[["layer", "pooling"]].to_numpy()))
+    assert len(refined) == 3
+    keyed = screen.set_index(["layer", "pooling"])["mean_score"]
+    # a top 3 of the screen (ties broken in scoring order)
+    assert min(keyed[list(refined)]) >= max(keyed.drop(list(refined)))
     # controls and baselines, every score a proportion
     assert len(table[table["family"] == "random"]) == 4 * 3
     assert len(table[table["family"] == "tfidf"]) == 3
@@ -181,7 +184,13 @@ def test_regression_target(tiny_model, tmp_path):
                 cache=tmp_path / "s", featurizer_params={"precision": "fp32"})
     assert res.task == "regression" and res.scoring == "r2"
     table = res.table
-    assert set(table["head"]) == {"ridge", "svm", "mlp"}
+    # screened with closed-form ridge (Ridge, the row's alpha), then every head on the best
+    assert {h for h in table["head"] if not h.startswith("ridge α=")} == {"ridge", "svm",
+                                                                          "mlp"}
+    screened = table[table.stage == "screen"]
+    assert len(screened) == 4 and all(h.startswith("ridge α=") for h in screened["head"])
+    steps = [type(s).__name__ for _, s in res.make_pipeline(screened.iloc[0]["candidate"]).steps]
+    assert steps == ["BertFeaturizer", "StandardScaler", "Ridge"]
     assert set(table.loc[table.family == "bert", "layer"]) == {"L2", "L3", "L1-3 concat",
                                                                "L1-3 avg"}
     assert res.baselines["random"] is None and res.baselines["tfidf"] is not None
@@ -213,7 +222,8 @@ def test_options_switch_families_off(tiny_model, tmp_path):
     texts, y = _data(30)
     res = probe(pd.Series(texts), pd.Series(y), model=tiny_model, layers=[1], combos=False,
                 poolings="mean", heads={"lin": "logreg"}, random_control=False, tfidf=False,
-                cv=3, refit=False, cache=tmp_path / "s", scoring="balanced_accuracy")
+                cv=3, refit=False, cache=tmp_path / "s", scoring="balanced_accuracy",
+                screen="head")
     assert res.table["family"].unique().tolist() == ["bert"]
     assert res.table[["layer", "pooling", "head"]].values.tolist() == [["L1", "mean", "lin"]]
     assert res.best_estimator is None and res.scoring == "balanced_accuracy"
@@ -282,7 +292,8 @@ def test_a_failing_head_is_left_out_with_a_warning(tiny_model, tmp_path):
     with pytest.warns(RuntimeWarning, match="failed and is left out.*not enough samples"):
         res = probe(texts, y, model=tiny_model, poolings=("mean",), combos=False,
                     heads={"logreg": "logreg", "broken": _BrokenHead()}, refine_top=2,
-                    random_control=False, tfidf=False, cv=3, cache=tmp_path / "s")
+                    random_control=False, tfidf=False, cv=3, cache=tmp_path / "s",
+                    screen="head")
     assert set(res.table["head"]) == {"logreg"} and len(res.table) == 4
 
 
@@ -312,10 +323,14 @@ def test_union_candidates_on_the_same_folds(result):
     assert len(union) == 3 and set(union["head"]) == {"logreg C=1", "logreg C=10",
                                                       "logreg C=100"}
     assert set(union["stage"]) == {"union"}
-    # built on the best screened feature set
-    screen = table[table.stage == "screen"].iloc[0]
-    assert set(union["layer"]) == {screen["layer"]} and set(union["pooling"]) == \
-        {screen["pooling"]}
+    # built on the feature set whose fitted head scored best (the heads ran on the best
+    # screened sets)
+    refine = table[table.stage == "refine"]
+    best = refine[refine.mean_score == refine.mean_score.max()]
+    assert len(set(zip(union["layer"], union["pooling"]))) == 1
+    assert set(zip(union["layer"], union["pooling"])) <= set(zip(best["layer"], best["pooling"]))
+    screen = table[(table.stage == "screen") & (table.layer == union["layer"].iloc[0])
+                   & (table.pooling == union["pooling"].iloc[0])].iloc[0]
     assert res.families["union"] == union["mean_score"].max()
     folds = StratifiedKFold(5, shuffle=True, random_state=1)
     for key in union["candidate"]:

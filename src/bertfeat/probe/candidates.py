@@ -100,6 +100,11 @@ class Candidate:
         Candidates of one stage are scored in order of ``group`` (then in the order the
         families gave them): the layer families give a pooling's position, so that a
         pooling's single layers and combinations are scored together.
+    path : RidgePath, optional
+        Scored in closed form instead of by cross-validating ``estimator``
+        (:class:`~bertfeat.probe.ridge.RidgePath`: every ridge alpha at once); the row is
+        then the chosen alpha's candidate. ``estimator`` (the screening head) is scored
+        instead when the path cannot score (a scorer that needs probabilities).
     """
 
     family: str
@@ -117,6 +122,7 @@ class Candidate:
     rows: np.ndarray | None = None
     recommendable: bool = True
     group: int = 0
+    path: Any = None
 
     @property
     def key(self) -> str:

@@ -28,6 +28,9 @@ from .options import ProbeOptions
 __all__ = ["ProbeContext", "encode_all_layers", "cv_score", "restrict_splits", "logger",
            "token_lengths"]
 
+#: errors of a closed-form path that send its candidate to plain cross-validation (a
+#: scorer that needs predict_proba, which ridge has not)
+_PATH_ERRORS = (AttributeError, NotImplementedError)
 #: progress messages of the probe (``probe(verbose=True)`` shows them on stderr)
 logger = logging.getLogger("bertfeat.probe")
 
@@ -237,8 +240,33 @@ class ProbeContext:
 
     @property
     def screen_head(self) -> tuple[str, BaseEstimator]:
-        """The first head: the one every feature set is screened with."""
+        """The first head: the one every feature set is screened with when
+        ``screen="head"`` (and what a closed-form screen falls back to)."""
         return next(iter(self.heads.items()))
+
+    @property
+    def screen_name(self) -> str:
+        """What screens the feature sets, in words."""
+        if self.options.screen == "ridge":
+            return "ridge (closed form, every alpha)"
+        return self.screen_head[0]
+
+    def screen_candidate(self, fs: FeatureSet, stage: str, group: int = 0,
+                         recommendable: bool = True) -> Candidate:
+        """The candidate that screens ``fs``: closed-form ridge over every alpha
+        (``screen="ridge"``, :mod:`bertfeat.probe.ridge`) or the first head."""
+        from .candidates import bert_candidate
+        from .ridge import RidgePath
+
+        head_name, head = self.screen_head
+        cand = bert_candidate(fs, head_name, head, stage, self.pipeline_params, group=group,
+                              recommendable=recommendable)
+        if self.options.screen == "ridge":
+            def make(name: str, est: BaseEstimator) -> Candidate:
+                return bert_candidate(fs, name, est, stage, self.pipeline_params)
+
+            cand.path = RidgePath(self.task, make)
+        return cand
 
     def token_lengths(self, long_text: str = "truncate") -> np.ndarray:
         """Tokens the real model's encoder runs on each distinct text (first occurrence
@@ -289,7 +317,14 @@ class ProbeContext:
             y, splits = self.y, self.splits
             if cand.rows is not None:
                 y, splits = self.y[cand.rows], restrict_splits(self.splits, cand.rows, len(self.y))
-            scores = cv_score(cand, y, splits, self.scoring, self.n_jobs)
+            scores = None
+            if cand.path is not None:
+                try:
+                    cand, scores = cand.path.cross_validate(cand, y, splits, self.scoring)
+                except _PATH_ERRORS:  # e.g. a scorer that needs predict_proba
+                    scores = None
+            if scores is None:
+                scores = cv_score(cand, y, splits, self.scoring, self.n_jobs)
         except Exception as exc:  # one head failing on this data must not end the probe
             from .candidates import describe
 

@@ -63,6 +63,7 @@ _RESERVED = ("model", "layers", "pooling", "layer_combine", "cache")
         "union": ["boolean", None],
         "chunk": ["boolean"],
         "finetune": ["boolean", dict],
+        "screen": [StrOptions({"ridge", "head"})],
         "refine_top": [non_negative_int()],
         "union_top": [non_negative_int()],
         "chunk_top": [non_negative_int()],
@@ -101,6 +102,7 @@ def probe(
     union: bool | None = None,
     chunk: bool = True,
     finetune: bool | dict = False,
+    screen: str = "ridge",
     refine_top: int = 3,
     union_top: int = 1,
     chunk_top: int = 2,
@@ -189,8 +191,18 @@ def probe(
         parameters of a dict) and score it on the held-out fold: the ``finetune`` row,
         whose ``fit_time`` is the fine-tuning itself. The summary compares it with the best
         frozen pipeline (score and fit time). Costs ``epochs`` training passes per fold.
+    screen : {"ridge", "head"}, default="ridge"
+        How every feature set is screened. ``"ridge"``: ``StandardScaler`` + ridge
+        (``RidgeClassifier``; ``Ridge`` for regression) for every alpha of
+        :data:`~bertfeat.probe.heads.RIDGE_ALPHAS` at once, in closed form from one
+        eigendecomposition per fold and feature set (:mod:`bertfeat.probe.ridge`); the row
+        is the alpha with the best mean score, named ``ridge α=<alpha>``, and its pipeline
+        is that model. The heads are then fitted on the ``refine_top`` best screened
+        feature sets only. ``"head"``: the first head is fitted on every feature set (the
+        older, slower screen) and the other heads on the ``refine_top`` best.
     refine_top : int, default=3
-        Feature sets (by the screening score) that the other heads are tried on.
+        Feature sets (by the screening score) that the heads are fitted on (with
+        ``screen="head"``: the heads after the first).
     union_top : int, default=1
         Feature sets the TF-IDF ⊕ BERT union is built on.
     chunk_top : int, default=2

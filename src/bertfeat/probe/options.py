@@ -34,6 +34,7 @@ class ProbeOptions:
     union: bool | None = None
     chunk: bool = True
     finetune: bool | dict = False
+    screen: str = "ridge"
     refine_top: int = 3
     union_top: int = 1
     chunk_top: int = 2

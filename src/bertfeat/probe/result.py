@@ -472,9 +472,10 @@ class ProbeResult:
 
     @property
     def screen_head(self) -> str:
-        """Name of the head that screened every feature set (``-`` when none ran)."""
+        """Name of the head that screened every feature set (``-`` when none ran;
+        ``ridge`` for the closed-form screen, whose rows name their alpha)."""
         screen = self.table[self.table["stage"] == "screen"]
-        return str(screen["head"].iloc[0]) if len(screen) else "-"
+        return str(screen["head"].iloc[0]).split(" α=")[0] if len(screen) else "-"
 
     def plot(self, path: str | os.PathLike | None = None, ax: Any = None,
              title: str | None = None):

@@ -19,7 +19,6 @@ from ...store import text_digest
 from ..candidates import (
     Candidate,
     FeatureSet,
-    bert_candidate,
     feature_sets,
 )
 from ..context import ProbeContext
@@ -70,10 +69,7 @@ class Chunked(Family):
         ctx.encoding["chunk_seconds"] = ctx.encode_seconds - t0
 
     def candidates(self, ctx: ProbeContext) -> list[Candidate]:
-        best = self.feature_sets(ctx)
-        head_name, head = ctx.screen_head
-        return [bert_candidate(fs, head_name, head, "chunk", ctx.pipeline_params)
-                for fs in best]
+        return [ctx.screen_candidate(fs, "chunk") for fs in self.feature_sets(ctx)]
 
     def feature_sets(self, ctx: ProbeContext) -> list[FeatureSet]:
         """The ``chunk_top`` best screened feature sets from a chunked pass, when it matters."""

@@ -1,12 +1,12 @@
 """Family ``combos``: combinations of layers (default: the last four concatenated and
-averaged) x pooling, screened with the first head next to the single layers."""
+averaged) x pooling, screened next to the single layers."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ...pooling import COMBINES
-from ..candidates import Candidate, bert_candidate, feature_sets
+from ..candidates import Candidate, feature_sets
 from ..context import ProbeContext
 from . import Family
 
@@ -44,10 +44,9 @@ class Combos(Family):
         if not combos:
             return []
         sets = feature_sets("bert", ctx.bert, [], combos, {"model": ctx.model, **ctx.params})
-        head_name, head = ctx.screen_head
-        ctx.log(f"screening {len(sets)} layer combinations with {head_name}")
-        return [bert_candidate(fs, head_name, head, "screen", ctx.pipeline_params,
-                               group=ctx.poolings.index(fs.pooling)) for fs in sets]
+        ctx.log(f"screening {len(sets)} layer combinations with {ctx.screen_name}")
+        return [ctx.screen_candidate(fs, "screen", group=ctx.poolings.index(fs.pooling))
+                for fs in sets]
 
 
 FAMILY = Combos()

@@ -25,7 +25,6 @@ from ... import models
 from ..candidates import (
     Candidate,
     FeatureSet,
-    bert_candidate,
     feature_sets,
 )
 from ..context import ProbeContext
@@ -75,23 +74,20 @@ class RandomControl(Family):
                      "on the same texts")
         ctx.encoding["control"] = (
             f"random weights (seed {seed}): every swept layer and pooling, {texts}, "
-            f"screening head {ctx.screen_head[0]}")
+            f"screened with {ctx.screen_name}")
         ctx.log(f"encoding the random-weights control: {ctx.encoding['control']}")
         encoded = ctx.encode(rmodel, ctx.poolings, rparams, timing="random_encode",
                              rows=rows)
         ctx.encoding["random_encoded"] = encoded.encoded
         sets = feature_sets("random", encoded, ctx.layers, [], {"model": rmodel, **rparams})
         ctx.log(f"scoring the random-weights control ({len(sets)} feature sets)")
-        head_name, head = ctx.screen_head
-        out = [bert_candidate(fs, head_name, head, "control", ctx.pipeline_params,
-                              recommendable=False) for fs in sets]
+        out = [ctx.screen_candidate(fs, "control", recommendable=False) for fs in sets]
         best = ctx.ranked("screen")[:1]
         if rows is not None and best:  # the real model on the same texts and folds
             fs = best[0]
             same = FeatureSet(fs.family, f"{fs.layer} {SUBSET_LABEL}", fs.pooling, fs.X[rows],
                               fs.featurizer_params, fs.layer_index)
-            out.append(bert_candidate(same, head_name, head, "control", ctx.pipeline_params,
-                                      recommendable=False))
+            out.append(ctx.screen_candidate(same, "control", recommendable=False))
         for cand in out:
             cand.rows = rows
         return out

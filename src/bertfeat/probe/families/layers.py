@@ -1,8 +1,9 @@
-"""Family ``layers``: every swept hidden state x pooling, screened with the first head."""
+"""Family ``layers``: every swept hidden state x pooling, screened (closed-form ridge over
+every alpha by default; the first head with ``screen="head"``)."""
 
 from __future__ import annotations
 
-from ..candidates import Candidate, bert_candidate, feature_sets
+from ..candidates import Candidate, feature_sets
 from ..context import ProbeContext
 from . import Family
 
@@ -15,11 +16,10 @@ class Layers(Family):
 
     def candidates(self, ctx: ProbeContext) -> list[Candidate]:
         sets = feature_sets("bert", ctx.bert, ctx.layers, [], {"model": ctx.model, **ctx.params})
-        head_name, head = ctx.screen_head
-        ctx.log(f"screening {len(sets)} single-layer feature sets with {head_name} "
+        ctx.log(f"screening {len(sets)} single-layer feature sets with {ctx.screen_name} "
                 f"({len(ctx.splits)}-fold)")
-        return [bert_candidate(fs, head_name, head, "screen", ctx.pipeline_params,
-                               group=ctx.poolings.index(fs.pooling)) for fs in sets]
+        return [ctx.screen_candidate(fs, "screen", group=ctx.poolings.index(fs.pooling))
+                for fs in sets]
 
 
 FAMILY = Layers()

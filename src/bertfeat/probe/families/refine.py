@@ -1,4 +1,5 @@
-"""Family ``refine``: the other heads on the ``refine_top`` best screened feature sets."""
+"""Family ``refine``: the heads on the ``refine_top`` best screened feature sets (every
+head after a closed-form ridge screen; the heads after the first with ``screen="head"``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ class Refine(Family):
     timing = "refine"
 
     def candidates(self, ctx: ProbeContext) -> list[Candidate]:
-        others = list(ctx.heads.items())[1:]
+        # a closed-form screen fitted no head: every head is fitted on the best sets
+        others = list(ctx.heads.items())[0 if ctx.options.screen == "ridge" else 1:]
         top = ctx.options.refine_top
         if not others or not top:
             return []

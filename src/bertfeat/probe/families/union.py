@@ -227,10 +227,22 @@ class TfidfUnion(Family):
             return []
         data = UnionData(ctx.text_array)
         out = []
-        for fs in ctx.ranked("screen", "chunk")[:ctx.options.union_top]:
+        for fs in _best_sets(ctx, ctx.options.union_top):
             ctx.log(f"scoring TF-IDF ⊕ {fs.layer} {fs.pooling} (vocabulary fitted per fold)")
             out.extend(union_candidates(fs, data, ctx.task, ctx.pipeline_params))
         return out
 
 
 FAMILY = TfidfUnion()
+
+
+def _best_sets(ctx: ProbeContext, top: int) -> list[FeatureSet]:
+    """The ``top`` best feature sets: after a closed-form ridge screen, by their best
+    fitted head (the ``refine`` stage, the union's kind of model), then by the screen
+    (truncated or chunked); with ``screen="head"`` by the screen. Each set once."""
+    out: list[FeatureSet] = []
+    fitted = ctx.ranked("refine") if ctx.options.screen == "ridge" else []
+    for fs in fitted + ctx.ranked("screen", "chunk"):
+        if all(fs is not other for other in out):
+            out.append(fs)
+    return out[:top]

@@ -1,0 +1,238 @@
+"""Closed-form ridge screening: every regularisation strength from one decomposition.
+
+The probe screens every feature set (each hidden state x pooling, the combinations, the
+random-weights control) with ridge: ``StandardScaler`` + ``RidgeClassifier`` (least
+squares on ``-1/+1`` one-vs-rest targets, as scikit-learn's) or ``Ridge`` for regression.
+For one fold the training block is standardised once, centred, and decomposed once (the
+eigendecomposition of ``Z^T Z`` when there are at least as many rows as columns, else of
+the Gram matrix ``Z Z^T``); the held-out decision values of every ``alpha`` then cost one
+small product each. The fold scores of each alpha are those of cross-validating
+``make_pipeline(StandardScaler(), RidgeClassifier(alpha=alpha))`` (``Ridge`` for
+regression) on the same folds, up to floating-point rounding: the solution is computed
+in float64 from the scaler's own output (tests compare it with scikit-learn's fits).
+
+**How alpha is chosen**: the alpha with the best mean score over the probe's folds (ties:
+the larger alpha), like ``GridSearchCV`` on those folds. The row is that pipeline, named
+``ridge α=<alpha>`` (its candidate builds exactly it), and its fold scores are that
+pipeline's. Choosing alpha on the same folds is part of the selection among candidates:
+the top of the table is optimistic for it as it is for the choice of layer, and
+``nested=True`` / ``test_size`` re-run the whole selection, alpha included, on the outer
+training rows only, so their estimates stay unbiased.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import linalg
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.metrics import check_scoring
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import LabelBinarizer, StandardScaler
+
+from .heads import RIDGE_ALPHAS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .candidates import Candidate
+
+__all__ = ["ridge_decisions", "ridge_path_scores", "ridge_head", "ridge_name", "RidgePath",
+           "SCREEN_NAME"]
+
+#: how the table names the screening head (with the chosen alpha)
+SCREEN_NAME = "ridge"
+
+
+def ridge_name(alpha: float) -> str:
+    """The table's head name of a ridge-screened row: ``ridge α=10``."""
+    return f"{SCREEN_NAME} α={alpha:g}"
+
+
+def ridge_head(alpha: float, task: str) -> Pipeline:
+    """The pipeline a ``ridge α=<alpha>`` row stands for (what its candidate builds).
+
+    Parameters
+    ----------
+    alpha : float
+        Regularisation strength.
+    task : {"classification", "regression"}
+
+    Returns
+    -------
+    Pipeline
+        ``StandardScaler`` + ``RidgeClassifier(alpha)`` (``Ridge(alpha)`` for regression).
+    """
+    from sklearn.linear_model import Ridge, RidgeClassifier
+
+    est = RidgeClassifier(alpha=alpha) if task == "classification" else Ridge(alpha=alpha)
+    return make_pipeline(StandardScaler(), est)
+
+
+def ridge_decisions(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray,
+                    alphas: Sequence[float], task: str,
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Held-out decision values of ``StandardScaler`` + ridge for every alpha at once.
+
+    Parameters
+    ----------
+    X_train, X_test : ndarray of shape (n_train, d), (n_test, d)
+        Features (the scaler is fitted on ``X_train``).
+    y_train : ndarray of shape (n_train,)
+        Labels (classification) or numbers.
+    alphas : sequence of float
+        Regularisation strengths.
+    task : {"classification", "regression"}
+
+    Returns
+    -------
+    decisions : ndarray of shape (n_alphas, n_test, k)
+        ``decision_function`` (classification; ``k = 1`` for two classes) or ``predict``
+        (regression, ``k = 1``) of the pipeline fitted with each alpha.
+    classes : ndarray or None
+        The classes (classification).
+    """
+    scaler = StandardScaler().fit(X_train)
+    Z = np.asarray(scaler.transform(X_train), dtype=np.float64)
+    Zt = np.asarray(scaler.transform(X_test), dtype=np.float64)
+    offset = Z.mean(axis=0)
+    Z -= offset
+    Zt -= offset
+    classes = None
+    if task == "classification":
+        binarizer = LabelBinarizer(pos_label=1, neg_label=-1).fit(y_train)
+        T = binarizer.transform(y_train).astype(np.float64)
+        classes = binarizer.classes_
+    else:
+        T = np.asarray(y_train, dtype=np.float64).reshape(-1, 1)
+    t_mean = T.mean(axis=0)
+    T = T - t_mean
+    n, d = Z.shape
+    if d <= n:  # primal: (Z^T Z + a I)^-1 Z^T T = V diag(1 / (lam + a)) V^T Z^T T
+        lam, V = linalg.eigh(Z.T @ Z, overwrite_a=True, check_finite=False, driver="evd")
+        A, B = Zt @ V, V.T @ (Z.T @ T)
+    else:  # dual: Z^T (Z Z^T + a I)^-1 T = Z^T U diag(1 / (lam + a)) U^T T
+        lam, U = linalg.eigh(Z @ Z.T, overwrite_a=True, check_finite=False, driver="evd")
+        A, B = (Zt @ Z.T) @ U, U.T @ T
+    lam = np.clip(lam, 0.0, None)
+    out = np.stack([(A / (lam + alpha)) @ B + t_mean for alpha in alphas])
+    return out, classes
+
+
+class _Decided(BaseEstimator):
+    """A fitted model whose outputs on the held-out rows are already computed, so that any
+    scikit-learn scorer scores them as it scores the real pipeline."""
+
+    def __init__(self, decision: np.ndarray, classes: np.ndarray | None) -> None:
+        self.decision = decision
+        self.classes = classes
+        if classes is not None:
+            self.classes_ = classes
+
+    def fit(self, X: Any = None, y: Any = None) -> _Decided:
+        """Nothing to fit: the outputs are given (scorers check that ``fit`` exists)."""
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        d = self.decision
+        return d[:, 0] if d.shape[1] == 1 else d
+
+    def predict(self, X: Any) -> np.ndarray:
+        d = self.decision_function(X)
+        if self.classes is None:
+            return d
+        # as scikit-learn's linear classifiers: sign for two classes, else argmax
+        return self.classes[(d > 0).astype(int) if d.ndim == 1 else d.argmax(axis=1)]
+
+
+class _DecidedClassifier(ClassifierMixin, _Decided):
+    pass
+
+
+class _DecidedRegressor(RegressorMixin, _Decided):
+    pass
+
+
+def ridge_path_scores(X: np.ndarray, y: np.ndarray, splits: Sequence, scoring: Any,
+                      alphas: Sequence[float], task: str) -> tuple[np.ndarray, float, float]:
+    """Scores of ``StandardScaler`` + ridge for every alpha on every split.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+    y : ndarray of shape (n,)
+    splits : sequence of (train, test)
+    scoring : str or callable
+        As for ``cross_validate``.
+    alphas : sequence of float
+    task : {"classification", "regression"}
+
+    Returns
+    -------
+    scores : ndarray of shape (n_alphas, n_splits)
+    fit_time, score_time : float
+        Mean seconds per split (the decomposition and every alpha's decision values; the
+        scoring).
+    """
+    X = np.asarray(X)
+    y = np.asarray(y)
+    kind = _DecidedClassifier if task == "classification" else _DecidedRegressor
+    scores = np.empty((len(alphas), len(splits)))
+    fit = score = 0.0
+    for j, (train, test) in enumerate(splits):
+        t0 = time.perf_counter()
+        decisions, classes = ridge_decisions(X[train], y[train], X[test], alphas, task)
+        t1 = time.perf_counter()
+        for i, decision in enumerate(decisions):
+            est = kind(decision, classes)
+            if scoring == "accuracy":  # accuracy_score without its checks, per alpha
+                scores[i, j] = float(np.mean(est.predict(None) == y[test]))
+                continue
+            scorer = check_scoring(est, scoring=scoring)
+            # the scorer reads only the decision values; X stands for the held-out rows
+            scores[i, j] = scorer(est, np.empty((len(test), 0)), y[test])
+        fit += t1 - t0
+        score += time.perf_counter() - t1
+    return scores, fit / len(splits), score / len(splits)
+
+
+@dataclass
+class RidgePath:
+    """How a candidate is scored by closed-form ridge (``Candidate.path``).
+
+    Attributes
+    ----------
+    task : {"classification", "regression"}
+    make : callable
+        ``make(head_name, head) -> Candidate``: the candidate of the chosen alpha's
+        pipeline (the same feature set; built and refitted as any candidate).
+    alphas : tuple of float
+        The strengths tried (:data:`~bertfeat.probe.heads.RIDGE_ALPHAS`).
+    """
+
+    task: str
+    make: Callable[[str, BaseEstimator], Candidate]
+    alphas: tuple[float, ...] = RIDGE_ALPHAS
+
+    def cross_validate(self, cand: Candidate, y: np.ndarray, splits: Sequence,
+                       scoring: Any) -> tuple[Candidate, dict]:
+        """Score every alpha on ``splits``; the chosen alpha's candidate and scores.
+
+        The chosen alpha has the best mean score (ties: the larger alpha).
+        """
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):  # as the heads' cross-validation (context.cv_score)
+            scores, fit, score = ridge_path_scores(cand.X, y, splits, scoring, self.alphas,
+                                                   self.task)
+        means = scores.mean(axis=1)
+        best = max(range(len(self.alphas)), key=lambda i: (means[i], self.alphas[i]))
+        alpha = self.alphas[best]
+        chosen = self.make(ridge_name(alpha), ridge_head(alpha, self.task))
+        chosen = replace(chosen, rows=cand.rows, recommendable=cand.recommendable,
+                         group=cand.group, path=None)
+        row = scores[best]
+        return chosen, {"fold_scores": row.copy(), "mean_score": float(row.mean()),
+                        "std_score": float(row.std()), "fit_time": fit, "score_time": score}
