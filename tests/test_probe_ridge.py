@@ -73,7 +73,7 @@ def test_path_scores_equal_cross_validate(scoring):
 def test_alpha_is_the_best_mean_ties_to_the_larger(monkeypatch):
     faked = np.array([[0.5, 0.7], [0.7, 0.5], [0.6, 0.6], [0.2, 0.9]])  # means .6 .6 .6 .55
 
-    def fake_scores(X, y, splits, scoring, alphas, task):
+    def fake_scores(X, y, splits, scoring, alphas, task, *args):
         return faked, 0.0, 0.0
 
     monkeypatch.setattr(ridge, "ridge_path_scores", fake_scores)
@@ -170,8 +170,8 @@ def test_faked_screen_scores_choose_the_refined_sets(tiny_model, tmp_path, monke
     real = ridge.ridge_path_scores
     seen = []
 
-    def fake(X, yy, splits, scoring, alphas, task):
-        scores, fit, score = real(X, yy, splits, scoring, alphas, task)
+    def fake(X, yy, splits, scoring, alphas, task, *args):
+        scores, fit, score = real(X, yy, splits, scoring, alphas, task, *args)
         seen.append(X.shape)
         value = next((v for F, v in favourite.values()
                       if F.shape == X.shape and np.array_equal(F, X)), 0.5)
@@ -197,3 +197,58 @@ def test_screen_head_option_keeps_the_first_head_screen(tiny_model, tmp_path):
     table = res.table
     assert set(table[table.stage == "screen"]["head"]) == {"logreg"}
     assert set(table[table.stage == "refine"]["head"]) == {"svm"}
+
+
+@pytest.mark.parametrize("n", [30, 80])
+def test_unscaled_sparse_path_equals_sklearn(n):
+    from scipy import sparse
+
+    rng = np.random.default_rng(n)
+    X = sparse.random(n + 12, 150, density=0.05, random_state=n, format="csr")
+    y = np.arange(n + 12) % 3
+    decisions, _ = ridge.ridge_decisions(X[:n], y[:n], X[n:], ALPHAS, "classification",
+                                         scale=False)
+    dense, _ = ridge.ridge_decisions(X[:n].toarray(), y[:n], X[n:].toarray(), ALPHAS,
+                                     "classification", scale=False)
+    np.testing.assert_allclose(decisions, dense, rtol=1e-10, atol=1e-10)
+    for alpha, decision in zip(ALPHAS, decisions):
+        ref = RidgeClassifier(alpha=alpha).fit(X[:n].toarray(), y[:n])  # exact solver
+        np.testing.assert_allclose(decision, ref.decision_function(X[n:].toarray()),
+                                   rtol=1e-8, atol=1e-8)
+        sp = RidgeClassifier(alpha=alpha, solver="sparse_cg", tol=1e-8).fit(X[:n], y[:n])
+        np.testing.assert_allclose(decision, sp.decision_function(X[n:]), atol=1e-5)
+    assert rng is not None
+
+
+def _lexical(n=60):
+    rng = np.random.default_rng(0)
+    words = ["alpha", "beta", "gamma", "delta", "omega", "kappa"]
+    texts = [" ".join(rng.choice(words, 6)) + (" bank" if i % 2 else " prize")
+             for i in range(n)]
+    return texts, np.array(["a", "b"] * (n // 2))
+
+
+@pytest.mark.parametrize("margin, lr_rows", [(1.0, 3), (-1.0, 0)])
+def test_tfidf_logreg_only_when_ridge_is_close(tiny_model, tmp_path, monkeypatch, margin,
+                                               lr_rows):
+    from bertfeat.probe.families import tfidf
+
+    monkeypatch.setattr(tfidf, "TFIDF_LR_MARGIN", margin)
+    texts, y = _lexical()
+    res = probe(texts, y, model=tiny_model, cache=FeatureStore(tmp_path / "s"),
+                heads=("logreg",), poolings=("mean",), combos=False, refine_top=1,
+                random_control=False, union=False, cv=3, verbose=False,
+                featurizer_params={"precision": "fp32"}, refit=False)
+    rows = res.table[res.table.family == "tfidf"]
+    ridge_rows = rows[rows["head"].str.startswith("ridge α=")]
+    assert len(ridge_rows) == 1 and len(rows) == 1 + lr_rows
+    assert set(rows["head"]) - set(ridge_rows["head"]) == (
+        {"logreg C=1", "logreg C=10", "logreg C=100"} if lr_rows else set())
+    # the ridge row is TfidfVectorizer + RidgeClassifier(alpha): its CV on raw texts
+    key = ridge_rows["candidate"].item()
+    pipe = res.make_pipeline(key)
+    assert [type(s).__name__ for _, s in pipe.steps] == ["TfidfVectorizer", "RidgeClassifier"]
+    assert pipe[-1].alpha == float(key.split("=")[1])
+    folds = StratifiedKFold(3, shuffle=True, random_state=0)
+    scores = cross_validate(pipe, np.asarray(texts, dtype=object), y, cv=folds)["test_score"]
+    np.testing.assert_allclose(res.fold_scores.loc[key].to_numpy(), scores, atol=1e-12)

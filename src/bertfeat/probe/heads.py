@@ -7,7 +7,8 @@ from typing import Any
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import make_pipeline
 
-__all__ = ["HEADS", "make_head", "resolve_heads", "RIDGE_ALPHAS", "LINEAR_ALIASES", "TFIDF_C"]
+__all__ = ["HEADS", "make_head", "resolve_heads", "RIDGE_ALPHAS", "LINEAR_ALIASES", "TFIDF_C",
+           "TFIDF_LR_MARGIN"]
 
 #: head names per task; "linear" is the cheapest and screens every feature set
 HEADS = {
@@ -18,7 +19,10 @@ HEADS = {
 LINEAR_ALIASES = {"logreg", "ridge", "linear"}
 #: regularisation strengths tried for the TF-IDF baseline and the TF-IDF ⊕ BERT union
 TFIDF_C = (1.0, 10.0, 100.0)
-#: the regularisation strengths RidgeCV chooses among
+#: with the closed-form screen, TF-IDF + LogisticRegression (C in TFIDF_C) is fitted only
+#: when TF-IDF + ridge scores within this of the best screened feature set (ridge on both)
+TFIDF_LR_MARGIN = 0.05
+#: the regularisation strengths RidgeCV chooses among (and the closed-form screen tries)
 RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
 
 

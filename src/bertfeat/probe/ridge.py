@@ -71,8 +71,8 @@ def ridge_head(alpha: float, task: str) -> Pipeline:
     return make_pipeline(StandardScaler(), est)
 
 
-def ridge_decisions(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray,
-                    alphas: Sequence[float], task: str,
+def ridge_decisions(X_train: Any, y_train: np.ndarray, X_test: Any,
+                    alphas: Sequence[float], task: str, scale: bool = True,
                     ) -> tuple[np.ndarray, np.ndarray | None]:
     """Held-out decision values of ``StandardScaler`` + ridge for every alpha at once.
 
@@ -85,6 +85,10 @@ def ridge_decisions(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray
     alphas : sequence of float
         Regularisation strengths.
     task : {"classification", "regression"}
+    scale : bool, default=True
+        Standardise first (the pipeline's ``StandardScaler``). ``False``: ridge on the
+        features as they are, which may be sparse (TF-IDF): then the centred Gram
+        matrices are formed from sparse products, never a dense copy of ``X``.
 
     Returns
     -------
@@ -94,12 +98,6 @@ def ridge_decisions(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray
     classes : ndarray or None
         The classes (classification).
     """
-    scaler = StandardScaler().fit(X_train)
-    Z = np.asarray(scaler.transform(X_train), dtype=np.float64)
-    Zt = np.asarray(scaler.transform(X_test), dtype=np.float64)
-    offset = Z.mean(axis=0)
-    Z -= offset
-    Zt -= offset
     classes = None
     if task == "classification":
         binarizer = LabelBinarizer(pos_label=1, neg_label=-1).fit(y_train)
@@ -109,6 +107,21 @@ def ridge_decisions(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray
         T = np.asarray(y_train, dtype=np.float64).reshape(-1, 1)
     t_mean = T.mean(axis=0)
     T = T - t_mean
+    if not scale:  # dual on the centred kernel: sparse products only
+        K = _dense(X_train @ X_train.T).astype(np.float64)
+        Kt = _dense(X_test @ X_train.T).astype(np.float64)
+        rows, total = K.mean(axis=1), K.mean()
+        # (x - m).(x' - m) with m the training mean: K - r 1' - 1 r' + g
+        Kt = Kt - Kt.mean(axis=1, keepdims=True) - rows[None, :] + total
+        K = K - rows[:, None] - rows[None, :] + total
+        lam, U = linalg.eigh(K, overwrite_a=True, check_finite=False, driver="evd")
+        return _decide(lam, Kt @ U, U.T @ T, t_mean, alphas), classes
+    scaler = StandardScaler().fit(X_train)
+    Z = np.asarray(scaler.transform(X_train), dtype=np.float64)
+    Zt = np.asarray(scaler.transform(X_test), dtype=np.float64)
+    offset = Z.mean(axis=0)
+    Z -= offset
+    Zt -= offset
     n, d = Z.shape
     if d <= n:  # primal: (Z^T Z + a I)^-1 Z^T T = V diag(1 / (lam + a)) V^T Z^T T
         lam, V = linalg.eigh(Z.T @ Z, overwrite_a=True, check_finite=False, driver="evd")
@@ -116,9 +129,17 @@ def ridge_decisions(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray
     else:  # dual: Z^T (Z Z^T + a I)^-1 T = Z^T U diag(1 / (lam + a)) U^T T
         lam, U = linalg.eigh(Z @ Z.T, overwrite_a=True, check_finite=False, driver="evd")
         A, B = (Zt @ Z.T) @ U, U.T @ T
-    lam = np.clip(lam, 0.0, None)
-    out = np.stack([(A / (lam + alpha)) @ B + t_mean for alpha in alphas])
-    return out, classes
+    return _decide(lam, A, B, t_mean, alphas), classes
+
+
+def _decide(lam: np.ndarray, A: np.ndarray, B: np.ndarray, t_mean: np.ndarray,
+            alphas: Sequence[float]) -> np.ndarray:
+    lam = np.clip(lam, 0.0, None)  # rounding can leave the smallest slightly negative
+    return np.stack([(A / (lam + alpha)) @ B + t_mean for alpha in alphas])
+
+
+def _dense(M: Any) -> np.ndarray:
+    return M.toarray() if hasattr(M, "toarray") else np.asarray(M)
 
 
 class _Decided(BaseEstimator):
@@ -155,8 +176,9 @@ class _DecidedRegressor(RegressorMixin, _Decided):
     pass
 
 
-def ridge_path_scores(X: np.ndarray, y: np.ndarray, splits: Sequence, scoring: Any,
-                      alphas: Sequence[float], task: str) -> tuple[np.ndarray, float, float]:
+def ridge_path_scores(X: Any, y: np.ndarray, splits: Sequence, scoring: Any,
+                      alphas: Sequence[float], task: str, scale: bool = True,
+                      features: Callable | None = None) -> tuple[np.ndarray, float, float]:
     """Scores of ``StandardScaler`` + ridge for every alpha on every split.
 
     Parameters
@@ -168,6 +190,11 @@ def ridge_path_scores(X: np.ndarray, y: np.ndarray, splits: Sequence, scoring: A
         As for ``cross_validate``.
     alphas : sequence of float
     task : {"classification", "regression"}
+    scale : bool, default=True
+        See :func:`ridge_decisions`.
+    features : callable, optional
+        ``features(train, test) -> (X_train, X_test)`` for features fitted per fold
+        (TF-IDF); default: rows of ``X``.
 
     Returns
     -------
@@ -176,14 +203,19 @@ def ridge_path_scores(X: np.ndarray, y: np.ndarray, splits: Sequence, scoring: A
         Mean seconds per split (the decomposition and every alpha's decision values; the
         scoring).
     """
-    X = np.asarray(X)
+    if features is None:
+        X = np.asarray(X)
+
+        def features(train: np.ndarray, test: np.ndarray) -> tuple[Any, Any]:
+            return X[train], X[test]
     y = np.asarray(y)
     kind = _DecidedClassifier if task == "classification" else _DecidedRegressor
     scores = np.empty((len(alphas), len(splits)))
     fit = score = 0.0
     for j, (train, test) in enumerate(splits):
         t0 = time.perf_counter()
-        decisions, classes = ridge_decisions(X[train], y[train], X[test], alphas, task)
+        X_train, X_test = features(np.asarray(train), np.asarray(test))
+        decisions, classes = ridge_decisions(X_train, y[train], X_test, alphas, task, scale)
         t1 = time.perf_counter()
         for i, decision in enumerate(decisions):
             est = kind(decision, classes)
@@ -210,11 +242,18 @@ class RidgePath:
         pipeline (the same feature set; built and refitted as any candidate).
     alphas : tuple of float
         The strengths tried (:data:`~bertfeat.probe.heads.RIDGE_ALPHAS`).
+    scale : bool, default=True
+        ``StandardScaler`` + ridge (``False``: ridge alone, e.g. on TF-IDF; the head
+        given to ``make`` is then the ridge estimator alone).
+    features : callable, optional
+        ``features(train, test) -> (X_train, X_test)`` (see :func:`ridge_path_scores`).
     """
 
     task: str
     make: Callable[[str, BaseEstimator], Candidate]
     alphas: tuple[float, ...] = RIDGE_ALPHAS
+    scale: bool = True
+    features: Callable | None = None
 
     def cross_validate(self, cand: Candidate, y: np.ndarray, splits: Sequence,
                        scoring: Any) -> tuple[Candidate, dict]:
@@ -226,11 +265,12 @@ class RidgePath:
 
         with threadpool_limits(1):  # as the heads' cross-validation (context.cv_score)
             scores, fit, score = ridge_path_scores(cand.X, y, splits, scoring, self.alphas,
-                                                   self.task)
+                                                   self.task, self.scale, self.features)
         means = scores.mean(axis=1)
         best = max(range(len(self.alphas)), key=lambda i: (means[i], self.alphas[i]))
         alpha = self.alphas[best]
-        chosen = self.make(ridge_name(alpha), ridge_head(alpha, self.task))
+        head = ridge_head(alpha, self.task)
+        chosen = self.make(ridge_name(alpha), head if self.scale else head[-1])
         chosen = replace(chosen, rows=cand.rows, recommendable=cand.recommendable,
                          group=cand.group, path=None)
         row = scores[best]

@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.pipeline import Pipeline, make_pipeline
 
 from ..candidates import Candidate
 from ..context import ProbeContext
-from ..heads import RIDGE_ALPHAS, TFIDF_C
+from ..heads import RIDGE_ALPHAS, TFIDF_C, TFIDF_LR_MARGIN
 from . import Family
 from .union import UnionData
 
@@ -80,6 +80,11 @@ class Tfidf(Family):
             return CachedTfidf(data, baseline_vectorizer())
 
         out = []
+        if ctx.task == "classification" and ctx.options.screen == "ridge":
+            if not _ridge_can_lose(ctx, data, rows):
+                return []  # far below the best screened feature set: no LR fits
+            ctx.log("TF-IDF is close to the best screened feature set: fitting "
+                    "LogisticRegression on it too")
         if ctx.task == "classification":
             for C in TFIDF_C:
                 def build(C=C) -> Pipeline:
@@ -98,3 +103,33 @@ class Tfidf(Family):
 
 
 FAMILY = Tfidf()
+
+
+def _ridge_can_lose(ctx: ProbeContext, data: UnionData, rows: np.ndarray) -> bool:
+    """Score TF-IDF + ridge (every alpha, closed form on the sparse matrices, each fold's
+    vocabulary fitted on its training rows) and say whether LogisticRegression on TF-IDF
+    could still matter: its ridge score within :data:`TFIDF_LR_MARGIN` of the best
+    screened feature set's (ridge against ridge)."""
+    from ..ridge import RidgePath
+
+    vectorizer = baseline_vectorizer()
+
+    def features(train: np.ndarray, test: np.ndarray) -> tuple[Any, Any]:
+        key, vec, matrix = data.fit(vectorizer, train)
+        return matrix, data.transform(key, vec, test)
+
+    def make(name: str, head: Any) -> Candidate:
+        # scikit-learn's sparse solver, to a tolerance far below the scores' resolution
+        head.set_params(solver="sparse_cg", tol=1e-8)
+
+        def build(head=head) -> Pipeline:
+            return make_pipeline(baseline_vectorizer(), clone(head))
+        return Candidate("tfidf", "-", "-", name, rows,
+                         make_pipeline(CachedTfidf(data, baseline_vectorizer()), clone(head)),
+                         build, "baseline")
+
+    cand = Candidate("tfidf", "-", "-", "ridge", rows, None, lambda: None, "baseline",
+                     path=RidgePath(ctx.task, make, scale=False, features=features))
+    row = ctx.score(cand)
+    best = [r["mean_score"] for r, c in ctx.scored if c.stage in ("screen", "chunk")]
+    return row is not None and bool(best) and row["mean_score"] >= max(best) - TFIDF_LR_MARGIN
