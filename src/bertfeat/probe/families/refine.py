@@ -1,5 +1,12 @@
-"""Family ``refine``: the heads on the ``refine_top`` best screened feature sets (every
-head after a closed-form ridge screen; the heads after the first with ``screen="head"``)."""
+"""Family ``refine``: the heads on the best screened feature sets.
+
+After the closed-form ridge screen (``screen="ridge"``) no head has been fitted yet: the
+first head is fitted on the ``2 * refine_top`` best screened sets (ridge ranks feature
+sets well but not exactly as the heads do, least of all with many classes), and the other
+heads on the ``refine_top`` of those that the first head scores best. With
+``screen="head"`` the first head screened every set, and the other heads go to its
+``refine_top`` best.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,10 @@ from ..candidates import Candidate, bert_candidate
 from ..context import ProbeContext
 from . import Family
 
-__all__ = ["Refine", "FAMILY"]
+__all__ = ["Refine", "FAMILY", "FIRST_HEAD_POOL"]
+
+#: with the ridge screen, the first head is fitted on this many times refine_top sets
+FIRST_HEAD_POOL = 2
 
 
 class Refine(Family):
@@ -15,12 +25,24 @@ class Refine(Family):
     timing = "refine"
 
     def candidates(self, ctx: ProbeContext) -> list[Candidate]:
-        # a closed-form screen fitted no head: every head is fitted on the best sets
-        others = list(ctx.heads.items())[0 if ctx.options.screen == "ridge" else 1:]
+        heads = list(ctx.heads.items())
         top = ctx.options.refine_top
-        if not others or not top:
+        if not top:
             return []
-        ranked = ctx.ranked("screen")[:top]
+        if ctx.options.screen == "ridge":
+            (first_name, first), others = heads[0], heads[1:]
+            pool = ctx.ranked("screen")[:FIRST_HEAD_POOL * top]
+            ctx.log(f"fitting {first_name} on the top {len(pool)} screened feature sets")
+            # scored here: the other heads go to the best of these by the first head
+            for fs in pool:
+                ctx.score(bert_candidate(fs, first_name, first, "refine",
+                                         ctx.pipeline_params))
+            ranked = [fs for fs in ctx.ranked("refine") if any(fs is p for p in pool)][:top]
+        else:
+            others = heads[1:]
+            ranked = ctx.ranked("screen")[:top]
+        if not others:
+            return []
         ctx.log(f"refining the top {len(ranked)} with {', '.join(n for n, _ in others)}")
         return [bert_candidate(fs, name, head, "refine", ctx.pipeline_params)
                 for fs in ranked for name, head in others]
