@@ -1,8 +1,8 @@
 """Issue 6, item 7: files from elsewhere never run code.
 
-* The store never unpickles: a pickle payload planted as a diskcache *file* value
-  (``MODE_PICKLE`` with a filename, the path a large value takes) is ignored with a
-  warning. (The same for an in-database value is in ``test_store.py``.)
+* The store never unpickles: its own database holds only blobs, text and integers, and a
+  pickle payload planted in a store of the old diskcache layout (in the database or as
+  a value file) is ignored with a warning by the migration (``test_store_legacy.py``).
 * Models load with ``trust_remote_code=False`` unless the user opts in: a model whose
   config maps to shipped Python code either loads with transformers' own classes (known
   ``model_type``) or is refused in ``fit``; the shipped code never runs.
@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -28,8 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from bertfeat import BertFeaturizer, FeatureStore, models
-from bertfeat.store import text_digest
+from bertfeat import BertFeaturizer, models
 
 from .conftest import make_tiny_model
 from .equality import assert_within_bound
@@ -55,46 +53,15 @@ def featurizer(model: str, cache=False, **kwargs) -> BertFeaturizer:
 # ------------------------------------------------------------------------- the store
 
 
-def test_planted_pickle_file_value_is_never_executed(tiny_model, tmp_path):
-    import diskcache
+def test_the_store_has_no_pickle_path():
+    """The store's own database holds only blobs, text and integers (its values are
+    decoded by :func:`bertfeat.store.decode_array`, never unpickled). A pickle planted in
+    a store of the old diskcache layout is ignored by its migration:
+    ``tests/test_store_legacy.py``."""
+    import bertfeat.store as store_package
 
-    store_dir = tmp_path / "store"
-    good = featurizer(tiny_model, str(store_dir)).fit(TEXTS)
-    reference = good.transform(TEXTS)
-    FeatureStore(store_dir).close()
-    marker = tmp_path / "marker"
-    # an attacker with write access plants large pickled values: diskcache writes them
-    # to files beside cache.db (mode MODE_PICKLE, with a filename)
-    payload = (_Payload(str(marker)), b"x" * 3_000_000)  # over the 2 MiB file limit
-    plain = diskcache.Cache(str(store_dir))
-    index_key = f"{good.fingerprint_}/t/{text_digest(TEXTS[0])}"
-    block_key = next(k for k in plain.iterkeys() if "/b/" in k and k.endswith("/3"))
-    plain.set(index_key, payload)
-    plain.set(block_key, payload)
-    plain.close()
-    with sqlite3.connect(store_dir / "cache.db") as con:
-        rows = con.execute("SELECT mode, filename FROM Cache WHERE key IN (?, ?)",
-                           (index_key, block_key)).fetchall()
-    assert len(rows) == 2
-    assert all(mode == diskcache.core.MODE_PICKLE and filename for mode, filename in rows)
-    assert not marker.exists()
-    planted = tmp_path / "planted-copy"  # for the proof below that the payload is live
-    shutil.copytree(store_dir, planted)
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        again = featurizer(tiny_model, str(store_dir)).fit(TEXTS).transform(TEXTS)
-        stats = FeatureStore(store_dir).stats()  # walks every key too
-    assert not marker.exists()
-    assert any("pickled value" in str(w.message) for w in caught)
-    assert_within_bound(again, reference)
-    assert stats["entries"] == len(TEXTS)
-
-    # the payload is live: plain diskcache (pickle allowed) runs it. (bertfeat rewrote the
-    # index row and deleted the block once no index row pointed into it, so the proof runs
-    # on a copy taken before.)
-    diskcache.Cache(str(planted)).get(block_key)
-    assert marker.read_text() == "pwned"
+    sources = [p.read_text() for p in Path(store_package.__file__).parent.glob("*.py")]
+    assert not [s for s in sources if "import pickle" in s or "pickle.load" in s]
 
 
 # ---------------------------------------------------------------- remote code

@@ -185,8 +185,9 @@ def test_depth_needed_keeps_the_shallow_saving(tiny_model, tmp_path, encode_spy)
     assert sum(encode_spy) == 24
     # the deeper pass overwrote every index row: the first blocks were deleted, not orphaned
     assert store.stats()["entries"] == 12
-    rows = sum(1 for key in store.cache.iterkeys() if "/b/" in key)
-    batches = len({key.split("/")[2] for key in store.cache.iterkeys() if "/b/" in key})
+    with sqlite3.connect(tmp_path / "store" / "store.db") as con:
+        rows = con.execute("SELECT count(*) FROM vectors").fetchone()[0]
+        batches = con.execute("SELECT count(*) FROM blocks").fetchone()[0]
     assert rows == batches * 4  # every live block holds hidden states 0..3, nothing else
 
 
@@ -263,47 +264,25 @@ def run_python(code: str, *args: str, env: dict | None = None) -> subprocess.Pop
 # --------------------------------------------------------------- no pickle, ever
 
 
-def test_no_value_or_key_in_the_store_uses_pickle(tiny_model, tmp_path):
+def test_the_store_holds_only_bytes_text_and_integers(tiny_model, tmp_path):
+    """No value of the store can be a pickle: every column is a blob, text or integer."""
     store = FeatureStore(tmp_path / "store")
     texts = sentences(15)
     featurizer(tiny_model, store, pooling="pooler").fit(texts).transform(texts)
     store.stats()
     store.close()
-    with sqlite3.connect(tmp_path / "store" / "cache.db") as con:
-        rows = con.execute("SELECT raw, mode FROM Cache").fetchall()
-    assert rows
-    assert all(raw == 1 for raw, _ in rows)  # every key is stored raw (str)
-    assert all(mode != 4 for _, mode in rows)  # 4 = diskcache.core.MODE_PICKLE
-
-
-class _Payload:
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.write_text, (Path(self.marker), "pwned"))
-
-
-def test_planted_pickle_is_never_executed(tiny_model, tmp_path, encode_spy):
-    import diskcache
-
-    store_dir = tmp_path / "store"
-    texts = sentences(6)
-    good = featurizer(tiny_model, str(store_dir)).fit(texts)
-    reference = good.transform(texts)
-    marker = tmp_path / "marker"
-    # an attacker with write access replaces a stored value by a pickle payload
-    fp = good.fingerprint_
-    plain = diskcache.Cache(str(store_dir))
-    plain.set(f"{fp}/t/{text_digest(texts[0])}", _Payload(str(marker)))
-    plain.close()
-    assert not marker.exists()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        again = featurizer(tiny_model, str(store_dir)).fit(texts).transform(texts)
-    assert not marker.exists()
-    assert any("pickled value" in str(w.message) for w in caught)
-    assert_within_bound(again, reference)
+    with sqlite3.connect(tmp_path / "store" / "store.db") as con:
+        tables = [t for (t,) in con.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT GLOB 'sqlite_*'")]
+        kinds = set()
+        for table in tables:
+            columns = [c[1] for c in con.execute(f"PRAGMA table_info({table})")]
+            for column in columns:
+                kinds |= {k for (k,) in con.execute(f"SELECT DISTINCT typeof({column}) "
+                                                    f"FROM {table}")}
+        (vectors,) = con.execute("SELECT count(*) FROM vectors").fetchone()
+    assert vectors > 0
+    assert kinds <= {"blob", "text", "integer"}, kinds
 
 
 def test_damaged_value_is_a_miss_with_a_warning_and_is_rewritten(tiny_model, tmp_path,
@@ -314,11 +293,10 @@ def test_damaged_value_is_a_miss_with_a_warning_and_is_rewritten(tiny_model, tmp
     reference = good.transform(texts)
     assert sum(encode_spy) == 8
     # damage every stored block of the last layer
-    keys = [k for k in store.cache.iterkeys() if k.endswith(f"/{good.n_layers_}")
-            and "/b/" in k]
-    assert keys
-    for key in keys:
-        store.cache.set(key, b"BFS1garbage")
+    with store.cache.write() as con:
+        damaged = con.execute("UPDATE vectors SET data = ? WHERE layer = ?",
+                              (b"BFS1garbage", good.n_layers_)).rowcount
+    assert damaged
     with pytest.warns(RuntimeWarning, match="damaged"):
         again = featurizer(tiny_model, store).fit(texts).transform(texts)
     assert sum(encode_spy) == 16  # encoded again, never returned garbage
@@ -340,7 +318,7 @@ def test_size_limit_evicts_and_stats_show_usage(tiny_model, tmp_path):
     featurizer(tiny_model, store, batch_size=8).fit(texts).transform(texts)
     stats = store.stats()
     assert stats["size_limit"] == limit
-    assert stats["bytes"] <= 2 * limit  # diskcache culls to the limit as it writes
+    assert stats["bytes"] <= 2 * limit  # the store evicts down to the limit as it writes
     assert 0 < stats["entries"] < 600  # some entries were evicted
 
 
@@ -357,7 +335,7 @@ def test_default_size_limit_follows_free_disk_space(tmp_path, monkeypatch):
                         lambda path: usage(2**40, 2**39, 100 * 2**30))
     big = FeatureStore(tmp_path / "big")
     assert big.limit == 50 * 2**30  # half of the free space
-    assert big.stats()["size_limit"] == 50 * 2**30 == big.cache.size_limit
+    assert big.stats()["size_limit"] == 50 * 2**30
     monkeypatch.setattr(store_module.shutil, "disk_usage",
                         lambda path: usage(2**40, 2**39, 2**30))
     assert FeatureStore(tmp_path / "small").limit == DEFAULT_SIZE_LIMIT  # never below 8 GiB
@@ -417,7 +395,7 @@ def test_killed_run_keeps_finished_batches(tiny_model, tmp_path, encode_spy):
     done = 0
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
-        if (store_dir / "cache.db").exists():
+        if (store_dir / "store.db").exists():
             done = store.stats()["entries"]
             if done >= 40:
                 break

@@ -121,7 +121,7 @@ def _scribble_pages(db: Path) -> None:
 def test_damaged_database_is_moved_aside_and_rebuilt(tiny_model, tmp_path, reference,
                                                      encode_spy, damage):
     store_dir = populated(tiny_model, tmp_path / "store")
-    db = Path(store_dir) / "cache.db"
+    db = Path(store_dir) / "store.db"
     damage(db)
     damaged_bytes = db.read_bytes()
     encode_spy.clear()
@@ -130,10 +130,10 @@ def test_damaged_database_is_moved_aside_and_rebuilt(tiny_model, tmp_path, refer
     warned = store_warnings(messages)
     assert len(warned) == 1, messages
     assert re.search(r"the database is damaged \(DatabaseError: .*\); moved it aside to "
-                     r"cache\.db\.corrupt-\d{8}-\d{6}-\d+ and started an empty store",
+                     r"store\.db\.corrupt-\d{8}-\d{6}-\d+ and started an empty store",
                      warned[0]), warned
     assert sum(encode_spy) == len(TEXTS)  # nothing was read from the damaged file
-    (aside,) = Path(store_dir).glob("cache.db.corrupt-*[0-9]")
+    (aside,) = Path(store_dir).glob("store.db.corrupt-*[0-9]")
     assert aside.read_bytes() == damaged_bytes  # kept as it was, for inspection
     # the rebuilt store works: a second session reads everything back, silently
     encode_spy.clear()
@@ -143,9 +143,9 @@ def test_damaged_database_is_moved_aside_and_rebuilt(tiny_model, tmp_path, refer
 
 
 def test_empty_database_file_is_an_empty_store(tiny_model, tmp_path, reference, encode_spy):
-    """A cache.db truncated to 0 bytes is, to SQLite, a valid empty database."""
+    """A store.db truncated to 0 bytes is, to SQLite, a valid empty database."""
     store_dir = populated(tiny_model, tmp_path / "store")
-    with open(Path(store_dir) / "cache.db", "r+b") as fh:
+    with open(Path(store_dir) / "store.db", "r+b") as fh:
         fh.truncate(0)
     encode_spy.clear()
     out, messages = run(tiny_model, store_dir)
@@ -164,7 +164,7 @@ def test_database_damaged_under_two_open_stores(tiny_model, tmp_path, reference,
     first, second = FeatureStore(store_dir), FeatureStore(store_dir)
     a = featurizer(tiny_model, first).fit(TEXTS)
     b = featurizer(tiny_model, second).fit(TEXTS)
-    db = Path(store_dir) / "cache.db"
+    db = Path(store_dir) / "store.db"
     with open(db, "r+b") as fh:  # in place: both open connections see it
         fh.write(os.urandom(db.stat().st_size))
     encode_spy.clear()
@@ -177,7 +177,7 @@ def test_database_damaged_under_two_open_stores(tiny_model, tmp_path, reference,
     assert_within_bound(out_b, reference)
     assert any("moved it aside" in m for m in messages), messages
     assert any("has already moved it aside" in m for m in messages), messages
-    assert len(list(Path(store_dir).glob("cache.db.corrupt-*[0-9]"))) == 1
+    assert len(list(Path(store_dir).glob("store.db.corrupt-*[0-9]"))) == 1
     # the second one re-reads its misses under the encode lock and finds the first's
     assert sum(encode_spy) == len(TEXTS)
     # both objects now use the same fresh store, which holds every text
@@ -199,14 +199,18 @@ def test_truncated_value_is_a_miss_with_a_warning(tiny_model, tmp_path, referenc
                                                   which):
     # small batches: several blocks, so damaging some of them affects only some texts
     store, fitted = _fingerprint_and_store(tiny_model, tmp_path, batch_size=8)
-    part = "/b/" if which == "block" else "/t/"
-    keys = [k for k in store.cache.iterkeys() if part in k
-            and (which == "index" or k.endswith(f"/{fitted.n_layers_}"))]  # a layer read
-    assert keys
-    damaged = keys[: max(1, len(keys) // 3)]
-    for key in damaged:
-        value = store.cache.get(key)
-        store.cache.set(key, value[: len(value) - 7 if which == "block" else len(value) - 1])
+    with store.cache.write() as con:
+        if which == "block":  # a third of the blocks lose bytes of a layer that is read
+            blocks = [b for (b,) in con.execute("SELECT id FROM blocks ORDER BY id")]
+            damaged = blocks[: max(1, len(blocks) // 3)]
+            con.executemany("UPDATE vectors SET data = substr(data, 1, length(data) - 7) "
+                            "WHERE block = ? AND layer = ?",
+                            [(b, fitted.n_layers_) for b in damaged])
+        else:  # a third of the index rows point past the end of their block
+            digests = [d for (d,) in con.execute("SELECT digest FROM texts ORDER BY digest")]
+            damaged = digests[: max(1, len(digests) // 3)]
+            con.executemany("UPDATE texts SET row = row + 100000 WHERE digest = ?",
+                            [(d,) for d in damaged])
     encode_spy.clear()
     out, messages = run(tiny_model, store)
     assert_within_bound(out, reference)
@@ -218,31 +222,26 @@ def test_truncated_value_is_a_miss_with_a_warning(tiny_model, tmp_path, referenc
     assert_same_computation(again, out)
 
 
-def test_truncated_or_missing_value_file(tiny_model, tmp_path, encode_spy):
-    """Blocks over 2 MiB live in files beside cache.db; a cut or lost file is caught."""
+def test_blocks_over_2mib_round_trip_and_a_cut_one_is_a_miss(tiny_model, tmp_path,
+                                                            encode_spy):
+    """A block larger than SQLite's pages by far (one 6000-text batch) reads back; cut
+    short in the database, it is a miss with a warning, never a wrong vector."""
     texts = sentences(6000, seed=3)
     kwargs = dict(batch_size=6000, max_batch_tokens=10**6, layers=[0])
     reference = featurizer(tiny_model, False, **kwargs).fit(texts).transform(texts)
     store, fitted = _fingerprint_and_store(tiny_model, tmp_path, texts, **kwargs)
-    store.close()
-    files = sorted(Path(store.directory).rglob("*.val"))
-    assert files, "the block should be stored as a file"
-    for file in files:
-        with open(file, "r+b") as fh:
-            fh.truncate(file.stat().st_size - 100)
+    with store.cache.read() as con:
+        assert con.execute("SELECT max(length(data)) FROM vectors").fetchone()[0] > 2**21
     encode_spy.clear()
+    out, messages = run(tiny_model, store, texts, **kwargs)
+    assert encode_spy == [] and not store_warnings(messages)
+    assert_same_computation(out, reference)
+    with store.cache.write() as con:
+        con.execute("UPDATE vectors SET data = substr(data, 1, length(data) - 100)")
     out, messages = run(tiny_model, store, texts, **kwargs)
     assert_within_bound(out, reference)
     assert any("damaged value(s) ignored" in m for m in messages), messages
     assert sum(encode_spy) == len(texts)
-    store.close()
-    for file in Path(store.directory).rglob("*.val"):
-        file.unlink()
-    encode_spy.clear()
-    out, messages = run(tiny_model, store, texts, **kwargs)  # lost files: plain misses
-    assert_within_bound(out, reference)
-    assert sum(encode_spy) == len(texts)
-    assert not store_warnings(messages), messages
 
 
 # --------------------------------------------------------- read-only, unwritable places
@@ -254,7 +253,7 @@ def test_read_only_database_works_without_caching(tiny_model, tmp_path, referenc
     (``mode=ro``), which is what SQLite does for a file or directory it may not write.
     (The tests run as root, for whom chmod would not stop a write.)"""
     store_dir = populated(tiny_model, tmp_path / "store")
-    db = Path(store_dir) / "cache.db"
+    db = Path(store_dir) / "store.db"
     before = sha(db)
     real_connect = sqlite3.connect
 
@@ -273,7 +272,7 @@ def test_read_only_database_works_without_caching(tiny_model, tmp_path, referenc
     assert sum(encode_spy) == len(TEXTS)
     monkeypatch.setattr(sqlite3, "connect", real_connect)
     assert sha(db) == before  # not a byte written
-    assert not list(Path(store_dir).glob("cache.db.corrupt-*"))
+    assert not list(Path(store_dir).glob("store.db.corrupt-*"))
 
 
 @pytest.mark.parametrize("where", ["below-a-file", "in-proc"])
@@ -336,8 +335,8 @@ def test_disk_full_for_real_sqlite_limit(tiny_model, tmp_path, reference, encode
     pages above its size, so a batch's transaction runs out of room part-way."""
     store = FeatureStore(tmp_path / "store")
     fitted = featurizer(tiny_model, store, batch_size=8).fit(TEXTS)
-    pages = store.cache._sql("PRAGMA page_count").fetchone()[0]
-    store.cache._sql(f"PRAGMA max_page_count = {pages + 6}")
+    pages = store.cache.execute("PRAGMA page_count").fetchone()[0]
+    store.cache.execute(f"PRAGMA max_page_count = {pages + 6}")
     writes = _count_writes(monkeypatch)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -351,28 +350,28 @@ def test_disk_full_for_real_sqlite_limit(tiny_model, tmp_path, reference, encode
 
 
 def test_disk_full_oserror_mid_batch(tiny_model, tmp_path, reference, encode_spy, monkeypatch):
-    """``OSError(ENOSPC)`` raised while the third batch's values are being stored (as
-    diskcache raises it when a value file cannot be written)."""
-    import diskcache
-
+    """``OSError(ENOSPC)`` raised while the third batch's vectors are being stored (inside
+    its transaction, after its block row went in)."""
     store = FeatureStore(tmp_path / "store")
     fitted = featurizer(tiny_model, store, batch_size=8).fit(TEXTS)
-    real_store, real_write = diskcache.Disk.store, FeatureStore._write
     batch, values = [0], [0]
+    real_write = FeatureStore._write
 
     def numbered_write(self, *args, **kwargs):
         batch[0] += 1
         return real_write(self, *args, **kwargs)
 
-    def full(self, value, read, key=diskcache.core.UNKNOWN):
+    real_new_block = FeatureStore._new_block
+
+    def full(con, *args):
+        block = real_new_block(con, *args)
         if batch[0] == 3:
             values[0] += 1
-            if values[0] == 3:  # the third batch's third value: mid-transaction
-                raise OSError(errno.ENOSPC, "No space left on device")
-        return real_store(self, value, read, key=key)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return block
 
     monkeypatch.setattr(FeatureStore, "_write", numbered_write)
-    monkeypatch.setattr(diskcache.Disk, "store", full)
+    monkeypatch.setattr(FeatureStore, "_new_block", staticmethod(full))
     writes = _count_writes(monkeypatch)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -380,43 +379,45 @@ def test_disk_full_oserror_mid_batch(tiny_model, tmp_path, reference, encode_spy
     messages = [f"{w.category.__name__}: {w.message}" for w in caught]
     assert any("No space left on device" in m for m in messages), messages
     assert [status for status, _ in writes] == ["ok", "ok", "failed"], writes
+    assert values == [1]
     store.close()
-    monkeypatch.setattr(diskcache.Disk, "store", real_store)  # space again
+    monkeypatch.setattr(FeatureStore, "_new_block", staticmethod(real_new_block))
     _assert_clean_after_write_failure(tiny_model, store.directory, fitted, out, messages,
                                       reference, list(writes), encode_spy)
 
 
 def test_lock_timeout_on_write_and_io_error_on_read(tiny_model, tmp_path, reference,
                                                      encode_spy, monkeypatch):
-    import diskcache
+    from bertfeat.store.database import Database
 
     store_dir = populated(tiny_model, tmp_path / "store", TEXTS[:30])
     # reading fails with an I/O error: all misses, one warning, correct results
-    real_get_many = FeatureStore._get_many
+    real_read = Database.read
 
-    def broken_read(self, keys):
+    def broken_read(self):
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(FeatureStore, "_get_many", broken_read)
+    monkeypatch.setattr(Database, "read", broken_read)
     encode_spy.clear()
     out, messages = run(tiny_model, store_dir)
     assert_within_bound(out, reference)
     assert sum(encode_spy) == len(TEXTS)
     assert any("reading failed (OperationalError: disk I/O error)" in m
                for m in messages), messages
-    monkeypatch.setattr(FeatureStore, "_get_many", real_get_many)
+    monkeypatch.setattr(Database, "read", real_read)
 
-    # another writer holds the lock for longer than the timeout: diskcache.Timeout
-    def locked(self, retry=False):
-        raise diskcache.Timeout("database is locked")
+    # another writer holds the lock for longer than the timeout (SQLite's busy timeout)
+    def locked(self):
+        raise sqlite3.OperationalError("database is locked")
 
     store_dir = populated(tiny_model, tmp_path / "store2", TEXTS[:30])
-    monkeypatch.setattr(diskcache.Cache, "transact", locked)
+    monkeypatch.setattr(Database, "write", locked)
     encode_spy.clear()
     out, messages = run(tiny_model, store_dir)
     assert_within_bound(out, reference)
     assert sum(encode_spy) == 30  # the 30 stored texts were still read, the rest encode_spy
-    assert len(store_warnings(messages)) == 1 and "Timeout" in messages[0], messages
+    assert len(store_warnings(messages)) == 1, messages
+    assert "writing failed (OperationalError: database is locked)" in messages[0], messages
 
 
 # ---------------------------------------------------------------- many processes
@@ -481,7 +482,6 @@ def test_four_processes_hammer_one_store(tiny_model, tmp_path, encode_spy):
 
 _KILLED_IN_TRANSACTION = textwrap.dedent("""
     import sys, json, time
-    import diskcache
     from bertfeat import BertFeaturizer, store
     model, cache, corpus, flag = sys.argv[1:5]
     committed = [0]
@@ -490,16 +490,15 @@ _KILLED_IN_TRANSACTION = textwrap.dedent("""
         real_write(self, fingerprint, digests, *args, **kwargs)
         committed[0] += len(digests)
     store.FeatureStore._write = write
-    real_set = diskcache.Cache.set
-    def set_(self, key, value, *args, **kwargs):
-        result = real_set(self, key, value, *args, **kwargs)
-        if "/t/" in key and committed[0] >= 40:
-            # inside a batch's transaction, after its blocks and one index row
+    real_make_room = store.FeatureStore._make_room
+    def make_room(self, con, keep):
+        real_make_room(self, con, keep)
+        if committed[0] >= 40:
+            # inside a batch's transaction, after its block, vectors and index rows
             with open(flag, "w") as fh:
                 fh.write(str(committed[0]))
             time.sleep(300)
-        return result
-    diskcache.Cache.set = set_
+    store.FeatureStore._make_room = make_room
     texts = json.load(open(corpus))
     BertFeaturizer(model=model, cache=cache, precision="fp32", batch_size=4).fit(
         texts).transform(texts)

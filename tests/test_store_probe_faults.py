@@ -26,14 +26,14 @@ from .catalogue import Catalogue
 CASES = Catalogue("store/pickles")
 TEXTS = ["good film", "bad plot", "the story was fun"]
 
-#: holds a read transaction on a database taken out of WAL mode: diskcache's set-up
-#: (``PRAGMA journal_mode = wal``) then waits for it; it retried for a fixed 60 s
+#: holds a read transaction on a database taken out of WAL mode: the store's open
+#: (``PRAGMA journal_mode = wal``) then waits for it (diskcache's retried for a fixed 60 s)
 _READER = textwrap.dedent("""
     import sqlite3, sys, time
     con = sqlite3.connect(sys.argv[1], isolation_level=None)
     con.execute("PRAGMA journal_mode=DELETE").fetchone()
     con.execute("BEGIN")
-    con.execute("SELECT count(*) FROM Settings").fetchone()
+    con.execute("SELECT count(*) FROM meta").fetchone()
     open(sys.argv[2], "w").write("reading")
     time.sleep(120)
 """)
@@ -51,7 +51,7 @@ def _held_by_reader(tiny_model, tmp_path, monkeypatch, capsys):
     _featurizer(tiny_model, store).fit(TEXTS).transform(TEXTS)
     store.close()  # (leaving WAL mode needs every connection closed)
     flag = tmp_path / "flag"
-    reader = subprocess.Popen([sys.executable, "-c", _READER, str(store_dir / "cache.db"),
+    reader = subprocess.Popen([sys.executable, "-c", _READER, str(store_dir / "store.db"),
                                str(flag)], stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
@@ -74,24 +74,26 @@ def _held_by_reader(tiny_model, tmp_path, monkeypatch, capsys):
         reader.communicate()
 
 
-@CASES.fault("diskcache's set-up retries on a locked database (bounded by timeout)")
+@CASES.fault("the store's open retries on a locked database (bounded by timeout)")
 def _retry_bounded(tmp_path, monkeypatch):
-    cache = store_module._bounded_cache_class()(str(tmp_path / "c"), timeout=2.0)
+    from bertfeat.store import database
+
+    db = database.Database(str(tmp_path / "c"), timeout=2.0)
     attempts = []
 
-    def locked(statement, *args, **kwargs):
-        attempts.append(statement)
+    def locked(self):
+        attempts.append(1)
         raise sqlite3.OperationalError("database is locked")
 
     clock = iter(np.arange(0.0, 1000.0, 0.5))  # a fake clock: 0.5 s per reading
-    monkeypatch.setattr(store_module.schema.time, "monotonic", lambda: float(next(clock)))
-    monkeypatch.setattr(store_module.schema.time, "sleep", lambda s: None)
-    monkeypatch.setattr(type(cache), "_sql", property(lambda self: locked))
-    with pytest.raises(sqlite3.OperationalError, match="locked"):
-        cache._sql_retry("PRAGMA journal_mode = wal")
-    assert len(attempts) == 5  # 0.5, 1.0, 1.5, 2.0 s, then over the 2 s timeout: stop
+    monkeypatch.setattr(database.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr(database.time, "sleep", lambda s: None)
+    monkeypatch.setattr(database.Database, "_open", locked)
+    with pytest.raises(StoreError, match="locked by another process for more than 2 s"):
+        db.connection()
+    assert len(attempts) == 4  # at 0.5, 1.0, 1.5 s; at 2.0 s the next pause is over: stop
     monkeypatch.undo()
-    cache.close()
+    db.close()
 
 
 # -------------------------------------------------------------------------- pickles

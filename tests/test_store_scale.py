@@ -47,10 +47,9 @@ def only_model(store: FeatureStore) -> dict:
 
 def index_rows(directory, fingerprint: str | None = None) -> int:
     """Index rows really in the database (a full scan: the test's ground truth)."""
-    with sqlite3.connect(f"{directory}/cache.db") as con:
-        keys = [k for (k,) in con.execute("SELECT key FROM Cache")]
-    return sum(1 for k in keys if isinstance(k, str) and k.split("/")[1:2] == ["t"]
-               and (fingerprint is None or k.startswith(f"{fingerprint}/")))
+    with sqlite3.connect(f"{directory}/store.db") as con:
+        fps = [fp for (fp,) in con.execute("SELECT fp FROM texts")]
+    return sum(1 for fp in fps if fingerprint is None or fp == fingerprint)
 
 
 # ------------------------------------------------ cross-process exactly-once (item 1)
@@ -160,7 +159,7 @@ def test_sigkilled_lock_holder_does_not_block_the_other_process(tiny_model, tmp_
     real_flock = fcntl.flock
 
     def flock(fd, operation):
-        if operation == fcntl.LOCK_EX:
+        if operation & fcntl.LOCK_EX:  # filelock polls with LOCK_EX | LOCK_NB
             waiting.set()
         return real_flock(fd, operation)
 
@@ -302,40 +301,26 @@ def test_float16_keeps_float32_for_values_it_cannot_hold(tmp_path):
     assert np.array_equal(store.read("fp", digests, [0], 4).stats[0], big[:, 0])
 
 
-def test_stats_answers_from_counters_on_200k_entries(tmp_path, monkeypatch):
+def test_stats_answers_from_counters_on_200k_entries(tmp_path):
     store = FeatureStore(tmp_path / "store")
     store.write("fpA", [text_digest("seed")], np.zeros((1, 1, 3, 1), np.float32))
-    (index_value,) = [v for k, v in store.cache._sql(
-        "SELECT key, value FROM Cache").fetchall() if "/t/" in k]
     n = 200_000
-    now = time.time()
-    with store.cache.transact():  # synthetic index rows, inserted as diskcache would
-        store.cache._sql.__self__.executemany(
-            "INSERT INTO Cache (key, raw, store_time, expire_time, access_time, "
-            "access_count, tag, size, mode, filename, value) "
-            "VALUES (?, 1, ?, NULL, ?, 0, 'fpA', 0, 1, NULL, ?)",
-            ((f"fpA/t/{i:032x}", now, now, index_value) for i in range(n)))
-    scanned = []
-    real_sql = type(store.cache)._sql
-
-    def no_scan(self):
-        execute = real_sql.fget(self)
-
-        def run(statement, *args):
-            if "FROM Cache" in statement:
-                scanned.append(statement)
-            return execute(statement, *args)
-
-        return run
-
-    monkeypatch.setattr(type(store.cache), "_sql", property(no_scan))
-    monkeypatch.setattr(type(store.cache), "iterkeys", lambda self, reverse=False: iter(
-        pytest.fail("stats() scanned the keys")))
-    stats = store.stats()
+    with store.cache.write() as con:  # synthetic index rows into the seed's block
+        (block,) = con.execute("SELECT id FROM blocks").fetchone()
+        con.executemany("INSERT INTO texts (fp, digest, block, row, depth, flags) "
+                        "VALUES ('fpA', ?, ?, 0, 0, 0)",
+                        ((f"{i:032x}", block) for i in range(n)))
+    statements: list[str] = []
+    store.cache.connection().set_trace_callback(statements.append)
+    try:
+        stats = store.stats()
+        counts = store.counts("fpA")
+    finally:
+        store.cache.connection().set_trace_callback(None)
     assert stats["entries"] == n + 1 == stats["models"]["fpA"]["entries"]
     assert stats["models"]["fpA"]["encoded"] == n + 1
-    assert scanned == []
-    assert store.counts("fpA")["entries"] == n + 1
+    assert counts["entries"] == n + 1
+    assert statements and not [s for s in statements if "texts" in s]  # no scan
 
 
 # ------------------------------------------------ issue 12 item 10: bookkeeping rows
@@ -360,27 +345,37 @@ def test_tiny_size_limit_never_evicts_bookkeeping(tiny_model, tmp_path, encode_s
 
 def test_interrupted_clear_leaves_exact_stats_and_a_second_clear_finishes(
         tiny_model, tmp_path, monkeypatch):
-    import diskcache
+    from bertfeat.store import bookkeeping
+    from bertfeat.store.database import Database
 
     store = FeatureStore(tmp_path / "store")
     texts = sentences(40)
     fitted = featurizer(tiny_model, store, batch_size=4).fit(texts)
     fitted.transform(texts)
     fp = fitted.fingerprint_
-    real_evict = diskcache.Cache.evict
+    monkeypatch.setattr(bookkeeping, "_BATCH", 3)  # 10 blocks: several transactions
+    real_write = Database.write
+    calls = [0]
 
-    def interrupted(self, tag, retry=False):
-        raise KeyboardInterrupt  # after the index rows went, before the blocks
+    def interrupted(self):
+        calls[0] += 1
+        if calls[0] == 3:  # after two transactions of the clear
+            raise KeyboardInterrupt
+        return real_write(self)
 
-    monkeypatch.setattr(diskcache.Cache, "evict", interrupted)
+    monkeypatch.setattr(Database, "write", interrupted)
     with pytest.raises(KeyboardInterrupt):
         store.clear(model=tiny_model)
-    assert store.stats()["models"][fp]["entries"] == 0 == index_rows(store.directory, fp)
-    assert not store.read(fp, [text_digest(t) for t in texts], [3], 32).found.any()
-    monkeypatch.setattr(diskcache.Cache, "evict", real_evict)
+    monkeypatch.setattr(Database, "write", real_write)
+    left = store.stats()["models"][fp]["entries"]
+    assert 0 < left < 40 and left == index_rows(store.directory, fp)
+    found = store.read(fp, [text_digest(t) for t in texts], [3], 32, count=False).found
+    assert found.sum() == left  # every counted entry reads back
     assert store.clear(model=tiny_model) > 0  # the description is still there to find it
-    with sqlite3.connect(tmp_path / "store" / "cache.db") as con:
-        assert con.execute("SELECT count(*) FROM Cache").fetchone()[0] == 0
+    with sqlite3.connect(tmp_path / "store" / "store.db") as con:
+        assert con.execute("SELECT (SELECT count(*) FROM texts) + (SELECT count(*) FROM "
+                           "vectors) + (SELECT count(*) FROM blocks)").fetchone() == (0,)
+    assert store.stats()["models"] == {}
 
 
 def test_overwritten_blocks_are_deleted_not_orphaned(tmp_path):
@@ -390,34 +385,12 @@ def test_overwritten_blocks_are_deleted_not_orphaned(tmp_path):
         for start in range(0, 60, 8):
             store.write("fp", digests[start:start + 8],
                         np.ones((len(digests[start:start + 8]), 3, 3, 4), np.float32))
-    with sqlite3.connect(tmp_path / "store" / "cache.db") as con:
-        rows = con.execute("SELECT count(*) FROM Cache").fetchone()[0]
-    assert rows == 60 + 8 * 3  # 60 index rows + 8 live blocks of 3 layers: nothing stale
+    with sqlite3.connect(tmp_path / "store" / "store.db") as con:
+        rows = [con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("texts", "blocks", "vectors")]
+    assert rows == [60, 8, 8 * 3]  # 60 index rows + 8 live blocks of 3 layers: nothing stale
     assert store.stats()["entries"] == 60
     assert store.counts("fp")["encoded"] == 300
-
-
-def test_store_written_by_an_older_version_keeps_its_counts(tmp_path):
-    import diskcache
-
-    store = FeatureStore(tmp_path / "store")
-    digests = [text_digest(str(i)) for i in range(5)]
-    store.write("fp", digests, np.ones((5, 1, 3, 4), np.float32))
-    store.close()
-    with sqlite3.connect(tmp_path / "store" / "cache.db") as con:  # back to the old layout
-        for kind, name in con.execute("SELECT type, name FROM sqlite_master "
-                                      "WHERE name GLOB 'bertfeat_*'").fetchall():
-            if kind in ("trigger", "table"):
-                con.execute(f"DROP {kind.upper()} IF EXISTS {name}")
-    old = diskcache.Cache(str(tmp_path / "store"))
-    old.set("stats/fp/hits", 7)
-    old.set("fp/model", json.dumps({"model": "m"}))
-    old.set("meta/digest:x", "abc")
-    old.close()
-    again = FeatureStore(tmp_path / "store")
-    stats = again.stats()["models"]["fp"]
-    assert (stats["entries"], stats["encoded"], stats["hits"]) == (5, 5, 7)
-    assert stats["model"] == {"model": "m"} and again.get_meta("digest:x") == "abc"
 
 
 # ---------------------------------------- issue 12 item 8: a locked, damaged database
@@ -427,7 +400,7 @@ _LOCKER = textwrap.dedent("""
     import sqlite3, sys, time
     con = sqlite3.connect(sys.argv[1], isolation_level=None)
     con.execute("BEGIN IMMEDIATE")
-    con.execute("INSERT INTO Settings VALUES ('bertfeat-test', 1)")
+    con.execute("INSERT INTO meta VALUES ('bertfeat-test', 1)")
     open(sys.argv[2], "w").write("locked")
     time.sleep(120)
 """)
@@ -439,14 +412,14 @@ def test_database_locked_by_a_stuck_process_costs_seconds_not_a_minute(
     texts = sentences(6)
     featurizer(tiny_model, str(store_dir)).fit(texts).transform(texts)
     flag = tmp_path / "flag"
-    locker = run_python(_LOCKER, store_dir / "cache.db", flag)
+    locker = run_python(_LOCKER, store_dir / "store.db", flag)
     try:
         deadline = time.monotonic() + 60
         while not flag.exists():
             assert locker.poll() is None, locker.communicate()[1].decode()
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        with open(store_dir / "cache.db", "r+b") as fh:  # and the file is damaged
+        with open(store_dir / "store.db", "r+b") as fh:  # and the file is damaged
             fh.seek(100)
             fh.write(b"\xff" * 64)
         monkeypatch.setattr(store_module.core, "LOCK_TIMEOUT", 0.5)

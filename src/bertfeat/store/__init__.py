@@ -58,7 +58,7 @@ from .format import (
     sentence_digest,
     text_digest,
 )
-from .schema import StoreError, _bounded_cache_class, store_errors  # noqa: F401
+from .schema import StoreError, store_errors
 
 __all__ = [
     "FeatureStore",
