@@ -124,6 +124,9 @@ class Database:
             con.execute("BEGIN IMMEDIATE")
             try:
                 ensure_schema(con, self.directory)
+                # a write that changes nothing: a file SQLite may only read (read-only
+                # file, directory or mount) is refused here, not at the first batch
+                con.execute("DELETE FROM meta WHERE 0")
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")

@@ -165,13 +165,15 @@ class TextRecords:
                 by_block.setdefault(block, []).append((i, row))
                 truncated[i] = bool(flags & 2)
             for block, members in by_block.items():
-                arrays, damaged = self._block_arrays(con, block, wanted,
-                                                     max(r for _, r in members))
+                arrays, damaged = self._block_arrays(con, block, wanted)
                 corrupt += damaged
                 if arrays is None:
                     continue
-                rows = np.fromiter((r for _, r in members), np.int64, len(members))
-                targets = np.fromiter((i for i, _ in members), np.int64, len(members))
+                size = min(array.shape[0] for array in arrays)
+                good = [(i, r) for i, r in members if r < size]
+                corrupt += len(members) - len(good)  # an index row pointing past its block
+                rows = np.fromiter((r for _, r in good), np.int64, len(good))
+                targets = np.fromiter((i for i, _ in good), np.int64, len(good))
                 for (layer, _), array in zip(wanted, arrays):
                     (pool_out if layer == POOLER else out[layer])[targets] = array[rows]
                 found_rows.extend(targets.tolist())
@@ -205,7 +207,7 @@ class TextRecords:
                     yield (i, *rest)
 
     @staticmethod
-    def _block_arrays(con, block: int, wanted: list, last_row: int):
+    def _block_arrays(con, block: int, wanted: list):
         """The block's arrays for ``wanted`` (layer, trailing shape), or None, and how many
         values were damaged. A missing layer (an older, shallower block) is a plain miss."""
         blobs = dict(con.execute(
@@ -218,8 +220,6 @@ class TextRecords:
             try:
                 array = decode_array(blobs[layer], trailing)
             except CorruptValue:
-                return None, 1
-            if last_row >= array.shape[0]:
                 return None, 1
             arrays.append(array)
         return arrays, 0
