@@ -439,9 +439,9 @@ def test_warm_path_does_no_tokenisation_and_no_model_load(tiny_model, tmp_path,
 
 def test_a_transiently_locked_open_is_tried_again_within_the_timeout(tmp_path, monkeypatch):
     # processes opening one store at once can meet an immediate "database is locked"
-    from bertfeat.store import core
+    from bertfeat.store.database import Database
 
-    real = core.FeatureStore._open
+    real = Database._open
     failures = []
 
     def contended(self):
@@ -450,14 +450,14 @@ def test_a_transiently_locked_open_is_tried_again_within_the_timeout(tmp_path, m
             raise sqlite3.OperationalError("database is locked")
         return real(self)
 
-    monkeypatch.setattr(core.FeatureStore, "_open", contended)
+    monkeypatch.setattr(Database, "_open", contended)
     store = FeatureStore(tmp_path / "store")
     assert store.cache is not None and len(failures) == 2
 
     def stuck(self):
         raise sqlite3.OperationalError("database is locked")
 
-    monkeypatch.setattr(core.FeatureStore, "_open", stuck)
+    monkeypatch.setattr(Database, "_open", stuck)
     held = FeatureStore(tmp_path / "held", timeout=0.2)
     with pytest.raises(StoreError, match="locked by another process for more than 0.2 s"):
         _ = held.cache

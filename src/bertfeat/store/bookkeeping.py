@@ -76,12 +76,14 @@ class Bookkeeping:
             self.set_meta(f"model/{fingerprint}", text)
 
     # -- counters ------------------------------------------------------------------------
-    def _count(self, fingerprint: str, name: str, amount: int) -> None:
-        if amount:  # counters are best effort: never fail a read over them
+    def _count(self, fingerprint: str, **amounts: int) -> None:
+        """Add to counters, in one transaction; best effort (never fails a read)."""
+        rows = [(fingerprint, name, int(amount)) for name, amount in amounts.items() if amount]
+        if rows:
             with contextlib.suppress(*_store_errors(), StoreError), self.cache.write() as con:
-                con.execute("INSERT INTO counts (fp, name, value) VALUES (?, ?, ?) ON CONFLICT "
-                            "(fp, name) DO UPDATE SET value = value + excluded.value",
-                            (fingerprint, name, int(amount)))
+                con.executemany("INSERT INTO counts (fp, name, value) VALUES (?, ?, ?) ON "
+                                "CONFLICT (fp, name) DO UPDATE SET value = value + "
+                                "excluded.value", rows)
 
     def _counters(self, fingerprint: str, names: tuple[str, ...]) -> dict[str, int]:
         try:

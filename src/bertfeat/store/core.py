@@ -186,7 +186,11 @@ class FeatureStore(TextRecords, WordRecords, Bookkeeping):
             if self._db_identity is None:  # created just now
                 self._db_identity = _file_identity(directory / DB_NAME)
             if (directory / LEGACY_NAME).exists():
-                migrate_legacy(database)
+                try:
+                    migrate_legacy(database)
+                except BaseException:
+                    database.close()
+                    raise
             self._cache = database
         return self._cache
 

@@ -15,6 +15,9 @@ from .schema import DB_NAME, StoreError, _is_locked, ensure_schema
 
 __all__ = ["Database", "file_lock"]
 
+#: bytes the write-ahead log is cut back to after a checkpoint (a large batch grows it)
+_WAL_LIMIT = 64 * 2**20
+
 
 @contextlib.contextmanager
 def file_lock(path: Path, timeout: float = -1) -> Iterator[bool]:
@@ -116,9 +119,12 @@ class Database:
                 pause = min(2 * pause, 0.25)
 
     def _open(self) -> sqlite3.Connection:
+        new = not self.path.exists() or self.path.stat().st_size == 0
         con = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None,
                               check_same_thread=False)
         try:
+            if new:  # freed pages go back to the file system (settable before any table)
+                con.execute("PRAGMA auto_vacuum = FULL")
             # the write lock first: a stuck holder costs ``timeout``, and nothing of a
             # possibly damaged file is read before it is ours
             con.execute("BEGIN IMMEDIATE")
@@ -134,6 +140,7 @@ class Database:
             if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 con.execute("PRAGMA journal_mode = wal")
             con.execute("PRAGMA synchronous = NORMAL")
+            con.execute(f"PRAGMA journal_size_limit = {_WAL_LIMIT}")
         except BaseException:
             con.close()
             raise
@@ -185,8 +192,7 @@ class Database:
         return self.connection().execute(statement, args)
 
     def volume(self) -> int:
-        """Bytes of the database on disk (its pages and its write-ahead log)."""
+        """Bytes of the database file (its pages; the write-ahead log is transient)."""
         count = self.execute("PRAGMA page_count").fetchone()[0]
         size = self.execute("PRAGMA page_size").fetchone()[0]
-        wal = Path(f"{self.path}-wal")
-        return int(count) * int(size) + (wal.stat().st_size if wal.exists() else 0)
+        return int(count) * int(size)

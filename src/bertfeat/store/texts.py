@@ -187,8 +187,7 @@ class TextRecords:
                 stacklevel=4)
         if count:
             hits = int(found.sum())
-            self._count(fingerprint, "hits", hits)
-            self._count(fingerprint, "misses", n - hits)
+            self._count(fingerprint, hits=hits, misses=n - hits)
         return Lookup(found, out, pool_out, truncated)
 
     @staticmethod

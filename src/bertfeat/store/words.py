@@ -80,8 +80,7 @@ class WordRecords:
                                 {layer: [None] * n for layer in layers})
         if count:
             hits = int(lookup.found.sum())
-            self._count(fingerprint, "sentences_hits", hits)
-            self._count(fingerprint, "sentences_misses", n - hits)
+            self._count(fingerprint, sentences_hits=hits, sentences_misses=n - hits)
         return lookup
 
     def _read_words(self, fingerprint: str, digests: Sequence[str], layers: list[int],
