@@ -268,14 +268,14 @@ def test_regressor_fits_numbers(tiny_model):
 def test_training_precision_is_the_measured_train_decision(monkeypatch, tiny_model):
     """``auto`` asks for the fine-tuning decision (purpose "train"), not the encoder's."""
     monkeypatch.delenv("BERTFEAT_PRECISION")
-    monkeypatch.setattr(hardware, "candidates", lambda device: ("fp32", "bf16"))
+    monkeypatch.setattr(hardware.machine, "candidates", lambda device: ("fp32", "bf16"))
     asked = []
 
     def fake_decide(info, device, *, purpose="encode", trust_remote_code=False):
         asked.append(purpose)
         return hardware.Decision("bf16", "measured", "faked")
 
-    monkeypatch.setattr(hardware, "decide", fake_decide)
+    monkeypatch.setattr(hardware.decision, "decide", fake_decide)
     info = models.resolve_model(tiny_model)
     assert finetune.training_precision("auto", "cpu", info) == "bf16"
     assert asked == ["train"]
@@ -285,7 +285,7 @@ def test_training_precision_is_the_measured_train_decision(monkeypatch, tiny_mod
     restored = pickle.loads(pickle.dumps(clf))
     restored.predict(["good"])
     assert restored.precision_ == "bf16"
-    monkeypatch.setattr(hardware, "candidates", lambda device: ("fp32",))
+    monkeypatch.setattr(hardware.machine, "candidates", lambda device: ("fp32",))
     restored = pickle.loads(pickle.dumps(clf))
     restored.predict(["good"])
     assert restored.precision_ == "fp32" and asked == ["train", "train"]

@@ -268,7 +268,7 @@ def _json_retry(tiny_model, monkeypatch):
             raise json.JSONDecodeError("Expecting value", "", 0)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(models, "load_tokenizer", flaky)
+    monkeypatch.setattr(models.loading, "load_tokenizer", flaky)
     tokenizer, model = models.load(info, depth=1, device="cpu", precision="fp32")
     assert len(calls) == 2 and tokenizer("good film")["input_ids"]
 
