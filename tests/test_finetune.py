@@ -14,6 +14,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.utils._param_validation import InvalidParameterError
 
 from bertfeat import BertClassifier, BertFeaturizer, BertRegressor, finetune, hardware, models
+from bertfeat.engine import training
 
 from .conftest import needs_default_model
 
@@ -204,7 +205,7 @@ def test_token_budget_changes_memory_not_the_result(tmp_path, monkeypatch):
     config = json.loads((folder / "config.json").read_text())
     config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     (folder / "config.json").write_text(json.dumps(config))
-    monkeypatch.setattr(finetune, "_HEAD_DROPOUT", 0.0)
+    monkeypatch.setattr(training, "_HEAD_DROPOUT", 0.0)
     texts, labels = _toy(16)
     params = _fast(str(folder), epochs=1, precision="fp32")
     big = BertClassifier(**params).fit(texts, labels)

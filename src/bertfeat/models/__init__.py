@@ -31,7 +31,6 @@ from ..hardware import (
     resolve_precision,
 )
 from ..store import STORE_FORMAT
-from . import files, fingerprints, hub, loading, random_init, shared, spec, trust
 from .files import model_file_names, tokenizer_files, weight_files
 from .fingerprints import (
     ModelChangedError,
@@ -90,13 +89,4 @@ __all__ = [
     "transformer_layers",
     "weight_files",
     "weights_stat",
-    # the home modules
-    "files",
-    "fingerprints",
-    "hub",
-    "loading",
-    "random_init",
-    "shared",
-    "spec",
-    "trust",
 ]

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .spec import ModelInfo
 
+__all__ = ["model_file_names", "tokenizer_files", "weight_files"]
+
 #: the tokenizer files of a model directory (those the fingerprint hashes)
 _TOKENIZER_FILES = (
     "tokenizer.json",

@@ -80,6 +80,11 @@ def file_digest(path: Path, persistent: Any = None) -> str:
         File to hash.
     persistent : object with ``get_meta``/``set_meta``, optional
         A store that remembers digests across processes.
+
+    Returns
+    -------
+    str
+        64 hex characters.
     """
     resolved = str(Path(path).resolve())
     for _ in range(3):

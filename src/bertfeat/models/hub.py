@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+__all__ = ["cached_hub_ids", "near_model_specs"]
+
 
 def _hub_snapshot(repo_id: str, revision: str | None) -> Path:
     """Local snapshot of a hub model (downloaded once, then served from the HF cache)."""
@@ -42,7 +44,13 @@ def _hub_cache_dir() -> Path:
 
 
 def cached_hub_ids() -> list[str]:
-    """Hub ids with a snapshot in the local Hugging Face cache (no network)."""
+    """Hub ids with a snapshot in the local Hugging Face cache (no network).
+
+    Returns
+    -------
+    list of str
+        Sorted hub ids (``owner/name``).
+    """
     root = _hub_cache_dir()
     try:
         names = [p.name for p in root.iterdir() if p.name.startswith("models--")]
@@ -65,8 +73,21 @@ def _looks_like_hub_id(spec: str) -> bool:
 
 
 def near_model_specs(spec: str, n: int = 3) -> list[str]:
-    """Known model specs close to ``spec``: 'default', local model folders of the working
-    directory and hub ids in the local cache (closest first; :mod:`difflib`)."""
+    """Known model specs close to ``spec`` (closest first; :mod:`difflib`).
+
+    Parameters
+    ----------
+    spec : str
+        A model spec that names no model.
+    n : int, default=3
+        Most specs returned.
+
+    Returns
+    -------
+    list of str
+        Among ``"default"``, the local model folders of the working directory and the hub
+        ids in the local cache.
+    """
     import difflib
 
     known = list(dict.fromkeys(["default", *_local_model_dirs(), *cached_hub_ids()]))

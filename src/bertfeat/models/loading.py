@@ -75,7 +75,12 @@ def load(info: ModelInfo, *, depth: int, device: str, precision: str,
 
 
 def quiet_transformers():
-    """A context manager that silences transformers' weight loading/saving progress bars."""
+    """A context manager that silences transformers' weight loading/saving progress bars.
+
+    Returns
+    -------
+    context manager
+    """
     return _quiet_transformers()
 
 

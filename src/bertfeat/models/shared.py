@@ -35,6 +35,19 @@ def load_shared(info: ModelInfo, *, depth: int, device: str, precision: str,
     files changed loads again. Pass the ``signature`` the caller checked its fingerprint
     against: a model is then loaded only from files that still have it (a ``ValueError``
     when they changed during the load).
+
+    Parameters
+    ----------
+    info : ModelInfo
+        The resolved model.
+    depth, device, precision, trust_remote_code
+        As for :func:`.loading.load`.
+    signature : tuple, optional
+        The :func:`model_signature` the caller's fingerprint was checked against.
+
+    Returns
+    -------
+    tokenizer, model
     """
     global _load_count
     if signature is None:

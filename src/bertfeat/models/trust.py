@@ -16,6 +16,20 @@ def opted_in(trust_remote_code: Any) -> bool:
     Checked here as well as in the estimators' parameter validation, so a skipped
     validation (``sklearn.set_config(skip_parameter_validation=True)``) can never turn a
     string into permission to run a model's code.
+
+    Parameters
+    ----------
+    trust_remote_code : bool
+        The user's opt-in.
+
+    Returns
+    -------
+    bool
+
+    Raises
+    ------
+    InvalidParameterError
+        When it is not a boolean.
     """
     import numpy as np
     from sklearn.utils._param_validation import InvalidParameterError
