@@ -323,3 +323,17 @@ def test_probe_control_takes_the_real_models_precision(tiny_model, tmp_path, mon
     assert asked and set(asked) == {str(models.resolve_model(tiny_model).path)}
     control = res.candidate(res.table[res.table.family == "random"].iloc[0]["candidate"])
     assert control.build()[0].precision == "bf16"
+
+
+def test_the_decisions_file_lock_excludes_other_processes(tmp_path):
+    """Parallel processes calibrate one after another: the lock is a :mod:`filelock` lock
+    file beside the decisions file, which another holder cannot take meanwhile."""
+    from filelock import FileLock, Timeout
+
+    path = tmp_path / "cache" / "precision.json"
+    other = FileLock(str(path.with_name("precision.json.lock")), timeout=0)
+    with hardware.decision._file_lock(path):
+        with pytest.raises(Timeout):
+            other.acquire()
+    other.acquire()  # released on leaving
+    other.release()

@@ -209,24 +209,23 @@ def _write_record(path: Path, key: str, record: dict) -> None:
 
 @contextlib.contextmanager
 def _file_lock(path: Path):
-    """Hold an exclusive lock next to ``path`` (POSIX), so that parallel processes
-    (joblib workers) calibrate once, one after another, not all at once."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no cross-process lock
-        yield
-        return
+    """Hold an exclusive lock next to ``path`` (:mod:`filelock`), so that parallel processes
+    (joblib workers) calibrate once, one after another, not all at once. Where no lock
+    file can be made (a read-only cache folder) nothing is locked: the decision then lives
+    in each process only."""
+    from filelock import FileLock
+
+    lock = FileLock(str(path.with_name(path.name + ".lock")))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(path.with_name(path.name + ".lock"), "a")  # noqa: SIM115
+        lock.acquire()
     except OSError:
         yield
         return
     try:
-        fcntl.flock(fh, fcntl.LOCK_EX)
         yield
     finally:
-        fh.close()  # closing releases the lock
+        lock.release()
 
 
 def _from_record(key: str, record: Any, allowed: tuple[str, ...]) -> Decision | None:
