@@ -352,6 +352,22 @@ class Trainer:
     def step(self, batch, lengths, pad, y_all, w_all, optimizer, scaler, params) -> float:
         """One optimizer step on a batch, split into micro-batches under the token budget.
 
+        Parameters
+        ----------
+        batch : ndarray
+            Rows of the batch.
+        lengths : ndarray
+            Token count of every row.
+        pad : callable
+            ``pad(rows)``: padded ids and attention mask (:func:`.encoder.batch_padder`).
+        y_all, w_all : torch.Tensor
+            Targets and loss weights of every row.
+        optimizer : torch.optim.Optimizer
+        scaler : torch.amp.GradScaler or None
+            Loss scaling (fp16 only).
+        params : list of torch.nn.Parameter
+            What the gradient is clipped over.
+
         Returns
         -------
         float
