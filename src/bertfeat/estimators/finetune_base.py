@@ -73,7 +73,6 @@ def training_precision(precision: str, device: str, info: models.ModelInfo | Non
                                     trust_remote_code=trust_remote_code)
 
 
-
 class _BertFineTuner(EncoderEstimatorMixin, BaseEstimator):
     """What :class:`BertClassifier` and :class:`BertRegressor` share."""
 
@@ -248,7 +247,6 @@ class _BertFineTuner(EncoderEstimatorMixin, BaseEstimator):
             self._train(ids, targets, weights, seed)
         self.fit_time_ = time.perf_counter() - t_start
         return self
-
 
     def _tokenize(self, tokenizer, texts: list[str]) -> list[list[int]]:
         tok = encoder.tokenize(tokenizer, texts, self.max_length_)

@@ -55,7 +55,6 @@ class Calibration:
     tokens: int = 0
 
 
-
 def calibration_texts() -> list[str]:
     """The calibration texts: short and long rows of the shipped datasets.
 

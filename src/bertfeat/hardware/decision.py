@@ -310,7 +310,6 @@ def forget_decisions() -> None:
     _memo.clear()
 
 
-
 def describe(record: dict) -> str:
     """One line for ``bertfeat cache info``: a remembered decision and its measurements.
 

@@ -111,7 +111,6 @@ def _check_files(path: Path, spec: str) -> None:
         _check_safetensors(file)
 
 
-
 def weight_files(path: Path) -> list[Path]:
     """The weight files of a model directory: its safetensors, else its ``.bin`` files.
 
@@ -159,7 +158,6 @@ def model_file_names(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.is_file() and (
         p.name in names or re.fullmatch(r"(model|pytorch_model)-\d+-of-\d+\.(safetensors|bin)",
                                         p.name)))
-
 
 
 def _first_bad_json(directory: Path) -> Path | None:

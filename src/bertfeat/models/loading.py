@@ -269,7 +269,6 @@ def _json_guard(info: ModelInfo, load_files):
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-
 def _check_vocabulary(tokenizer, info: ModelInfo) -> None:
     """Refuse a tokenizer that knows far fewer tokens than the model's embeddings."""
     expected = info.config.get("vocab_size")

@@ -14,7 +14,6 @@ from .trust import opted_in
 __all__ = ["random_init_model"]
 
 
-
 def random_init_model(model: str = "default", *, seed: int = 0, directory: str | os.PathLike,
                       revision: str | None = None, trust_remote_code: bool = False) -> str:
     """Save a randomly initialised copy of a model's architecture (same tokenizer).
