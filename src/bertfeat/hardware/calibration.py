@@ -8,7 +8,6 @@ memory are :mod:`.decision`'s.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import time
 from dataclasses import dataclass, field
@@ -133,9 +132,9 @@ def _train_runner(info: Any, device: str, precision: str, texts: list[str],
     """A callable that runs one forward and backward pass under ``precision``'s autocast
     (as fine-tuning does) and returns the last layer's mean over real tokens."""
     import numpy as np
-    import torch
 
     from .. import models
+    from ..engine.training import autocast
 
     tokenizer, model = models.load_trainable(info, device=device,
                                              trust_remote_code=trust_remote_code)
@@ -147,14 +146,10 @@ def _train_runner(info: Any, device: str, precision: str, texts: list[str],
     inputs = {k: v.to(device) for k, v in enc.items()
               if k in ("input_ids", "attention_mask", "token_type_ids")}
     mask = inputs["attention_mask"].unsqueeze(-1)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    kind = device.split(":")[0]
 
     def run():
         model.zero_grad(set_to_none=True)
-        autocast = (torch.autocast(device_type=kind, dtype=dtype) if dtype is not None
-                    else contextlib.nullcontext())
-        with autocast:
+        with autocast(device, precision):  # the autocast fine-tuning runs under
             hidden = model(**inputs, return_dict=True).last_hidden_state
         pooled = (hidden.float() * mask).sum(1) / mask.sum(1).clamp(min=1)
         pooled.pow(2).mean().backward()
