@@ -57,7 +57,7 @@ def test_the_store_has_no_pickle_path():
     """The store's own database holds only blobs, text and integers (its values are
     decoded by :func:`bertfeat.store.decode_array`, never unpickled). A pickle planted in
     a store of the old diskcache layout is ignored by its migration:
-    ``tests/test_store_legacy.py``."""
+    ``tests/store/test_store_legacy.py``."""
     import bertfeat.store as store_package
 
     sources = [p.read_text() for p in Path(store_package.__file__).parent.glob("*.py")]
