@@ -75,7 +75,8 @@ class FeatureStore(TextRecords, WordRecords, Bookkeeping):
     directory : str or Path, optional
         Where the store lives. Default: :func:`default_cache_dir`.
     size_limit : int, optional
-        Bytes on disk before the least recently stored entries are evicted. Default
+        Bytes (vectors plus index rows, counted as they are written: within a few percent
+        of the file's size) before the least recently stored batches are evicted. Default
         (``None``): half of the disk space available to the store (its database plus the
         free space) when the store opens, and at least 8 GiB (:data:`DEFAULT_SIZE_LIMIT`).
         A call whose texts need more than the limit warns once, with the numbers.
