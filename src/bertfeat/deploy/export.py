@@ -712,7 +712,7 @@ def _write_export(folder: Path, outdir: Path, pipeline, feat, union, steps, sett
                   tokenizer, graph, backend, pad_id: int, attention: str, precision: str,
                   head_width: int, texts: list[str], spec, tfidf_check) -> ExportReport:
     """Write every file of the export into ``folder`` (a fresh, empty folder)."""
-    from ..estimators.featurizer import DEFAULT_BATCH_TOKENS
+    from ..engine.batching import DEFAULT_BATCH_TOKENS
 
     scratch = folder / ".scratch"
     scratch.mkdir()

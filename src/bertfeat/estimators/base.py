@@ -21,17 +21,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import models
+from ..engine import precision as auto_precision
+from ..engine.batching import DEFAULT_BATCH_TOKENS, DEFAULT_BATCH_TOKENS_GPU, default_batch_tokens
 from ..store import FeatureStore, StoreError
 
 __all__ = ["DEFAULT_BATCH_TOKENS", "DEFAULT_BATCH_TOKENS_GPU", "EncoderEstimatorMixin",
            "EncoderSetup", "WeightsGuard", "usable_store"]
 
-#: padded tokens per forward pass when ``max_batch_tokens=None``, on a CPU: measured in
-#: benchmarks/bench_encode.py, 4096 beats 8192 and more (activations fall out of the caches)
-#: and 2048 or less (per-call overhead)
-DEFAULT_BATCH_TOKENS = 4096
-#: the same on a GPU, where bigger batches keep the device busy (not measured on a GPU yet)
-DEFAULT_BATCH_TOKENS_GPU = 8192
+# DEFAULT_BATCH_TOKENS and DEFAULT_BATCH_TOKENS_GPU live in engine.batching (the runtime and
+# the calibration read them too); they are re-exported here, their home before.
 #: items to encode before ``show_progress="auto"`` shows a bar
 PROGRESS_MIN_ITEMS = 256
 
@@ -167,9 +165,10 @@ class EncoderEstimatorMixin:
     # ------------------------------------------------------------------------ model
     def _concrete_precision(self, device: str, info: models.ModelInfo) -> str:
         """The precision this estimator runs at on ``device`` (``"auto"``: measured once per
-        model, device, CPU and torch, :mod:`bertfeat.hardware`; fine-tuning overrides)."""
-        return models.resolve_precision(self.precision, device, info,
-                                        trust_remote_code=self.trust_remote_code)
+        model, device, CPU and torch, :mod:`bertfeat.engine.precision`; fine-tuning
+        overrides)."""
+        return auto_precision.resolve_precision(self.precision, device, info,
+                                                trust_remote_code=self.trust_remote_code)
 
     def _resolve_encoder(self) -> EncoderSetup:
         """Model (and its trust policy), device and precision, in this order."""
@@ -276,8 +275,7 @@ class EncoderEstimatorMixin:
         """Most padded tokens per forward pass."""
         if self.max_batch_tokens:
             return int(self.max_batch_tokens)
-        device = getattr(self, "device_", "cpu")
-        return DEFAULT_BATCH_TOKENS if device == "cpu" else DEFAULT_BATCH_TOKENS_GPU
+        return default_batch_tokens(getattr(self, "device_", "cpu"))
 
     def _show_progress(self, n_items: int) -> bool | str:
         """``show_progress`` resolved: ``"auto"`` for long runs (a bar in a terminal or a

@@ -23,6 +23,10 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .. import models
+from ..engine.batching import (  # noqa: F401  (re-exported: the batch-token defaults' old home)
+    DEFAULT_BATCH_TOKENS,
+    DEFAULT_BATCH_TOKENS_GPU,
+)
 from ..engine.text_pass import TextPass
 from ..io.inputs import BAD_INPUT_POLICIES, dedup, to_texts
 from ..pooling import (
@@ -35,12 +39,7 @@ from ..pooling import (
     sentence_pooling,
 )
 from ..store import FeatureStore, text_digest
-from .base import (  # noqa: F401  (re-exported: the batch-token defaults' old home)
-    DEFAULT_BATCH_TOKENS,
-    DEFAULT_BATCH_TOKENS_GPU,
-    EncoderEstimatorMixin,
-    usable_store,
-)
+from .base import EncoderEstimatorMixin, usable_store
 from .params import non_negative_int, positive_int
 
 __all__ = ["BertFeaturizer", "resolve_layers", "usable_store"]
