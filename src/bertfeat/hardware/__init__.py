@@ -15,7 +15,8 @@ reads the CPU flags here) and holds what needs no model:
 * :mod:`.decision`: the rule (:func:`choose`: the fastest candidate whose cosine to fp32 has
   mean >= :data:`FAITHFUL_MEAN` and min >= :data:`FAITHFUL_MIN`, at least
   :data:`MIN_SPEEDUP` times fp32's speed) and the memory (:class:`Decision`, one small JSON
-  file in the cache folder, :func:`decisions_path`; :func:`~.decision.decide_once`).
+  file in the cache folder, :func:`decisions_path`;
+  :func:`~bertfeat.hardware.decision.decide_once`).
 
 Measuring loads the model and runs the encoder, so it is the engine's:
 :mod:`bertfeat.engine.precision` (``calibrate``, ``decide``, ``decision_key``,
