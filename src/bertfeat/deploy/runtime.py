@@ -11,7 +11,12 @@ featurizer's ``batch_size`` and a token budget, as :mod:`bertfeat.encoder` does,
 is padded only to its own longest text. The budget is the featurizer's, capped at
 :data:`BATCH_TOKENS` (smaller batches are padded less; measured faster here).
 
-This module imports nothing that needs torch, transformers or scikit-learn: on a machine
+The folder's manifest is read and checked by :mod:`bertfeat.deploy.manifest`, sessions
+made by :mod:`bertfeat.deploy.sessions`, a TF-IDF block computed by
+:mod:`bertfeat.deploy.tfidf` and ``long_text="chunk"`` windows pooled by
+:mod:`bertfeat.deploy.windows`; this module is the estimator-like face over them.
+
+None of them imports anything that needs torch, transformers or scikit-learn: on a machine
 with only ``pip install onnxruntime tokenizers numpy`` and ``pip install --no-deps
 bertfeat`` it runs as is.
 """
@@ -33,7 +38,6 @@ from ..engine.batching import (
     pad_batch,
     usable_cores,
 )
-from ..hardware import INT8_PATHS, cpu_flags
 from ..io.inputs import _LONE_SURROGATE
 from .manifest import (  # noqa: F401  (file_digest, manifest_digest: their old home)
     MANIFEST,
@@ -41,10 +45,12 @@ from .manifest import (  # noqa: F401  (file_digest, manifest_digest: their old 
     manifest_digest,
     read_manifest,
 )
+from .sessions import check_int8_cpu, session
 from .tfidf import TfidfBlock
 from .windows import keep_windows, pool_window_stats
 
 __all__ = ["load", "ExportedPipeline", "BATCH_TOKENS"]
+
 #: padded tokens per batch at most (unless ``load(max_batch_tokens=...)`` says otherwise):
 #: on SST-2 test (all-MiniLM-L6-v2, 2-core Xeon) 1,024 ran ~12% faster than the
 #: featurizer's default of 4,096, because length-sorted batches of fewer texts are padded
@@ -116,10 +122,10 @@ class ExportedPipeline:
         self.directory = Path(directory)
         self.manifest = read_manifest(self.directory)
         m = self.manifest
-        self._cores = int(threads) if threads else _cores()
+        self._cores = int(threads) if threads else usable_cores()
         head = m.get("head")
-        self._head = None if head is None else _session(self.directory / head["file"],
-                                                        self._cores)
+        self._head = None if head is None else session(self.directory / head["file"],
+                                                       self._cores)
         self._tfidf = None
         if m.get("tfidf"):
             self._tfidf = TfidfBlock(json.loads(
@@ -133,7 +139,7 @@ class ExportedPipeline:
         if m.get("first_step") == "TfidfVectorizer":  # TF-IDF only: no encoder, no tokenizer
             return
         if m["precision"] == "int8":
-            _check_int8_cpu()
+            check_int8_cpu()
         self._tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
         self._tokenizer.no_padding()
         self._settings = m.get("settings") or {}
@@ -154,8 +160,8 @@ class ExportedPipeline:
         # one session, ``streams`` batches in flight (onnxruntime's Run is thread-safe),
         # each on its share of the cores: on 2 cores two one-thread batches beat one
         # two-thread batch, as in bertfeat.encoder
-        self._encoder = _session(self.directory / "encoder.onnx",
-                                 max(1, self._cores // self._streams))
+        self._encoder = session(self.directory / "encoder.onnx",
+                                max(1, self._cores // self._streams))
         width = self._encoder.get_outputs()[0].shape
         if len(width) != 2 or (isinstance(width[1], int) and width[1] != self._graph_width):
             raise ValueError(f"{self.directory / 'encoder.onnx'} gives features of shape "
@@ -337,38 +343,6 @@ class ExportedPipeline:
                       else self._tfidf.join(texts[rows], dense[rows]))
             parts.append(self._head.run([output], {"features": joined.astype(dtype)})[0])
         return np.concatenate(parts)
-
-
-def _session(path: Path, threads: int):
-    """An onnxruntime CPU session of the graph at ``path`` on ``threads`` threads."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def _cores() -> int:
-    return usable_cores()
-
-
-def _check_int8_cpu(flags: frozenset[str] | None = None) -> None:
-    """Refuse an int8 export on an x86 CPU without int8 dot-product instructions.
-
-    There onnxruntime's int8 kernels multiply-add pairs of bytes into 16-bit sums
-    (``vpmaddubsw``), which can saturate with full 8-bit weights: vectors would be wrong
-    without an error. The fidelity printed at export was measured on a CPU with VNNI/AMX.
-    """
-    flags = cpu_flags() if flags is None else flags
-    if "sse2" not in flags:  # not x86 (or unreadable): nothing known to be wrong
-        return
-    if not any(flag in flags for flag, _ in INT8_PATHS):
-        raise ValueError(
-            "this export is int8, and this CPU has no int8 dot-product instructions (AMX, "
-            "AVX512-VNNI or AVX-VNNI): onnxruntime's int8 kernels here can saturate and "
-            "change the vectors silently. Export with precision='fp32' (bertfeat export "
-            "--precision fp32) for this machine.")
 
 
 def _as_texts(texts: Any) -> list[str]:
