@@ -61,7 +61,13 @@ class BertfeatWorkerPlugin(_WorkerPluginBase):
         self.processes_per_host = dict(processes_per_host or {})
 
     def setup(self, worker: Any) -> None:
-        """Apply the settings in the worker process."""
+        """Apply the settings in the worker process.
+
+        Parameters
+        ----------
+        worker : distributed.Worker
+            The worker (its name and address).
+        """
         if self.cache_dir is not None:
             directory = str(self.cache_dir).replace("{worker}", _safe_name(worker.name))
             os.environ["BERTFEAT_CACHE_DIR"] = directory

@@ -22,7 +22,18 @@ def quantize_graph(src: Path, dst: Path) -> int:
     Each such product ``x @ W`` becomes ``(q(x) @ q(W)) * s_x * s_W``: ``q(W)`` int8 with
     one scale per output channel (computed once, stored), ``q(x)`` int8 with one scale per
     row of ``x`` (per token, computed in the graph), ``MatMulInteger`` accumulating in int32.
-    Returns the number of products rewritten.
+
+    Parameters
+    ----------
+    src : Path
+        The fp32 graph.
+    dst : Path
+        Where the int8 graph is written.
+
+    Returns
+    -------
+    int
+        The number of products rewritten.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper

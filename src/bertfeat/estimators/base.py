@@ -337,11 +337,12 @@ class LayerFeaturesMixin:
 
         Parameters
         ----------
-        input_features : ignored
+        input_features : None
+            Not used: the names depend on the fitted layers and pooling only.
 
         Returns
         -------
-        ndarray of str
+        feature_names_out : ndarray of str
             ``L{layer}_{pooling}_{j}`` (absolute layer numbers); for ``layer_combine``
             mean/sum over several layers ``L{combine}{l1+l2+...}_{pooling}_{j}``. Two-part
             poolings (``mean_max``, ``first_last`` of word pieces) name their first part's
