@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..engine import wordencoder
 from ..engine.word_pass import WordPass
-from ..io.inputs import to_sentences
+from ..io.inputs import dedup, to_sentences
 from ..io.tags import flatten_tags, sentence_ids, unflatten_tags
 from ..pooling import SUBWORD_POOLINGS, combine_layers, pool_subwords, subword_width
 from ..store import FeatureStore, sentence_digest
@@ -262,13 +262,9 @@ class BertWordFeaturizer(EncoderEstimatorMixin, LayerFeaturesMixin, TransformerM
         """
         check_is_fitted(self, "layers_")
         sentences = to_sentences(X, self.on_bad_input)
-        digests = [sentence_digest(s) for s in sentences]
-        first: dict[str, int] = {}
-        inverse = np.array([first.setdefault(d, len(first)) for d in digests], dtype=np.int64)
-        unique = [None] * len(first)
-        for sentence, u in zip(sentences, inverse):
-            unique[u] = sentence
-        counts, vectors = self._pieces(unique, list(first))
+        digests, inverse = dedup([sentence_digest(s) for s in sentences])
+        first = np.unique(inverse, return_index=True)[1]  # each sentence's first row
+        counts, vectors = self._pieces([sentences[i] for i in first], digests)
         return self._assemble(counts, vectors, inverse)
 
     #: word records hold float16 (float32 beyond its range) whatever the store's dtype
