@@ -110,3 +110,28 @@ def test_a_word_tagger_pickled_when_it_lived_in_words_loads():
         restored = pickle.loads(blob.replace(new_home, old))
         assert type(restored) is WordTagger and restored.scoring == "accuracy"
     assert words.WordTagger is WordTagger
+
+
+def _moved_objects():
+    from bertfeat import hardware, models
+
+    info = models.ModelInfo(spec="x", path=Path("x"), revision=None, model_type="bert",
+                            n_layers=1, hidden_size=2, max_length=3, has_pooler=False)
+    cal = hardware.Calibration({"fp32": 1.0}, {"fp32": 1.0}, {"fp32": 1.0})
+    return [("bertfeat.models", info), ("bertfeat.models", models.ModelChangedError("x")),
+            ("bertfeat.hardware", hardware.Decision("fp32", "measured", "r", "k", cal)),
+            ("bertfeat.hardware", cal)]
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_a_class_split_into_a_package_module_unpickles_from_its_old_path(index):
+    # models.py and hardware.py became packages: a pickle that names the class at the
+    # package (as every pickle written before the split does) still loads
+    old_module, obj = _moved_objects()[index]
+    cls = type(obj)
+    blob = pickle.dumps(obj, protocol=2)
+    new_home = f"{cls.__module__}\n{cls.__name__}".encode()
+    assert cls.__module__ != old_module and new_home in blob
+    restored = pickle.loads(blob.replace(new_home, f"{old_module}\n{cls.__name__}".encode()))
+    assert type(restored) is cls
+    assert restored == obj if not isinstance(obj, Exception) else restored.args == obj.args

@@ -106,7 +106,7 @@ def test_threads_of_one_process_share_one_model_load(tiny_model, monkeypatch):
         time.sleep(0.3)
         return object(), object()
 
-    monkeypatch.setattr(models, "load", slow_load)
+    monkeypatch.setattr(models.loading, "load", slow_load)
     models.forget_loaded()
     info = models.resolve_model(tiny_model)
     start = models.load_count()

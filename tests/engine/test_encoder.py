@@ -182,7 +182,7 @@ def test_truncated_model_gives_same_layer_k_vectors(loaded, k):
 
     info, tokenizer, full = loaded
     _, cut = models.load(info, depth=k, device="cpu", precision="fp32")
-    owner, attr = models._layer_container(cut)
+    owner, attr = models.loading._layer_container(cut)
     assert len(getattr(owner, attr)) == k
     n_params = sum(p.numel() for p in cut.parameters())
     assert n_params < sum(p.numel() for p in full.parameters())

@@ -40,7 +40,7 @@ def test_onednn_isa_cap_turns_the_fast_path_off(monkeypatch):
 
 
 def test_int8_is_refused_without_a_fast_path(monkeypatch, tiny_model):
-    monkeypatch.setattr(models, "cpu_flags", lambda: AVX2_ONLY)
+    monkeypatch.setattr(hardware.machine, "cpu_flags", lambda: AVX2_ONLY)
     with pytest.raises(ValueError, match=r"AMX.*no int8 dot-product.*avx2.*'fp32'.*export"):
         models.resolve_precision("int8", "cpu")
     with pytest.raises(ValueError, match="39x slower"):
@@ -48,20 +48,22 @@ def test_int8_is_refused_without_a_fast_path(monkeypatch, tiny_model):
 
 
 def test_int8_is_refused_with_vnni_but_no_amx(monkeypatch):
-    monkeypatch.setattr(models, "cpu_flags", lambda: AVX2_ONLY | {"avx512_vnni", "avx_vnni"})
+    monkeypatch.setattr(hardware.machine, "cpu_flags",
+                        lambda: AVX2_ONLY | {"avx512_vnni", "avx_vnni"})
     with pytest.raises(ValueError, match="int8 path is avx512_vnni without AMX"):
         models.resolve_precision("int8", "cpu")
 
 
 def test_int8_is_accepted_with_amx(monkeypatch, tiny_model):
-    monkeypatch.setattr(models, "cpu_flags", lambda: AVX2_ONLY | {"avx512_vnni", "amx_int8"})
+    monkeypatch.setattr(hardware.machine, "cpu_flags",
+                        lambda: AVX2_ONLY | {"avx512_vnni", "amx_int8"})
     feat = BertFeaturizer(model=tiny_model, precision="int8", device="cpu", cache=False)
     assert feat.fit(["x"]).precision_ == "int8"
 
 
 @pytest.mark.parametrize("flags", [AVX2_ONLY, AVX2_ONLY | {"avx512_vnni", "amx_int8"}])
 def test_auto_never_picks_int8(monkeypatch, flags):
-    monkeypatch.setattr(models, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(hardware.machine, "cpu_flags", lambda: flags)
     assert "int8" not in hardware.candidates("cpu")
 
 

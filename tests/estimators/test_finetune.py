@@ -14,6 +14,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.utils._param_validation import InvalidParameterError
 
 from bertfeat import BertClassifier, BertFeaturizer, BertRegressor, finetune, hardware, models
+from bertfeat.engine import training
 
 from ..conftest import needs_default_model
 
@@ -204,7 +205,7 @@ def test_token_budget_changes_memory_not_the_result(tmp_path, monkeypatch):
     config = json.loads((folder / "config.json").read_text())
     config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     (folder / "config.json").write_text(json.dumps(config))
-    monkeypatch.setattr(finetune, "_HEAD_DROPOUT", 0.0)
+    monkeypatch.setattr(training, "_HEAD_DROPOUT", 0.0)
     texts, labels = _toy(16)
     params = _fast(str(folder), epochs=1, precision="fp32")
     big = BertClassifier(**params).fit(texts, labels)
@@ -268,14 +269,14 @@ def test_regressor_fits_numbers(tiny_model):
 def test_training_precision_is_the_measured_train_decision(monkeypatch, tiny_model):
     """``auto`` asks for the fine-tuning decision (purpose "train"), not the encoder's."""
     monkeypatch.delenv("BERTFEAT_PRECISION")
-    monkeypatch.setattr(hardware, "candidates", lambda device: ("fp32", "bf16"))
+    monkeypatch.setattr(hardware.machine, "candidates", lambda device: ("fp32", "bf16"))
     asked = []
 
     def fake_decide(info, device, *, purpose="encode", trust_remote_code=False):
         asked.append(purpose)
         return hardware.Decision("bf16", "measured", "faked")
 
-    monkeypatch.setattr(hardware, "decide", fake_decide)
+    monkeypatch.setattr(hardware.decision, "decide", fake_decide)
     info = models.resolve_model(tiny_model)
     assert finetune.training_precision("auto", "cpu", info) == "bf16"
     assert asked == ["train"]
@@ -285,7 +286,7 @@ def test_training_precision_is_the_measured_train_decision(monkeypatch, tiny_mod
     restored = pickle.loads(pickle.dumps(clf))
     restored.predict(["good"])
     assert restored.precision_ == "bf16"
-    monkeypatch.setattr(hardware, "candidates", lambda device: ("fp32",))
+    monkeypatch.setattr(hardware.machine, "candidates", lambda device: ("fp32",))
     restored = pickle.loads(pickle.dumps(clf))
     restored.predict(["good"])
     assert restored.precision_ == "fp32" and asked == ["train", "train"]

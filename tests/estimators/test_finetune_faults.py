@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
 from bertfeat import BertClassifier, BertFeaturizer, BertRegressor, BertWordFeaturizer, models
-from bertfeat import finetune as finetune_module
+from bertfeat.engine import training
 from bertfeat.words import WordTagger
 
 from ..catalogue import Catalogue
@@ -180,7 +180,7 @@ def _refit_bad_weight(fitted_clf):
 def _interrupted_first_fit(tiny_model, monkeypatch):
     clf = _clf(tiny_model, epochs=2)
     calls = []
-    real = finetune_module._BertFineTuner._step
+    real = training.Trainer.step
 
     def step(self, *args, **kwargs):
         calls.append(1)
@@ -188,7 +188,7 @@ def _interrupted_first_fit(tiny_model, monkeypatch):
             raise KeyboardInterrupt
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(finetune_module._BertFineTuner, "_step", step)
+    monkeypatch.setattr(training.Trainer, "step", step)
     with pytest.raises(KeyboardInterrupt):
         clf.fit(TEXTS, LABELS)
     with pytest.raises(NotFittedError):
@@ -204,7 +204,7 @@ def _interrupted_refit(fitted_clf, monkeypatch):
     def step(self, *args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(finetune_module._BertFineTuner, "_step", step)
+    monkeypatch.setattr(training.Trainer, "step", step)
     with pytest.raises(KeyboardInterrupt):
         fitted_clf.fit(TEXTS, ["a", "b", "c", "d"] * 2)
     assert fitted_clf.classes_.tolist() == classes.tolist()
@@ -268,7 +268,7 @@ def _json_retry(tiny_model, monkeypatch):
             raise json.JSONDecodeError("Expecting value", "", 0)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(models, "load_tokenizer", flaky)
+    monkeypatch.setattr(models.loading, "load_tokenizer", flaky)
     tokenizer, model = models.load(info, depth=1, device="cpu", precision="fp32")
     assert len(calls) == 2 and tokenizer("good film")["input_ids"]
 

@@ -175,6 +175,7 @@ def test_init_does_nothing(monkeypatch, tmp_path):
     for name in ("resolve_model", "load", "load_shared", "resolve_device",
                  "resolve_precision", "fingerprint"):
         monkeypatch.setattr(models, name, forbidden)
+    monkeypatch.setattr(models.loading, "load", forbidden)  # as load_shared looks it up
     featurizer = BertFeaturizer(model=str(tmp_path / "does-not-exist"), layers=99,
                                 pooling="bogus", device="cuda:7", precision="fp16",
                                 batch_size=-5, cache=object())
@@ -493,7 +494,7 @@ def test_model_loads_on_first_transform_only(tiny_model, monkeypatch):
         calls.append(kwargs)
         return real_load(info, **kwargs)
 
-    monkeypatch.setattr(models, "load", spy)
+    monkeypatch.setattr(models.loading, "load", spy)
     models.forget_loaded()
     featurizer = _featurizer(tiny_model)
     assert calls == []

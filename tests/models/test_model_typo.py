@@ -17,7 +17,7 @@ def hub(monkeypatch, tmp_path):
     """An empty offline hub cache with one cached model, and a hub that cannot be reached."""
     cache = tmp_path / "hf"
     (cache / "models--org--tiny-bert-base").mkdir(parents=True)
-    monkeypatch.setattr(models, "_hub_cache_dir", lambda: cache)
+    monkeypatch.setattr(models.hub, "_hub_cache_dir", lambda: cache)
     calls = []
 
     def snapshot_download(repo_id, revision=None, allow_patterns=None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from pathlib import Path
 
 import pytest
 
@@ -40,8 +41,8 @@ def _featurizer(path, store):
 def _new_process():
     """What a fresh interpreter has: no loaded models, no remembered digests."""
     models.forget_loaded()
-    models._digest_cache.clear()
-    models._digest_told.clear()
+    models.fingerprints._digest_cache.clear()
+    models.fingerprints._digest_told.clear()
 
 
 def test_pickled_featurizer_refuses_weights_changed_under_it(two_models, tmp_path):
@@ -140,7 +141,7 @@ def test_files_changing_during_the_load_are_an_error(two_models, tmp_path, monke
         (a / "model.safetensors").write_bytes(weights_b)
         return pair
 
-    monkeypatch.setattr(models, "load", load_then_overwrite)
+    monkeypatch.setattr(models.loading, "load", load_then_overwrite)
     with pytest.raises(ValueError, match="changed while the model was loading"):
         fitted.transform(TEXTS)
     assert store.stats()["entries"] == 0
@@ -149,22 +150,22 @@ def test_files_changing_during_the_load_are_an_error(two_models, tmp_path, monke
 def test_fit_without_a_store_fingerprints_and_hashes_each_file_once(tiny_model, monkeypatch):
     # cache=False still takes the fingerprint: a change of the files must be noticed after
     # unpickling too. The digest is remembered per file version in this process.
-    models._digest_cache.clear()
+    models.fingerprints._digest_cache.clear()
     calls = []
-    real = models.hashlib.sha256
+    real = models.fingerprints.hashlib.sha256
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(models.hashlib, "sha256", counting)
+    monkeypatch.setattr(models.fingerprints.hashlib, "sha256", counting)
     fitted = BertFeaturizer(model=tiny_model, cache=False, device="cpu").fit(TEXTS)
     assert fitted.fingerprint_ is not None
     first = len(calls)
     again = BertFeaturizer(model=tiny_model, cache=False, device="cpu").fit(TEXTS)
     assert again.fingerprint_ == fitted.fingerprint_
     assert fitted.transform(TEXTS).shape == (4, fitted.n_features_out_)
-    weights = len(list(models.Path(tiny_model).glob("*.safetensors")))
+    weights = len(list(Path(tiny_model).glob("*.safetensors")))
     assert len(calls) - first == first - weights  # the second fit hashed no weights
 
 
@@ -182,13 +183,13 @@ def test_a_warm_start_reads_the_digest_from_the_store(tiny_model, tmp_path, monk
     first = _featurizer(tiny_model, store).fit(TEXTS)
     _new_process()
     hashed = []
-    real = models.hashlib.sha256
+    real = models.fingerprints.hashlib.sha256
 
     def counting(data=b"", *args, **kwargs):
         hashed.append(len(data))
         return real(data, *args, **kwargs)
 
-    monkeypatch.setattr(models.hashlib, "sha256", counting)
+    monkeypatch.setattr(models.fingerprints.hashlib, "sha256", counting)
     second = _featurizer(tiny_model, FeatureStore(tmp_path / "store")).fit(TEXTS)
     assert second.fingerprint_ == first.fingerprint_
     # only the small JSON/tokenizer files were hashed whole: the weights digest came

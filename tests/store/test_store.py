@@ -111,15 +111,15 @@ def test_same_path_with_new_weights_gets_no_hits(tmp_path, encode_spy):
 def test_weight_digest_is_computed_once_per_process(tmp_path, monkeypatch):
     path = make_tiny_model(tmp_path / "m")
     info = models.resolve_model(str(path))
-    models._digest_cache.clear()
+    models.fingerprints._digest_cache.clear()
     reads = []
-    real_sha = models.hashlib.sha256
+    real_sha = models.fingerprints.hashlib.sha256
 
     def counting_sha(*args, **kwargs):
         reads.append(1)
         return real_sha(*args, **kwargs)
 
-    monkeypatch.setattr(models.hashlib, "sha256", counting_sha)
+    monkeypatch.setattr(models.fingerprints.hashlib, "sha256", counting_sha)
     fp_of(info)
     first = len(reads)
     fp_of(info)
@@ -131,7 +131,7 @@ def test_weight_digest_is_remembered_across_processes_by_the_store(tmp_path):
     path = make_tiny_model(tmp_path / "m")
     store = FeatureStore(tmp_path / "store")
     info = models.resolve_model(str(path))
-    models._digest_cache.clear()
+    models.fingerprints._digest_cache.clear()
     fp_of(info, persistent=store)
     weights = path / "model.safetensors"
     # keyed by path and signature (inode, size, mtime, ctime, edge hash): see test_trust.py
@@ -445,7 +445,7 @@ def test_warm_path_does_no_tokenisation_and_no_model_load(tiny_model, tmp_path,
     def forbidden(*args, **kwargs):
         raise AssertionError("the warm path must not tokenise or load a model")
 
-    monkeypatch.setattr(models, "load", forbidden)
+    monkeypatch.setattr(models.loading, "load", forbidden)
     monkeypatch.setattr(models, "load_shared", forbidden)
     monkeypatch.setattr(encoder, "tokenize", forbidden)
     monkeypatch.setattr(encoder, "encode", forbidden)
