@@ -208,6 +208,21 @@ def test_the_runtime_imports_no_torch_sklearn_or_joblib(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_a_word_tagger_pickled_when_it_lived_in_words_loads():
+    """``WordTagger`` moved from ``estimators/words.py`` to ``estimators/tagger.py``: a
+    pickle naming its old module (or the flat ``bertfeat.words``) still loads."""
+    from bertfeat import WordTagger
+    from bertfeat.estimators import words
+
+    blob = pickle.dumps(WordTagger(scoring="accuracy"), protocol=2)
+    new_home = b"bertfeat.estimators.tagger\nWordTagger"
+    assert new_home in blob
+    for old in (b"bertfeat.estimators.words\nWordTagger", b"bertfeat.words\nWordTagger"):
+        restored = pickle.loads(blob.replace(new_home, old))
+        assert type(restored) is WordTagger and restored.scoring == "accuracy"
+    assert words.WordTagger is WordTagger
+
+
 def _moved_objects():
     from bertfeat import hardware, models
 

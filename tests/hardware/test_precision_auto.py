@@ -290,12 +290,12 @@ def test_a_dask_worker_keeps_the_clients_decision(decided, tiny_model, tmp_path)
     """A worker process refits the featurizer; with ``auto`` it takes the client's
     measured precision instead of measuring its own (which could differ: another CPU,
     other load), so its vectors and fingerprint are the client's."""
-    from bertfeat import distributed
+    from bertfeat.deploy import dask_partitions
 
     client = BertFeaturizer(model=tiny_model, cache=str(tmp_path / "s"), device="cpu").fit([])
     assert client.precision_ == "bf16" and decided[1] == 1
     decided[0] = "fp32"  # what this "worker" would measure
-    local = distributed._process_featurizer(client, distributed._token(client))
+    local = dask_partitions._process_featurizer(client, dask_partitions._token(client))
     assert local.precision_ == "bf16" and local.fingerprint_ == client.fingerprint_
     assert decided[1] == 1
 

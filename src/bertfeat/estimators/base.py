@@ -20,13 +20,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .. import models
 from ..engine import precision as auto_precision
 from ..engine.batching import DEFAULT_BATCH_TOKENS, DEFAULT_BATCH_TOKENS_GPU, default_batch_tokens
 from ..store import FeatureStore, StoreError
 
 __all__ = ["DEFAULT_BATCH_TOKENS", "DEFAULT_BATCH_TOKENS_GPU", "EncoderEstimatorMixin",
-           "EncoderSetup", "WeightsGuard", "usable_store"]
+           "EncoderSetup", "LayerFeaturesMixin", "WeightsGuard", "usable_store"]
 
 # DEFAULT_BATCH_TOKENS and DEFAULT_BATCH_TOKENS_GPU live in engine.batching (the runtime and
 # the calibration read them too); they are re-exported here, their home before.
@@ -286,3 +288,65 @@ class EncoderEstimatorMixin:
             return "auto" if n_items >= PROGRESS_MIN_ITEMS else False
         return bool(show)
 
+
+class LayerFeaturesMixin:
+    """What the featurizers of chosen layers share (:class:`~bertfeat.BertFeaturizer`,
+    :class:`~bertfeat.BertWordFeaturizer`), beside :class:`EncoderEstimatorMixin`: the length
+    limit checked against the model, the fitted shape, the store's description of an
+    encoding, and ``get_feature_names_out``.
+
+    A subclass defines ``_feature_names()`` (the column names of its fitted output).
+    """
+
+    def _checked_max_length(self, info: models.ModelInfo, minimum: int, room: str) -> int:
+        """``max_length`` checked against the model (``room``: what ``minimum`` leaves room
+        for, in the error); returns the limit in effect."""
+        if self.max_length is not None and self.max_length > info.max_length:
+            raise ValueError(
+                f"max_length={self.max_length} exceeds the limit of model {info.spec!r} "
+                f"({info.max_length} tokens)")
+        if self.max_length is not None and self.max_length < minimum:
+            raise ValueError(f"max_length must leave room for {room} (>= {minimum})")
+        return int(self.max_length or info.max_length)
+
+    @staticmethod
+    def _description(info: models.ModelInfo, max_length: int, precision: str,
+                     **extra: object) -> dict:
+        """What the store records about a fingerprint (``bertfeat cache info`` shows it)."""
+        return {"model": info.spec, "path": str(info.path), "revision": info.revision,
+                "model_type": info.model_type, "n_layers": info.n_layers,
+                "hidden_size": info.hidden_size, "max_length": max_length,
+                "precision": precision, **extra}
+
+    def _set_fitted_shape(self, info: models.ModelInfo, layers: list[int], max_length: int,
+                          device: str, precision: str) -> None:
+        """The fitted attributes both featurizers have, the feature names last."""
+        self.layers_ = layers
+        self.n_layers_ = info.n_layers
+        self.hidden_size_ = info.hidden_size
+        self.max_length_ = max_length
+        self.device_ = device
+        self.precision_ = precision
+        self.feature_names_out_ = self._feature_names()
+        self.n_features_out_ = len(self.feature_names_out_)
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """Names of the output columns, saying layer, pooling and dimension.
+
+        Parameters
+        ----------
+        input_features : None
+            Not used: the names depend on the fitted layers and pooling only.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str
+            ``L{layer}_{pooling}_{j}`` (absolute layer numbers); for ``layer_combine``
+            mean/sum over several layers ``L{combine}{l1+l2+...}_{pooling}_{j}``. Two-part
+            poolings (``mean_max``, ``first_last`` of word pieces) name their first part's
+            columns, then their second's.
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "feature_names_out_")
+        return self.feature_names_out_.copy()
