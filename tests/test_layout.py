@@ -157,17 +157,12 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-#: packages whose modules still import each other in a circle (being untangled elsewhere)
-_CYCLES_ELSEWHERE = ("probe",)
-
-
 def test_no_import_cycle_between_modules():
     """No module reaches itself through imports, module-level or inside functions
     (``if TYPE_CHECKING:`` included), within a package or across packages."""
     modules = _modules()
     graph = {m: {t for t in _imports(p, m, inside_functions=True) if t in modules and t != m}
-             for m, p in modules.items() if _layer(m) is not None
-             and m.split(".")[1] not in _CYCLES_ELSEWHERE}
+             for m, p in modules.items() if _layer(m) is not None}
     assert _cycles(graph) == []
 
 

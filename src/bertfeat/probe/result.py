@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
@@ -13,13 +9,15 @@ from sklearn.pipeline import Pipeline
 from ..stats.cvstats import PairedTest
 from .candidates import Candidate, describe
 from .codegen import pipeline_code
-from .saved import load_result, save_result
+from .plot import PlotMixin
+from .report import ReportMixin
+from .saved import SavedMixin
 from .stats import Recommendation, compare
 
 __all__ = ["ProbeResult", "describe"]
 
 
-class ProbeResult:
+class ProbeResult(SavedMixin, ReportMixin, PlotMixin):
     """What :func:`probe` found.
 
     Attributes
@@ -307,117 +305,8 @@ class ProbeResult:
             self.best_estimator = self.candidate().fit_all(texts, y)
         return self.best_estimator
 
-    # -- saving ------------------------------------------------------------------------
-    def save(self, directory: str | os.PathLike, *, data: bool = True) -> Path:
-        """Write what re-selecting needs: ``probe.json`` (and ``data.json``).
-
-        ``probe.json`` holds the table, the fold scores, the statistics' settings and
-        each candidate's pipeline as a JSON spec (scikit-learn and bertfeat estimator
-        classes with their parameters; a candidate whose pipeline has a value JSON
-        cannot hold, such as a custom callable, is saved without one and cannot be
-        rebuilt). ``data.json`` holds the texts and labels the probe used, for a refit.
-        Nothing is pickled: :meth:`load` rebuilds pipelines from the spec only.
-
-        Parameters
-        ----------
-        directory : str or path
-            Created when missing.
-        data : bool, default=True
-            Also write ``data.json`` (needs a result that holds its texts).
-
-        Returns
-        -------
-        Path
-            The ``probe.json`` written.
-        """
-        return save_result(self, directory, data=data)
-
-    @classmethod
-    def load(cls, directory: str | os.PathLike) -> ProbeResult:
-        """Read a result written by :meth:`save` (``bertfeat probe --out DIR``).
-
-        Nothing is unpickled and nothing is scored: the table, the fold scores and the
-        candidates' pipeline specs come from ``probe.json``, the texts (for
-        :meth:`refit`) from ``data.json`` when present.
-
-        Parameters
-        ----------
-        directory : str or path
-            A folder holding ``probe.json``.
-
-        Returns
-        -------
-        ProbeResult
-            With ``best_estimator`` None (see :meth:`refit`).
-        """
-        return load_result(cls, directory)
-
-    # -- reporting ---------------------------------------------------------------------
-    def summary(self, top: int = 12) -> str:
-        """A readable report: the ``top`` rows (best first), baselines and the winner.
-
-        Parameters
-        ----------
-        top : int, default=12
-            Rows of the table to show (the baselines are always listed below it).
-
-        Returns
-        -------
-        str
-        """
-        from .report import summary
-
-        return summary(self, top)
-
-    def report(self, fmt: str = "markdown", rows: int = 10) -> str:
-        """The study's table for a paper: Markdown or LaTeX (booktabs).
-
-        The ``rows`` best rows, the recommendation and the baseline rows, with the mean,
-        the 95% interval, the p-value against the top row and whether the row is tied
-        with it; a note under the table states the design, the methods, the pick rule
-        and the nested (or held-out) estimate.
-
-        Parameters
-        ----------
-        fmt : {"markdown", "latex"}, default="markdown"
-        rows : int, default=10
-            Leading rows of the table to show.
-
-        Returns
-        -------
-        str
-        """
-        from .report import study_table
-
-        return study_table(self, fmt, rows)
-
     @property
     def screen_head(self) -> str:
         """Name of the head that screened every feature set (``-`` when none ran)."""
         screen = self.table[self.table["stage"] == "screen"]
         return str(screen["head"].iloc[0]) if len(screen) else "-"
-
-    def plot(self, path: str | os.PathLike | None = None, ax: Any = None,
-             title: str | None = None):
-        """Score per layer, one line per pooling, baselines as horizontal lines.
-
-        Lines show the screening head (the one that saw every layer), with a band of
-        ± one standard deviation across folds; layer combinations are drawn as points to
-        the right; the best configuration is starred.
-
-        Parameters
-        ----------
-        path : str or path, optional
-            Write a PNG there (no pyplot or global backend change is involved).
-        ax : matplotlib Axes, optional
-            Draw into this Axes instead of a new Figure.
-        title : str, optional
-            Figure title.
-
-        Returns
-        -------
-        matplotlib.figure.Figure
-        """
-        from .plot import plot
-
-        return plot(self, path=path, ax=ax, title=title)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -20,16 +20,15 @@ from sklearn.pipeline import Pipeline
 from .candidates import Candidate
 from .codegen import pipeline_from_spec, pipeline_spec
 
-if TYPE_CHECKING:
-    from .result import ProbeResult
+__all__ = ["SAVE_FORMAT", "SavedMixin"]
 
-__all__ = ["SAVE_FORMAT", "load_result", "save_result"]
+R = TypeVar("R", bound="SavedMixin")
 
 #: version of the saved probe folder's ``probe.json``
 SAVE_FORMAT = 1
 
 
-def save_result(result: ProbeResult, directory: str | os.PathLike, *,
+def _save(result: SavedMixin, directory: str | os.PathLike, *,
                 data: bool = True) -> Path:
     """Write ``probe.json`` (and ``data.json``) of ``result`` into ``directory``.
 
@@ -85,8 +84,8 @@ def save_result(result: ProbeResult, directory: str | os.PathLike, *,
     return path
 
 
-def load_result(cls: type, directory: str | os.PathLike) -> ProbeResult:
-    """Read a result written by :func:`save_result`.
+def _load(cls: type[R], directory: str | os.PathLike) -> R:
+    """Read a result written by :meth:`SavedMixin.save`.
 
     Parameters
     ----------
@@ -191,3 +190,51 @@ def _saved_candidate(row: pd.Series, entry: dict) -> Candidate:
         None if layer_index is None or pd.isna(layer_index) else int(layer_index),
         None if n_features is None or pd.isna(n_features) else int(n_features),
         recommendable=bool(entry["recommendable"]))
+
+
+class SavedMixin:
+    """:class:`~bertfeat.probe.result.ProbeResult` on disk: :meth:`save` and :meth:`load`."""
+
+    def save(self, directory: str | os.PathLike, *, data: bool = True) -> Path:
+        """Write what re-selecting needs: ``probe.json`` (and ``data.json``).
+
+        ``probe.json`` holds the table, the fold scores, the statistics' settings and
+        each candidate's pipeline as a JSON spec (scikit-learn and bertfeat estimator
+        classes with their parameters; a candidate whose pipeline has a value JSON
+        cannot hold, such as a custom callable, is saved without one and cannot be
+        rebuilt). ``data.json`` holds the texts and labels the probe used, for a refit.
+        Nothing is pickled: :meth:`load` rebuilds pipelines from the spec only.
+
+        Parameters
+        ----------
+        directory : str or path
+            Created when missing.
+        data : bool, default=True
+            Also write ``data.json`` (needs a result that holds its texts).
+
+        Returns
+        -------
+        Path
+            The ``probe.json`` written.
+        """
+        return _save(self, directory, data=data)
+
+    @classmethod
+    def load(cls: type[R], directory: str | os.PathLike) -> R:
+        """Read a result written by :meth:`save` (``bertfeat probe --out DIR``).
+
+        Nothing is unpickled and nothing is scored: the table, the fold scores and the
+        candidates' pipeline specs come from ``probe.json``, the texts (for
+        :meth:`refit`) from ``data.json`` when present.
+
+        Parameters
+        ----------
+        directory : str or path
+            A folder holding ``probe.json``.
+
+        Returns
+        -------
+        ProbeResult
+            With ``best_estimator`` None (see :meth:`refit`).
+        """
+        return _load(cls, directory)
