@@ -30,7 +30,7 @@ __version__ = "0.1.0"
 #: public name -> module that defines it
 _LAZY = {"BertFeaturizer": ".estimators.featurizer", "FeatureStore": ".store",
          "TextUnion": ".estimators.union", "BertWordFeaturizer": ".estimators.words",
-         "WordTagger": ".estimators.words", "BertClassifier": ".estimators.finetune",
+         "WordTagger": ".estimators.tagger", "BertClassifier": ".estimators.finetune",
          "BertRegressor": ".estimators.finetune"}
 
 #: module of the flat layout -> its home now (``bertfeat.X`` imports ``bertfeat.<home>``)

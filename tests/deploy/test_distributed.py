@@ -30,7 +30,7 @@ from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 
 from bertfeat import BertFeaturizer, FeatureStore, models  # noqa: E402
-from bertfeat import distributed as bdist  # noqa: E402
+from bertfeat.deploy import dask_parquet, dask_partitions  # noqa: E402
 from bertfeat.distributed import (  # noqa: E402
     configure_workers,
     featurize,
@@ -351,18 +351,18 @@ def test_partition_file_appears_only_when_complete(tiny_model, tmp_path, monkeyp
     featurizer = BertFeaturizer(model=tiny_model, cache=False).fit([])
     names = list(featurizer.get_feature_names_out())
     target = tmp_path / "part-00000.parquet"
-    args = (featurizer, bdist._token(featurizer), "text", names, [], str(target), None)
+    args = (featurizer, dask_partitions._token(featurizer), "text", names, [], str(target), None)
 
     def dies(src, dst):
         assert Path(src).stat().st_size > 0 and Path(src).name.startswith(".")
         raise KeyboardInterrupt  # the process is gone before the rename
 
-    monkeypatch.setattr(bdist.os, "replace", dies)
+    monkeypatch.setattr(dask_parquet.os, "replace", dies)
     with pytest.raises(KeyboardInterrupt):
-        bdist._write_partition(part, *args)
+        dask_parquet._write_partition(part, *args)
     assert not target.exists()
     monkeypatch.undo()
-    assert bdist._write_partition(part, *args) == 3
+    assert dask_parquet._write_partition(part, *args) == 3
     back = pd.read_parquet(target)
     assert back.index.tolist() == [5, 6, 7] and list(back.columns) == names
 
@@ -372,7 +372,7 @@ def test_partition_file_appears_only_when_complete(tiny_model, tmp_path, monkeyp
 
 def _die_once(part, marker: str, baseline: dict):
     """SIGKILL this worker process once, on a partition after it has featurized another."""
-    if bdist._counters["partitions"] > baseline.get(os.getpid(), 0):
+    if dask_partitions._counters["partitions"] > baseline.get(os.getpid(), 0):
         try:
             fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:

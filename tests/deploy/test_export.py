@@ -205,12 +205,12 @@ def test_bundled_model_export_agrees_on_sst2(shared_data, tmp_path):
 
 
 def test_int8_export_is_refused_on_a_cpu_without_vnni():
-    from bertfeat import runtime as rt
+    from bertfeat.deploy.sessions import check_int8_cpu
 
     with pytest.raises(ValueError, match="no int8 dot-product"):
-        rt._check_int8_cpu(frozenset({"sse2", "avx2"}))
-    rt._check_int8_cpu(frozenset({"sse2", "avx2", "avx_vnni"}))  # accepted
-    rt._check_int8_cpu(frozenset({"asimd", "asimddp"}))  # not x86: nothing known wrong
+        check_int8_cpu(frozenset({"sse2", "avx2"}))
+    check_int8_cpu(frozenset({"sse2", "avx2", "avx_vnni"}))  # accepted
+    check_int8_cpu(frozenset({"asimd", "asimddp"}))  # not x86: nothing known wrong
 
 
 # mixed lengths, 4 texts a batch: most rows of a batch are padded, some to 10x their length

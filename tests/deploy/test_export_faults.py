@@ -19,8 +19,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from bertfeat import BertFeaturizer, runtime
-from bertfeat import export as export_module
 from bertfeat.cli import main
+from bertfeat.deploy import graph as graph_module
+from bertfeat.deploy import head as head_module
+from bertfeat.deploy import manifest as manifest_module
 from bertfeat.export import ExportError, export_pipeline
 
 from ..catalogue import Catalogue
@@ -69,7 +71,7 @@ def _rewrite_manifest(folder, change, keep_digest=True):
     manifest = json.loads(path.read_text())
     change(manifest)
     if keep_digest:
-        manifest["manifest_sha256"] = runtime.manifest_digest(manifest)
+        manifest["manifest_sha256"] = manifest_module.manifest_digest(manifest)
     path.write_text(json.dumps(manifest))
 
 
@@ -274,7 +276,7 @@ def _overwrite_fails(fitted, exported_dir, copy, monkeypatch):
     def broken(*args, **kwargs):
         raise ExportError("the head could not be converted (injected)")
 
-    monkeypatch.setattr(export_module, "_export_head", broken)
+    monkeypatch.setattr(head_module, "export_head", broken)
     with pytest.raises(ExportError, match="injected"):
         export_pipeline(fitted, copy, overwrite=True, verbose=False)
     assert {p.name: p.read_bytes() for p in copy.iterdir()} == before  # untouched
@@ -288,7 +290,7 @@ def _interrupted(fitted, tmp_path, monkeypatch):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(export_module, "_export_onnx", interrupt)
+    monkeypatch.setattr(graph_module, "export_onnx", interrupt)
     with pytest.raises(KeyboardInterrupt):
         export_pipeline(fitted, tmp_path / "new", verbose=False)
     assert list(tmp_path.iterdir()) == []  # neither OUTDIR nor a temporary folder
@@ -320,6 +322,6 @@ def test_overwrite_replaces_a_complete_export(fitted, copy):
     assert [p.name for p in copy.parent.iterdir()] == ["copy"]
     manifest = json.loads((copy / "manifest.json").read_text())
     assert set(manifest["files"]) == {"encoder.onnx", "tokenizer.json"}
-    assert manifest["files"]["encoder.onnx"] == runtime.file_digest(copy / "encoder.onnx")
+    assert manifest["files"]["encoder.onnx"] == manifest_module.file_digest(copy / "encoder.onnx")
     assert runtime.load(copy).transform(["a"]).shape == (1, fitted[0].n_features_out_)
     assert not any((copy / f).read_bytes()[:1] == b"\x80" for f in manifest["files"])

@@ -144,10 +144,10 @@ def test_tfidf_alone_transform_and_refusals(tmp_path, monkeypatch):
     with pytest.raises(AttributeError, match="without an encoder"):
         loaded.encode(NEW)
     # a runtime analyzer that tokenised differently is refused, naming the text
-    from bertfeat import runtime as rt
+    from bertfeat.deploy.tfidf import TfidfBlock
 
-    real = rt._Tfidf._terms
-    monkeypatch.setattr(rt._Tfidf, "_terms", lambda self, text: real(self, text)[1:])
+    real = TfidfBlock._terms
+    monkeypatch.setattr(TfidfBlock, "_terms", lambda self, text: real(self, text)[1:])
     with pytest.raises(ExportError, match="differs from scikit-learn's TfidfVectorizer"):
         export_pipeline(pipe, tmp_path / "bad", verbose=False)
     assert not (tmp_path / "bad").exists()  # refused before anything was written

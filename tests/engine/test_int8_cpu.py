@@ -42,7 +42,7 @@ def test_onednn_isa_cap_turns_the_fast_path_off(monkeypatch):
 def test_int8_is_refused_without_a_fast_path(monkeypatch, tiny_model):
     monkeypatch.setattr(hardware.machine, "cpu_flags", lambda: AVX2_ONLY)
     with pytest.raises(ValueError, match=r"AMX.*no int8 dot-product.*avx2.*'fp32'.*export"):
-        models.resolve_precision("int8", "cpu")
+        hardware.requested_precision("int8", "cpu")
     with pytest.raises(ValueError, match="39x slower"):
         BertFeaturizer(model=tiny_model, precision="int8", device="cpu", cache=False).fit(["x"])
 
@@ -51,7 +51,7 @@ def test_int8_is_refused_with_vnni_but_no_amx(monkeypatch):
     monkeypatch.setattr(hardware.machine, "cpu_flags",
                         lambda: AVX2_ONLY | {"avx512_vnni", "avx_vnni"})
     with pytest.raises(ValueError, match="int8 path is avx512_vnni without AMX"):
-        models.resolve_precision("int8", "cpu")
+        hardware.requested_precision("int8", "cpu")
 
 
 def test_int8_is_accepted_with_amx(monkeypatch, tiny_model):

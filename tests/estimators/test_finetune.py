@@ -14,6 +14,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.utils._param_validation import InvalidParameterError
 
 from bertfeat import BertClassifier, BertFeaturizer, BertRegressor, finetune, hardware, models
+from bertfeat.engine import precision as auto_precision
 from bertfeat.engine import training
 
 from ..conftest import needs_default_model
@@ -276,7 +277,7 @@ def test_training_precision_is_the_measured_train_decision(monkeypatch, tiny_mod
         asked.append(purpose)
         return hardware.Decision("bf16", "measured", "faked")
 
-    monkeypatch.setattr(hardware.decision, "decide", fake_decide)
+    monkeypatch.setattr(auto_precision, "decide", fake_decide)
     info = models.resolve_model(tiny_model)
     assert finetune.training_precision("auto", "cpu", info) == "bf16"
     assert asked == ["train"]

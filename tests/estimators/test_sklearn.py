@@ -85,6 +85,7 @@ from sklearn.utils import estimator_checks as ec
 from sklearn.utils.validation import check_is_fitted
 
 from bertfeat import BertFeaturizer, models
+from bertfeat.engine import precision as auto_precision
 
 from ..conftest import make_tiny_model
 from ..equality import assert_same_computation, assert_within_bound
@@ -172,9 +173,9 @@ def test_init_does_nothing(monkeypatch, tmp_path):
     def forbidden(*args, **kwargs):
         raise AssertionError("model machinery touched outside fit/transform")
 
-    for name in ("resolve_model", "load", "load_shared", "resolve_device",
-                 "resolve_precision", "fingerprint"):
+    for name in ("resolve_model", "load", "load_shared", "resolve_device", "fingerprint"):
         monkeypatch.setattr(models, name, forbidden)
+    monkeypatch.setattr(auto_precision, "resolve_precision", forbidden)
     monkeypatch.setattr(models.loading, "load", forbidden)  # as load_shared looks it up
     featurizer = BertFeaturizer(model=str(tmp_path / "does-not-exist"), layers=99,
                                 pooling="bogus", device="cuda:7", precision="fp16",

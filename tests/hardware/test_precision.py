@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from bertfeat import BertFeaturizer, _linear, encoder, hardware, models
+from bertfeat.engine import precision as auto_precision
 from bertfeat.pooling import pool_stats
 
 from ..conftest import WORDS, needs_default_model
@@ -65,17 +66,35 @@ def test_auto_candidates_on_gpus(monkeypatch):
     assert hardware.candidates("cuda:1") == ("fp32", "fp16")
     assert hardware.candidates("mps") == ("fp32",)
     monkeypatch.delenv("BERTFEAT_PRECISION")
-    assert models.resolve_precision("auto", "mps") == "fp32"  # nothing to measure
+    assert auto_precision.resolve_precision("auto", "mps") == "fp32"  # nothing to measure
 
 
 def test_explicit_precisions_pass_or_are_refused():
     for precision in ("fp32", "bf16", "int8"):
-        assert models.resolve_precision(precision, "cpu") == precision
-    assert models.resolve_precision("fp16", "cuda") == "fp16"
+        assert auto_precision.resolve_precision(precision, "cpu") == precision
+    assert auto_precision.resolve_precision("fp16", "cuda") == "fp16"
     with pytest.raises(ValueError, match="fp16"):
-        models.resolve_precision("fp16", "cpu")
+        auto_precision.resolve_precision("fp16", "cpu")
     with pytest.raises(ValueError, match="int8"):
-        models.resolve_precision("int8", "cuda")
+        auto_precision.resolve_precision("int8", "cuda")
+
+
+def test_requested_precision_leaves_auto_only_where_a_measurement_must_decide(monkeypatch):
+    """The hardware layer resolves everything but the measurement: ``BERTFEAT_PRECISION``,
+    a device's only candidate, explicit precisions checked; ``"auto"`` with a choice stays
+    ``"auto"`` (the engine measures it)."""
+    monkeypatch.delenv("BERTFEAT_PRECISION")
+    monkeypatch.setattr(hardware.machine, "candidates", lambda device: ("fp32", "bf16"))
+    assert hardware.requested_precision("auto", "cpu") == "auto"
+    assert hardware.requested_precision("bf16", "cpu") == "bf16"
+    monkeypatch.setenv("BERTFEAT_PRECISION", "bf16")
+    assert hardware.requested_precision("auto", "cpu") == "bf16"
+    monkeypatch.setenv("BERTFEAT_PRECISION", "fp16")  # the override is checked too
+    with pytest.raises(ValueError, match="fp16.*GPUs"):
+        hardware.requested_precision("auto", "cpu")
+    monkeypatch.delenv("BERTFEAT_PRECISION")
+    monkeypatch.setattr(hardware.machine, "candidates", lambda device: ("fp32",))
+    assert hardware.requested_precision("auto", "cpu") == "fp32"
 
 
 # --------------------------------------------------------------------------- fingerprint

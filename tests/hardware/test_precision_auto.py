@@ -13,6 +13,7 @@ import pytest
 
 from bertfeat import BertFeaturizer, hardware, models
 from bertfeat.cli import main
+from bertfeat.engine import precision as auto_precision
 
 
 @pytest.fixture(autouse=True)
@@ -84,9 +85,9 @@ def fake_models(monkeypatch):
         made.append((precision, run))
         return run, run.tokens
 
-    monkeypatch.setattr(hardware.calibration, "_clock", lambda: clock[0])
-    monkeypatch.setattr(hardware.calibration, "_encode_runner", runner)
-    monkeypatch.setattr(hardware.calibration, "_train_runner", runner)
+    monkeypatch.setattr(auto_precision, "_clock", lambda: clock[0])
+    monkeypatch.setattr(auto_precision, "_encode_runner", runner)
+    monkeypatch.setattr(auto_precision, "_train_runner", runner)
     return settings, made
 
 
@@ -98,7 +99,7 @@ def test_calibrate_times_each_candidate_and_compares_with_fp32(fake_models, tiny
     settings, made = fake_models
     info = models.resolve_model(tiny_model)
     before = torch.get_num_threads()
-    cal = hardware.calibrate(info, "cpu", ("fp32", "bf16"), budget_s=3.0)
+    cal = auto_precision.calibrate(info, "cpu", ("fp32", "bf16"), budget_s=3.0)
     # one stream's threads while measuring, the caller's afterwards
     assert {run.threads for _, run in made} == {max(1, cpu_streams()[1])}
     assert torch.get_num_threads() == before
@@ -113,15 +114,15 @@ def test_calibrate_times_each_candidate_and_compares_with_fp32(fake_models, tiny
 
 def test_a_candidate_that_fails_is_not_chosen(fake_models, tiny_model, monkeypatch):
     settings, _ = fake_models
-    real = hardware.calibration._encode_runner
+    real = auto_precision._encode_runner
 
     def failing(info, device, precision, texts, trust_remote_code):
         if precision == "bf16":
             raise RuntimeError("no bf16 kernel here")
         return real(info, device, precision, texts, trust_remote_code)
 
-    monkeypatch.setattr(hardware.calibration, "_encode_runner", failing)
-    cal = hardware.calibrate(models.resolve_model(tiny_model), "cpu", ("fp32", "bf16"))
+    monkeypatch.setattr(auto_precision, "_encode_runner", failing)
+    cal = auto_precision.calibrate(models.resolve_model(tiny_model), "cpu", ("fp32", "bf16"))
     assert "no bf16 kernel" in cal.errors["bf16"]
     assert hardware.choose(cal)[0] == "fp32"
 
@@ -131,7 +132,7 @@ def test_calibrate_runs_the_real_model(tiny_model, purpose):
     """The real runners on the tiny model: outputs compared, speeds measured (not
     asserted: timings are not for tests)."""
     info = models.resolve_model(tiny_model)
-    cal = hardware.calibrate(info, "cpu", ("fp32", "bf16"), purpose=purpose, budget_s=0.0)
+    cal = auto_precision.calibrate(info, "cpu", ("fp32", "bf16"), purpose=purpose, budget_s=0.0)
     assert set(cal.tokens_per_s) == {"fp32", "bf16"} and cal.tokens > 0
     assert all(speed > 0 for speed in cal.tokens_per_s.values())
     assert cal.cosine_min["fp32"] == 1.0
@@ -149,37 +150,37 @@ def test_calibration_texts_have_short_and_long_shapes():
 def test_decision_is_measured_once_then_remembered(fake_models, tiny_model, monkeypatch):
     _, made = fake_models
     info = models.resolve_model(tiny_model)
-    first = hardware.decide(info, "cpu")
+    first = auto_precision.decide(info, "cpu")
     assert (first.precision, first.source) == ("bf16", "measured")
     n_runs = len(made)
     assert n_runs == 2
     # in this process: the memo
-    assert hardware.decide(info, "cpu") is first
+    assert auto_precision.decide(info, "cpu") is first
     # a new process: the file in the cache folder, no calibration
     monkeypatch.setattr(hardware.decision, "_memo", {})
-    again = hardware.decide(info, "cpu")
+    again = auto_precision.decide(info, "cpu")
     assert (again.precision, again.source) == ("bf16", "remembered")
     assert again.calibration.tokens_per_s == first.calibration.tokens_per_s
     assert len(made) == n_runs
     record = json.loads(hardware.decisions_path().read_text())["decisions"][first.key]
     assert record["precision"] == "bf16" and record["model"] == info.spec
     # the fine-tuning decision is another measurement
-    assert hardware.decide(info, "cpu", purpose="train").source == "measured"
+    assert auto_precision.decide(info, "cpu", purpose="train").source == "measured"
     assert len(made) == n_runs + 2
 
 
 def test_another_cpu_or_torch_measures_again(fake_models, tiny_model, monkeypatch):
     _, made = fake_models
     info = models.resolve_model(tiny_model)
-    hardware.decide(info, "cpu")
+    auto_precision.decide(info, "cpu")
     monkeypatch.setattr(hardware.decision, "_memo", {})
     monkeypatch.setattr(hardware.machine, "cpu_model", lambda: "Another CPU")
-    assert hardware.decide(info, "cpu").source == "measured"
+    assert auto_precision.decide(info, "cpu").source == "measured"
     import torch
 
     monkeypatch.setattr(hardware.decision, "_memo", {})
     monkeypatch.setattr(torch, "__version__", "9.9.9")
-    assert hardware.decide(info, "cpu").source == "measured"
+    assert auto_precision.decide(info, "cpu").source == "measured"
     assert len(made) == 6
 
 
@@ -187,25 +188,25 @@ def test_bf16_slow_or_unfaithful_keeps_fp32(fake_models, tiny_model, monkeypatch
     settings, _ = fake_models
     info = models.resolve_model(tiny_model)
     settings["bf16"] = (730.0, 0.99999)  # slow
-    assert hardware.decide(info, "cpu").precision == "fp32"
+    assert auto_precision.decide(info, "cpu").precision == "fp32"
     monkeypatch.setattr(hardware.decision, "_memo", {})
     hardware.decisions_path().unlink()
     settings["bf16"] = (4000.0, 0.99)  # fast but not faithful
-    decision = hardware.decide(info, "cpu")
+    decision = auto_precision.decide(info, "cpu")
     assert decision.precision == "fp32" and "not faithful" in decision.reason
 
 
 def test_a_damaged_decisions_file_is_measured_again(fake_models, tiny_model, monkeypatch):
     _, made = fake_models
     info = models.resolve_model(tiny_model)
-    key = hardware.decide(info, "cpu").key
+    key = auto_precision.decide(info, "cpu").key
     path = hardware.decisions_path()
     for damaged in ("{not json", json.dumps({"format": 1, "decisions": {
             key: {"precision": "int8", "tokens_per_s": {}, "cosine_mean": {},
                   "cosine_min": {}}}})):
         path.write_text(damaged)
         monkeypatch.setattr(hardware.decision, "_memo", {})
-        assert hardware.decide(info, "cpu").source == "measured"
+        assert auto_precision.decide(info, "cpu").source == "measured"
     assert len(made) == 6
     assert json.loads(path.read_text())["decisions"][key]["precision"] == "bf16"
 
@@ -213,34 +214,34 @@ def test_a_damaged_decisions_file_is_measured_again(fake_models, tiny_model, mon
 # ------------------------------------------------------------ overrides, fingerprint
 @pytest.fixture
 def decided(monkeypatch):
-    """``hardware.decide`` faked: returns ``decided[0]`` and counts calls."""
+    """``engine.precision.decide`` faked: returns ``decided[0]`` and counts calls."""
     state = ["bf16", 0]
 
     def fake(info, device, *, purpose="encode", trust_remote_code=False):
         state[1] += 1
         return hardware.Decision(state[0], "measured", "faked")
 
-    monkeypatch.setattr(hardware.decision, "decide", fake)
+    monkeypatch.setattr(auto_precision, "decide", fake)
     return state
 
 
 def test_overrides_win_over_the_decision(decided, tiny_model, monkeypatch):
     info = models.resolve_model(tiny_model)
-    assert models.resolve_precision("auto", "cpu", info) == "bf16" and decided[1] == 1
-    assert models.resolve_precision("fp32", "cpu", info) == "fp32"
+    assert auto_precision.resolve_precision("auto", "cpu", info) == "bf16" and decided[1] == 1
+    assert auto_precision.resolve_precision("fp32", "cpu", info) == "fp32"
     monkeypatch.setenv("BERTFEAT_PRECISION", "fp32")
-    assert models.resolve_precision("auto", "cpu", info) == "fp32"
-    assert models.resolve_precision("bf16", "cpu", info) == "bf16"  # explicit wins over env
+    assert auto_precision.resolve_precision("auto", "cpu", info) == "fp32"
+    assert auto_precision.resolve_precision("bf16", "cpu", info) == "bf16"  # explicit wins over env
     assert decided[1] == 1
     monkeypatch.setenv("BERTFEAT_PRECISION", "fp64")
     with pytest.raises(ValueError, match="BERTFEAT_PRECISION='fp64'"):
-        models.resolve_precision("auto", "cpu", info)
+        auto_precision.resolve_precision("auto", "cpu", info)
     monkeypatch.setenv("BERTFEAT_PRECISION", "fp16")
     with pytest.raises(ValueError, match="fp16.*GPUs"):
-        models.resolve_precision("auto", "cpu", info)
+        auto_precision.resolve_precision("auto", "cpu", info)
     monkeypatch.delenv("BERTFEAT_PRECISION")
     with pytest.raises(TypeError, match="ModelInfo"):
-        models.resolve_precision("auto", "cpu")
+        auto_precision.resolve_precision("auto", "cpu")
 
 
 def test_featurizer_uses_the_decision_and_fingerprints_it(decided, tiny_model, tmp_path,
@@ -272,7 +273,7 @@ def test_featurizer_uses_the_decision_and_fingerprints_it(decided, tiny_model, t
 
 def test_cache_info_shows_the_decisions(fake_models, tiny_model, capsys, monkeypatch):
     info = models.resolve_model(tiny_model)
-    hardware.decide(info, "cpu")
+    auto_precision.decide(info, "cpu")
     assert main(["cache", "info"]) == 0
     out = capsys.readouterr().out
     assert "precision='auto' decisions: 1" in out
@@ -289,12 +290,12 @@ def test_a_dask_worker_keeps_the_clients_decision(decided, tiny_model, tmp_path)
     """A worker process refits the featurizer; with ``auto`` it takes the client's
     measured precision instead of measuring its own (which could differ: another CPU,
     other load), so its vectors and fingerprint are the client's."""
-    from bertfeat import distributed
+    from bertfeat.deploy import dask_partitions
 
     client = BertFeaturizer(model=tiny_model, cache=str(tmp_path / "s"), device="cpu").fit([])
     assert client.precision_ == "bf16" and decided[1] == 1
     decided[0] = "fp32"  # what this "worker" would measure
-    local = distributed._process_featurizer(client, distributed._token(client))
+    local = dask_partitions._process_featurizer(client, dask_partitions._token(client))
     assert local.precision_ == "bf16" and local.fingerprint_ == client.fingerprint_
     assert decided[1] == 1
 
@@ -311,7 +312,7 @@ def test_probe_control_takes_the_real_models_precision(tiny_model, tmp_path, mon
         asked.append(str(info.path))
         return hardware.Decision("bf16", "measured", "faked")
 
-    monkeypatch.setattr(hardware.decision, "decide", fake)
+    monkeypatch.setattr(auto_precision, "decide", fake)
     rng = np.random.default_rng(0)
     words = ["good", "bad", "film", "plot", "great", "awful", "story", "fun"]
     texts = [" ".join(rng.choice(words, 5)) for _ in range(30)]

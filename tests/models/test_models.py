@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from bertfeat import BertFeaturizer, models
+from bertfeat import BertFeaturizer, hardware, models
 
 from ..conftest import make_tiny_model
 
@@ -348,7 +348,7 @@ def test_auto_device_and_precisions_on_cpu(tiny_model):
     assert (bf16.set_params(cache="auto").fit(TEXTS).fingerprint_
             != fp32.set_params(cache="auto").fit(TEXTS).fingerprint_)
     auto = _featurizer(tiny_model, device="cpu", precision="auto").fit(TEXTS)
-    assert auto.precision_ == models.resolve_precision("auto", "cpu") in {"fp32", "bf16"}
+    assert auto.precision_ == hardware.requested_precision("auto", "cpu") in {"fp32", "bf16"}
 
 
 # ------------------------------------------------------------------------ parameter checks

@@ -12,7 +12,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from bertfeat import BertClassifier
 from bertfeat.probe import probe
 from bertfeat.probe.families import FAMILIES
-from bertfeat.probe.families.finetune import summary_line
+from bertfeat.probe.report import finetune_line as summary_line
 
 from ..estimators.test_finetune import _one_thread, _toy  # noqa: F401 (an autouse fixture)
 

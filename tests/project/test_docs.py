@@ -116,6 +116,13 @@ def test_every_api_object_is_documented(site):
     featurizer = (site / "api" / "bertfeat.estimators.featurizer.html").read_text(
         encoding="utf-8")
     assert "layer_combine" in featurizer and "sentence-transformers" in featurizer
+    # what a class inherits from bertfeat's own bases is on its page; scikit-learn's is not
+    result = (site / "api" / "bertfeat.probe.result.html").read_text(encoding="utf-8")
+    for method in ("save", "load", "summary", "report", "plot"):
+        assert f'id="bertfeat.probe.result.ProbeResult.{method}"' in result, method
+    assert 'id="bertfeat.estimators.featurizer.BertFeaturizer.get_feature_names_out"' in (
+        featurizer)
+    assert 'id="bertfeat.estimators.featurizer.BertFeaturizer.get_params"' not in featurizer
 
 
 def _chromium() -> str | None:

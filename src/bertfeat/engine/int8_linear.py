@@ -15,7 +15,7 @@ before it is used, so an older or newer torch without it falls back to the plain
   quantization (which is also deprecated). ``torch._int_mm`` runs oneDNN's s8s8 GEMM,
   which uses the CPU's int8 dot-product instructions (AMX, AVX512-VNNI, AVX-VNNI) when it
   has them. End to end, per-token int8 was measured faster than fp32 only with AMX, so
-  :func:`bertfeat.models.resolve_precision` refuses it elsewhere
+  :func:`bertfeat.hardware.requested_precision` refuses it elsewhere
   (:data:`bertfeat.models.FAST_INT8_PATHS`).
 """
 

@@ -27,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import models
 from ..engine import checkpoint, encoder, training
+from ..engine import precision as auto_precision
 from ..io.inputs import BAD_INPUT_POLICIES, to_texts
 from .base import EncoderEstimatorMixin
 from .params import non_negative_int, positive_int
@@ -42,7 +43,7 @@ def training_precision(precision: str, device: str, info: models.ModelInfo | Non
     """The autocast precision of fine-tuning for ``precision`` on ``device``.
 
     ``"auto"`` is decided by measurement like the featurizer's
-    (:func:`bertfeat.models.resolve_precision`), but with its own calibration
+    (:func:`bertfeat.engine.precision.resolve_precision`), but with its own calibration
     (``purpose="train"``): a forward and backward pass under each candidate's autocast is
     timed and its outputs checked against float32, since training speed is not
     inference speed (on a Xeon with AVX512-BF16 and no AMX, a bf16 training step of
@@ -69,8 +70,8 @@ def training_precision(precision: str, device: str, info: models.ModelInfo | Non
     if precision == "int8" or (precision == "auto" and forced == "int8"):
         raise ValueError("precision='int8' is inference-only; fine-tune with 'auto', "
                          "'fp32', 'bf16' or 'fp16' (GPU)")
-    return models.resolve_precision(precision, device, info, purpose="train",
-                                    trust_remote_code=trust_remote_code)
+    return auto_precision.resolve_precision(precision, device, info, purpose="train",
+                                            trust_remote_code=trust_remote_code)
 
 
 class _BertFineTuner(EncoderEstimatorMixin, BaseEstimator):

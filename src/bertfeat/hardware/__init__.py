@@ -1,33 +1,42 @@
-"""The machine: CPU model and flags, device and precision, the measured ``"auto"`` decision.
+"""The machine: CPU model and flags, device and precision, the ``"auto"`` decision rule.
 
 CPU flags do not predict speed: the same flags (AVX512-BF16 without AMX) ran bf16 encoding
 at 0.73x fp32 on one Intel CPU and at about 4x fp32 on an AMD EPYC. So ``"auto"`` is
-decided by measurement, once per (model, device, CPU model and flags, torch version):
+decided by measurement, once per (model, device, CPU model and flags, torch version). This
+package is a bottom layer (it imports nothing of bertfeat above it: the torch-free runtime
+reads the CPU flags here) and holds what needs no model:
 
-1. :func:`calibrate` loads the model in each candidate precision (fp32 and bf16 on a CPU;
-   fp32, bf16 and fp16 on a CUDA GPU), encodes a few batches of calibration texts
-   (shipped with the package: short and long texts, so the model's own shapes), checks each
-   candidate's pooled statistics against fp32 (every layer, every statistic, per text:
-   cosine mean >= :data:`FAITHFUL_MEAN` and min >= :data:`FAITHFUL_MIN`) and times it.
-2. :func:`choose` keeps the fastest faithful candidate; one other than fp32 must be at least
-   :data:`MIN_SPEEDUP` times fp32's speed (fp32 is the reference, and a measured tie is noise).
-3. The decision is remembered in one small JSON file in the cache folder
-   (:func:`decisions_path`), so later runs decide in microseconds (:func:`decide`).
+* :mod:`.machine`: CPU flags and model, the int8 path, the GPU's name, the candidate
+  precisions of a device (:func:`candidates`);
+* :mod:`.devices`: ``device`` resolved (:func:`resolve_device`); ``precision`` checked for
+  the device, ``BERTFEAT_PRECISION`` applied (:func:`requested_precision`);
+* :mod:`.calibration`: what a calibration is (:class:`Calibration`, its texts
+  :func:`calibration_texts`, :data:`TIME_BUDGET_S`, :func:`cosine_to_reference`);
+* :mod:`.decision`: the rule (:func:`choose`: the fastest candidate whose cosine to fp32 has
+  mean >= :data:`FAITHFUL_MEAN` and min >= :data:`FAITHFUL_MIN`, at least
+  :data:`MIN_SPEEDUP` times fp32's speed) and the memory (:class:`Decision`, one small JSON
+  file in the cache folder, :func:`decisions_path`;
+  :func:`~bertfeat.hardware.decision.decide_once`).
 
-``BERTFEAT_PRECISION`` (or an explicit ``precision=`` other than ``"auto"``) overrides the
-decision; :func:`resolve_precision` applies both. Fine-tuning measures its own decision
-(``purpose="train"``: a forward and backward pass under autocast).
+Measuring loads the model and runs the encoder, so it is the engine's:
+:mod:`bertfeat.engine.precision` (``calibrate``, ``decide``, ``decision_key``,
+``resolve_precision``). Those four names were exported here before that move and still
+import from here (``from bertfeat.hardware import decide``) for backward compatibility
+only: the module-level ``__getattr__`` below looks them up in
+:mod:`bertfeat.engine.precision` on first access, so importing this package never imports
+a layer above it; they are not in ``__all__``, and nothing in bertfeat uses these old paths
+(a test replacing one patches :mod:`bertfeat.engine.precision`).
 
-One module per concern: :mod:`.machine` (CPU flags and model, int8 path, candidates),
-:mod:`.devices` (``device`` and ``precision`` resolved), :mod:`.calibration` (measuring),
-:mod:`.decision` (choosing and remembering). Each function has one home there; a test that
-replaces one patches that home. Nothing here imports torch at module level:
-:mod:`bertfeat.runtime` reads the CPU flags too.
+Each function has one home module; a test that replaces one patches that home. Nothing
+here imports torch at module level.
 """
 
 from __future__ import annotations
 
-from .calibration import TIME_BUDGET_S, Calibration, calibrate, calibration_texts
+import importlib
+from typing import Any
+
+from .calibration import TIME_BUDGET_S, Calibration, calibration_texts, cosine_to_reference
 from .decision import (
     DECISIONS_FILE,
     FAITHFUL_MEAN,
@@ -36,14 +45,12 @@ from .decision import (
     MIN_SPEEDUP,
     Decision,
     choose,
-    decide,
-    decision_key,
     decisions_path,
     describe,
     forget_decisions,
     remembered_decisions,
 )
-from .devices import ENV_PRECISION, PRECISIONS, resolve_device, resolve_precision
+from .devices import ENV_PRECISION, PRECISIONS, requested_precision, resolve_device
 from .machine import (
     FAST_INT8_PATHS,
     INT8_PATHS,
@@ -67,20 +74,34 @@ __all__ = [
     "TIME_BUDGET_S",
     "Calibration",
     "Decision",
-    "calibrate",
     "calibration_texts",
     "candidates",
     "choose",
+    "cosine_to_reference",
     "cpu_flags",
     "cpu_model",
-    "decide",
-    "decision_key",
     "decisions_path",
     "describe",
     "device_name",
     "forget_decisions",
     "int8_path",
     "remembered_decisions",
+    "requested_precision",
     "resolve_device",
-    "resolve_precision",
 ]
+
+#: names exported here before measuring moved to the engine -> their home now; for
+#: backward compatibility only (see the module docstring)
+_MOVED_UP = {"calibrate": "bertfeat.engine.precision", "decide": "bertfeat.engine.precision",
+             "decision_key": "bertfeat.engine.precision",
+             "resolve_precision": "bertfeat.engine.precision"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_UP:
+        return getattr(importlib.import_module(_MOVED_UP[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MOVED_UP))

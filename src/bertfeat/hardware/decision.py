@@ -1,32 +1,32 @@
 """The ``precision="auto"`` decision: the fastest faithful candidate of a calibration,
-remembered per (model, device, CPU model and flags, torch version).
+remembered per key (model, device, CPU model and flags, torch version).
 
 :func:`choose` keeps the fastest faithful candidate; one other than fp32 must be at least
 :data:`MIN_SPEEDUP` times fp32's speed (fp32 is the reference, and a measured tie is
-noise). :func:`decide` looks a decision up in this process, then in one small JSON file in
-the cache folder (:func:`decisions_path`), and measures (:func:`.calibration.calibrate`)
-only when neither has it.
+noise). :func:`decide_once` looks a decision up in this process, then in one small JSON
+file in the cache folder (:func:`decisions_path`), and calls the measurement it is given
+only when neither has it. Nothing here loads a model: the measurement, and the key that
+describes a model's files, are the engine's (:func:`bertfeat.engine.precision.decide`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import math
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import calibration, machine
 from .calibration import Calibration
 
-__all__ = ["FAITHFUL_MEAN", "FAITHFUL_MIN", "MIN_SPEEDUP", "Decision", "choose", "decide",
-           "decision_key", "decisions_path", "describe", "forget_decisions",
-           "remembered_decisions"]
+__all__ = ["DECISIONS_FILE", "FAITHFUL_MEAN", "FAITHFUL_MIN", "FORMAT", "MIN_SPEEDUP",
+           "Decision", "choose", "decide_once", "decisions_path", "describe",
+           "forget_decisions", "remembered_decisions"]
 
 #: the faithful bar: per-text cosine to fp32, mean and minimum over texts, layers, statistics
 FAITHFUL_MEAN = 0.999
@@ -56,7 +56,7 @@ class Decision:
     reason : str
         Why, in words.
     key : str
-        The decision key (see :func:`decision_key`).
+        The decision key (see :func:`bertfeat.engine.precision.decision_key`).
     calibration : Calibration or None
         The measurements behind it.
     """
@@ -123,50 +123,6 @@ def decisions_path() -> Path:
     from ..store import default_cache_dir
 
     return default_cache_dir() / DECISIONS_FILE
-
-
-def _config_digest(path: Path) -> str:
-    try:
-        return hashlib.sha256((path / "config.json").read_bytes()).hexdigest()[:16]
-    except OSError:
-        return "?"
-
-
-def decision_key(info: Any, device: str, purpose: str = "encode") -> tuple[str, dict]:
-    """Key of a decision, and what it is made of.
-
-    Parameters
-    ----------
-    info : ModelInfo
-        The resolved model (its spec, config and weight files' sizes and times: weights
-        that change are measured again, since fidelity depends on them).
-    device : str
-        Concrete device.
-    purpose : {"encode", "train"}
-        Encoding (inference) or fine-tuning (autocast forward and backward).
-
-    Returns
-    -------
-    key : str
-    parts : dict
-    """
-    import torch
-
-    from ..models import weights_stat
-
-    flags = sorted(machine.cpu_flags())
-    parts = {
-        "format": FORMAT, "purpose": purpose, "model": str(info.spec),
-        "revision": info.revision, "path": str(info.path),
-        "config": _config_digest(Path(info.path)),
-        "weights": [list(w[:1]) + list(w[2:4]) for w in weights_stat(info)],
-        "device": machine.device_name(device),
-        "cpu": machine.cpu_model(),
-        "flags": hashlib.sha256(" ".join(flags).encode()).hexdigest()[:16],
-        "torch": torch.__version__,
-    }
-    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
-    return key, parts
 
 
 def _read_file(path: Path) -> dict:
@@ -243,34 +199,32 @@ def _from_record(key: str, record: Any, allowed: tuple[str, ...]) -> Decision | 
     return Decision(record["precision"], "remembered", str(record.get("reason", "")), key, cal)
 
 
-def decide(info: Any, device: str, *, purpose: str = "encode",
-           trust_remote_code: bool = False) -> Decision:
-    """The ``precision="auto"`` decision for a model on a device: remembered or measured.
+def decide_once(key: str, allowed: tuple[str, ...], measure: Callable[[], Calibration],
+                about: dict[str, Any]) -> Decision:
+    """The decision remembered under ``key``, else measured once and remembered.
 
-    Looked up in this process's memo, then in the decisions file; measured with
-    :func:`.calibration.calibrate` (about two seconds for a MiniLM-sized model) and
-    written to the file only when neither has it.
+    Looked up in this process's memo, then in the decisions file; only when neither has
+    it, ``measure()`` runs (under a lock file beside the decisions file, so that parallel
+    processes measure one after another and the later ones read the earlier one's
+    decision), :func:`choose` picks from its numbers, and the decision is written to the
+    file. A remembered precision outside ``allowed`` (a damaged file) is measured again.
 
     Parameters
     ----------
-    info : ModelInfo
-        The resolved model.
-    device : str
-        Concrete device.
-    purpose : {"encode", "train"}
-        Encoding, or fine-tuning's autocast (forward and backward).
-    trust_remote_code : bool
-        Passed to the model loader.
+    key : str
+        The decision key (:func:`bertfeat.engine.precision.decision_key`).
+    allowed : tuple of str
+        The candidate precisions on this device (:func:`.machine.candidates`).
+    measure : callable
+        Takes no argument and returns the :class:`Calibration` of the candidates.
+    about : dict
+        Written with the decision: ``purpose``, ``model``, ``device`` and ``torch``.
 
     Returns
     -------
     Decision
+        ``source`` is ``"remembered"`` or ``"measured"``.
     """
-    allowed = machine.candidates(device)
-    if len(allowed) == 1:
-        return Decision(allowed[0], "only candidate",
-                        f"{allowed[0]} is the only candidate on {device}")
-    key, parts = decision_key(info, device, purpose)
     found = _memo.get(key)
     if found is not None:
         return found
@@ -287,14 +241,14 @@ def decide(info: Any, device: str, *, purpose: str = "encode",
                 # another process may have measured while this one waited for the lock
                 found = _from_record(key, _read_file(path).get(key), allowed)
                 if found is None:
-                    cal = calibration.calibrate(info, device, allowed, purpose=purpose,
-                                    trust_remote_code=trust_remote_code)
+                    cal = measure()
                     precision, reason = choose(cal)
                     found = Decision(precision, "measured", reason, key, cal)
                     record = {
-                        "precision": precision, "reason": reason, "purpose": purpose,
-                        "model": parts["model"], "device": parts["device"],
-                        "torch": parts["torch"], "tokens_per_s": cal.tokens_per_s,
+                        "precision": precision, "reason": reason,
+                        **{k: about.get(k, "?") for k in ("purpose", "model", "device",
+                                                           "torch")},
+                        "tokens_per_s": cal.tokens_per_s,
                         "cosine_mean": cal.cosine_mean, "cosine_min": cal.cosine_min,
                         "errors": cal.errors, "calibration_s": cal.seconds,
                         "tokens": cal.tokens,

@@ -1,22 +1,21 @@
 """Resolving a device and a precision: what an estimator's ``device`` and ``precision``
 parameters mean on this machine.
 
-``device="auto"`` is CUDA where there is a GPU, else the CPU. ``precision="auto"`` is the
-measured decision (:func:`.decision.decide`) unless ``BERTFEAT_PRECISION`` names one; an
-explicit ``int8`` is refused where it was measured slower than fp32.
+``device="auto"`` is CUDA where there is a GPU, else the CPU. ``precision="auto"`` is
+``BERTFEAT_PRECISION`` where it names one, the device's only candidate where there is one,
+and else a measurement (:func:`requested_precision` returns ``"auto"`` then; the
+measurement loads the model, so it is the engine's:
+:func:`bertfeat.engine.precision.resolve_precision`). An explicit ``int8`` is refused where
+it was measured slower than fp32.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
-from . import decision, machine
+from . import machine
 
-if TYPE_CHECKING:
-    from ..models import ModelInfo
-
-__all__ = ["ENV_PRECISION", "PRECISIONS", "resolve_device", "resolve_precision"]
+__all__ = ["ENV_PRECISION", "PRECISIONS", "requested_precision", "resolve_device"]
 
 #: environment variable that overrides the ``"auto"`` decision (``fp32``, ``bf16`` ...)
 ENV_PRECISION = "BERTFEAT_PRECISION"
@@ -88,19 +87,17 @@ def _int8_refusal(flags: frozenset[str], path: str | None) -> str:
         "export` and run it with onnxruntime (bertfeat.runtime).")
 
 
-def resolve_precision(precision: str, device: str, info: ModelInfo | None = None, *,
-                      purpose: str = "encode", trust_remote_code: bool = False) -> str:
-    """Turn ``"auto"`` into the fastest precision that keeps vectors faithful on ``device``.
+def requested_precision(precision: str, device: str) -> str:
+    """``precision`` checked for ``device``, and ``"auto"`` resolved where no measurement
+    is needed.
 
-    ``"auto"`` is decided by measurement (:func:`.decision.decide`): the first
-    time a model runs on a device (CPU model and flags, torch version), each candidate
-    (fp32, bf16; fp16 on CUDA) is timed on calibration texts and checked against fp32,
-    and the fastest faithful one is kept and remembered in the cache folder. The
-    ``BERTFEAT_PRECISION`` environment variable, when set, is used instead of the
-    decision; an explicit precision other than ``"auto"`` wins over both. Never ``int8``
-    for ``"auto"``: its mean cosine to fp32 (about 0.997) is under the faithful bar. An
-    explicit ``int8`` is refused on a CPU whose int8 path (:func:`.machine.int8_path`) is not
-    in :data:`.machine.FAST_INT8_PATHS`.
+    ``"auto"`` becomes ``BERTFEAT_PRECISION`` when that is set, else the device's only
+    candidate (:func:`.machine.candidates`) where it has one; where there is a choice it
+    stays ``"auto"``: only measuring the model can decide
+    (:func:`bertfeat.engine.precision.resolve_precision` does). Never ``int8`` for
+    ``"auto"``: its mean cosine to fp32 (about 0.997) is under the faithful bar. ``fp16``
+    is refused on a CPU, ``int8`` off the CPU, and on a CPU whose int8 path
+    (:func:`.machine.int8_path`) is not in :data:`.machine.FAST_INT8_PATHS`.
 
     Parameters
     ----------
@@ -108,18 +105,11 @@ def resolve_precision(precision: str, device: str, info: ModelInfo | None = None
         The requested precision.
     device : str
         Concrete device.
-    info : ModelInfo, optional
-        The model; needed to measure ``"auto"`` (unless ``BERTFEAT_PRECISION`` is set or
-        the device has one candidate).
-    purpose : {"encode", "train"}
-        Encoding, or fine-tuning's autocast (its own measurement).
-    trust_remote_code : bool
-        Passed to the model loader when measuring.
 
     Returns
     -------
     str
-        A concrete precision.
+        A concrete precision, or ``"auto"`` where a measurement must decide.
     """
     kind = device.split(":")[0]
     if precision == "auto":
@@ -129,14 +119,9 @@ def resolve_precision(precision: str, device: str, info: ModelInfo | None = None
                 raise ValueError(f"{ENV_PRECISION}={forced!r}: use one of "
                                  f"{', '.join(PRECISIONS)}")
             precision = forced
-        elif len(machine.candidates(device)) == 1:
-            return machine.candidates(device)[0]
-        elif info is None:
-            raise TypeError("precision='auto' is decided by measuring the model: pass its "
-                            "ModelInfo (or set BERTFEAT_PRECISION)")
         else:
-            return decision.decide(info, device, purpose=purpose,
-                                   trust_remote_code=trust_remote_code).precision
+            allowed = machine.candidates(device)
+            return allowed[0] if len(allowed) == 1 else "auto"
     if precision == "fp16" and kind == "cpu":
         raise ValueError("precision='fp16' is for GPUs; on a CPU use 'bf16', 'int8' or 'fp32'")
     if precision == "int8" and kind != "cpu":
@@ -147,4 +132,3 @@ def resolve_precision(precision: str, device: str, info: ModelInfo | None = None
         if path not in machine.FAST_INT8_PATHS:
             raise ValueError(_int8_refusal(flags, path))
     return precision
-

@@ -13,23 +13,25 @@
   user's opt-in (:func:`check_custom_code`, :mod:`.trust`).
 * :func:`random_init_model` (:mod:`.random_init`) saves a random-weights copy.
 
-Each function has one home module; the names here are the public API. Device and precision
-(:func:`resolve_device`, :func:`resolve_precision`, :func:`cpu_flags` ...) live in
-:mod:`bertfeat.hardware` and are re-exported here, as before. A test that replaces a
-function patches the module that calls it looks it up in: the home module for calls
-inside this package, ``bertfeat.models`` for callers that use the package's name.
+Each function has one home module; the names here are the public API. Device and CPU
+facts (:func:`resolve_device`, :func:`cpu_flags`, :func:`int8_path` ...) live in
+:mod:`bertfeat.hardware`, the layer below, and are re-exported here, as before.
+``resolve_precision`` was re-exported here too; it measures the model, so its home is now
+the engine (:func:`bertfeat.engine.precision.resolve_precision`), a layer above this one.
+For backward compatibility only, ``bertfeat.models.resolve_precision`` still imports: the
+module-level ``__getattr__`` below looks it up there on first access (so importing this
+package never imports the engine); it is not in ``__all__`` and nothing in bertfeat uses
+that old path. A test that replaces a function patches the module that calls it looks it
+up in: the home module for calls inside this package, ``bertfeat.models`` for callers that
+use the package's name.
 """
 
 from __future__ import annotations
 
-from ..hardware import (
-    FAST_INT8_PATHS,
-    PRECISIONS,
-    cpu_flags,
-    int8_path,
-    resolve_device,
-    resolve_precision,
-)
+import importlib
+from typing import Any
+
+from ..hardware import FAST_INT8_PATHS, PRECISIONS, cpu_flags, int8_path, resolve_device
 from ..store import STORE_FORMAT
 from .files import model_file_names, tokenizer_files, weight_files
 from .fingerprints import (
@@ -84,9 +86,22 @@ __all__ = [
     "random_init_model",
     "resolve_device",
     "resolve_model",
-    "resolve_precision",
     "tokenizer_files",
     "transformer_layers",
     "weight_files",
     "weights_stat",
 ]
+
+#: a name exported here before its home moved above this layer -> that home; for backward
+#: compatibility only (see the module docstring)
+_MOVED_UP = {"resolve_precision": "bertfeat.engine.precision"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_UP:
+        return getattr(importlib.import_module(_MOVED_UP[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MOVED_UP))

@@ -10,10 +10,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .spec import ModelInfo
+from typing import Any
 
 __all__ = ["model_file_names", "tokenizer_files", "weight_files"]
 
@@ -169,13 +166,14 @@ def _first_bad_json(directory: Path) -> Path | None:
     return None
 
 
-def tokenizer_files(info: ModelInfo) -> list[Path]:
+def tokenizer_files(info: Any) -> list[Path]:
     """The tokenizer files of a model directory (those the fingerprint hashes).
 
     Parameters
     ----------
     info : ModelInfo
-        The resolved model.
+        The resolved model (only its ``path`` is read: this module sits under
+        :mod:`.spec`, which defines :class:`~bertfeat.models.ModelInfo`).
 
     Returns
     -------
