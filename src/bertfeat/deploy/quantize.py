@@ -2,7 +2,7 @@
 
 Every matrix product with a weight matrix becomes an int8 product: one scale per token
 row and one per output channel, int32 accumulation (the scheme of
-:mod:`bertfeat.engine.int8_linear`). The export prints its cosine to the fp32 graph.
+:mod:`bertfeat.models.linear`). The export prints its cosine to the fp32 graph.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 * :func:`load` builds the tokenizer and an inference model, cut above the deepest
   requested layer (int8 and CPU bf16 get bertfeat's own linear layers,
-  :mod:`bertfeat.engine.int8_linear`);
+  :mod:`bertfeat.models.linear`);
 * :func:`load_trainable` the whole encoder in float32 with gradients, for fine-tuning.
 
 Both refuse a checkpoint that does not fit its config or tokenizer instead of running
@@ -114,12 +114,12 @@ def _load(info: ModelInfo, *, depth: int, device: str, precision: str,
     model.eval()
     model.requires_grad_(False)
     if precision == "int8":
-        from ..engine.int8_linear import quantize_int8
+        from .linear import quantize_int8
 
         model = quantize_int8(model)  # per-token dynamic int8 (CPU only)
     model.to(device)
     if precision == "bf16" and device.split(":")[0] == "cpu":
-        from ..engine.int8_linear import use_bf16_linear
+        from .linear import use_bf16_linear
 
         use_bf16_linear(model)  # oneDNN linear with fused bias: no bias copy per call
     return tokenizer, model
