@@ -24,6 +24,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._compat import forwarding
 from ..engine import wordencoder
 from ..engine.word_pass import WordPass
 from ..io.inputs import dedup, to_sentences
@@ -35,16 +36,9 @@ from .params import layer_features_constraints, non_negative_int, resolve_layers
 
 __all__ = ["BertWordFeaturizer", "flatten_tags", "sentence_ids", "unflatten_tags"]
 
-
-def __getattr__(name: str) -> Any:
-    # backwards compatibility only: WordTagger lived here before it had its own module
-    # (pickles name bertfeat.estimators.words.WordTagger); the tagger imports this
-    # module, never the other way round at import time
-    if name == "WordTagger":
-        import importlib
-
-        return importlib.import_module(f"{__package__}.tagger").WordTagger
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# backwards compatibility only: WordTagger lived here before it had its own module (pickles
+# name bertfeat.estimators.words.WordTagger); the tagger imports this module, not the reverse
+__getattr__, __dir__ = forwarding(__name__, {"WordTagger": f"{__package__}.tagger"}, globals())
 
 #: version of the per-word encoding (pre-tokenised words, [UNK] for empty words, windows;
 #: 2: values beyond float16's range are kept as float32, never clamped)

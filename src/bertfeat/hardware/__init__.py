@@ -33,9 +33,7 @@ here imports torch at module level.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from .._compat import forwarding
 from .calibration import TIME_BUDGET_S, Calibration, calibration_texts, cosine_to_reference
 from .decision import (
     DECISIONS_FILE,
@@ -96,12 +94,4 @@ _MOVED_UP = {"calibrate": "bertfeat.engine.precision", "decide": "bertfeat.engin
              "decision_key": "bertfeat.engine.precision",
              "resolve_precision": "bertfeat.engine.precision"}
 
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_UP:
-        return getattr(importlib.import_module(_MOVED_UP[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_MOVED_UP))
+__getattr__, __dir__ = forwarding(__name__, _MOVED_UP, globals())

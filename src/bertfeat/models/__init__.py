@@ -28,9 +28,7 @@ use the package's name.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from .._compat import forwarding
 from ..hardware import FAST_INT8_PATHS, PRECISIONS, cpu_flags, int8_path, resolve_device
 from ..store import STORE_FORMAT
 from .files import model_file_names, tokenizer_files, weight_files
@@ -96,12 +94,4 @@ __all__ = [
 #: compatibility only (see the module docstring)
 _MOVED_UP = {"resolve_precision": "bertfeat.engine.precision"}
 
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_UP:
-        return getattr(importlib.import_module(_MOVED_UP[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_MOVED_UP))
+__getattr__, __dir__ = forwarding(__name__, _MOVED_UP, globals())
