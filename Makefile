@@ -26,8 +26,8 @@ quickstart: setup
 
 # the tests whose vectors depend on GEMM rounding, run again with the math libraries capped to
 # AVX2: a test that assumes one CPU's rounding then fails on every machine, not only on some
-CAPPED_TESTS := tests/test_store.py tests/test_store_faults.py tests/test_store_scale.py \
-	tests/test_trust.py tests/test_words.py tests/test_windows_once.py tests/test_equality.py
+CAPPED_TESTS := tests/store/test_store.py tests/store/test_store_faults.py tests/store/test_store_scale.py \
+	tests/models/test_trust.py tests/estimators/test_words.py tests/engine/test_windows_once.py tests/test_equality.py
 CAPS := ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 \
 	BERTFEAT_EXPECT_CPU_CAPABILITY=AVX2
 
@@ -48,13 +48,13 @@ docs: setup  # the site (Sphinx + executed gallery, offline): build/html/index.h
 
 docs-check: setup  # the docs test: build, every example ran, every API object, a browser look
 	$(MAKE) chromium
-	$(PY) -m pytest -q tests/test_docs.py
+	$(PY) -m pytest -q tests/project/test_docs.py
 
 chromium:  # headless browser for the docs test (Debian/Ubuntu package), if missing
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 		{ command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && \
 		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || \
-		  echo "chromium not installed: tests/test_docs.py skips its browser check"; }
+		  echo "chromium not installed: tests/project/test_docs.py skips its browser check"; }
 
 wheel:  # dist/bertfeat-*.whl, installable with `pip install dist/*.whl`
 	$(PYTHON) -m pip wheel --no-deps -w dist .

@@ -244,7 +244,7 @@ def main() -> None:
     print()
     per_text = on_disk / max(entries, 1)
     print(f"Store (layers=-1 stores hidden states 0..{depth}): {entries} texts, "
-          f"{on_disk / 2**20:.1f} MiB on disk ({volume / 2**20:.1f} MiB by diskcache's count), "
+          f"{on_disk / 2**20:.1f} MiB on disk ({volume / 2**20:.1f} MiB by the store's count), "
           f"{per_text:.0f} B per text; vectors alone {vector_bytes} B per text "
           f"({depth + 1} layers x 3 x {info.hidden_size} x 4 B), overhead "
           f"{per_text / vector_bytes:.2f}x; per million texts {per_text * 1e6 / 2**30:.1f} GiB.")

@@ -449,20 +449,21 @@ def auto_decision(path: str) -> dict:
     then the cost of reading it back (a new process's first fit: the file, not the memo).
     """
     from bertfeat import BertFeaturizer, hardware, models
+    from bertfeat.engine import precision as auto_precision
 
     os.environ.pop(hardware.ENV_PRECISION, None)
     hardware.forget_decisions()
     info = models.resolve_model(path)
     hardware.decisions_path().unlink(missing_ok=True)
     t0 = time.perf_counter()
-    decision = hardware.decide(info, "cpu")
+    decision = auto_precision.decide(info, "cpu")
     measured_s = time.perf_counter() - t0
     hardware.forget_decisions()
     t0 = time.perf_counter()
-    again = hardware.decide(info, "cpu")
+    again = auto_precision.decide(info, "cpu")
     remembered_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    hardware.decide(info, "cpu")
+    auto_precision.decide(info, "cpu")
     memo_s = time.perf_counter() - t0
     assert again.precision == decision.precision and again.source == "remembered"
     feat = BertFeaturizer(model=path, cache=False).fit(["x"])

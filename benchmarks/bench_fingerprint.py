@@ -72,7 +72,7 @@ def main() -> None:
                      _median(lambda: models.file_signature(big), runs)))
 
         info = models.resolve_model("default")
-        weights = models._weight_files(info.path)
+        weights = models.weight_files(info.path)
         mb = sum(f.stat().st_size for f in weights) / 2 ** 20
         rows.append((f"full SHA-256 of the default model's weights ({mb:.0f} MB)",
                      _median(lambda: [_sha256(f) for f in weights], 3)))
@@ -82,14 +82,14 @@ def main() -> None:
         settings = {"max_length": 256, "precision": "fp32"}
 
         def cold():
-            models._digest_cache.clear()
-            models._digest_told.clear()
+            models.fingerprints._digest_cache.clear()
+            models.fingerprints._digest_told.clear()
             store.clear()
             models.checked_fingerprint(info, persistent=store, **settings)
 
         def warm_new_process():
-            models._digest_cache.clear()
-            models._digest_told.clear()
+            models.fingerprints._digest_cache.clear()
+            models.fingerprints._digest_told.clear()
             models.checked_fingerprint(info, persistent=store, **settings)
 
         rows.append(("fingerprint, cold (nothing remembered)", _median(cold, 3)))

@@ -54,6 +54,17 @@ def api_objects() -> dict[str, list[tuple[str, str]]]:
     return out
 
 
+def _inherited(cls: type) -> list[str]:
+    """The option that documents what ``cls`` inherits from bertfeat's own bases (the
+    estimators' shared mixins, ProbeResult's save/report/plot) and nothing it inherits
+    from scikit-learn or Python (named as the bases to leave out)."""
+    ours = [b for b in cls.__mro__[1:] if b.__module__.split(".")[0] == "bertfeat"]
+    if not ours:
+        return []
+    others = [b.__name__ for b in cls.__mro__[1:] if b not in ours]
+    return [f"   :inherited-members: {','.join(dict.fromkeys(others))}"]
+
+
 def _page(module: str, objects: list[tuple[str, str]]) -> str:
     title = f"``{module}``"
     lines = [title, "=" * len(title), "", f".. automodule:: {module}", "   :no-members:", ""]
@@ -71,7 +82,7 @@ def _page(module: str, objects: list[tuple[str, str]]) -> str:
     for name in local:
         obj = getattr(mod, name)
         if isinstance(obj, type):
-            lines += [f".. autoclass:: {name}", "   :members:", ""]
+            lines += [f".. autoclass:: {name}", "   :members:", *_inherited(obj), ""]
         elif callable(obj):
             lines += [f".. autofunction:: {name}", ""]
         else:

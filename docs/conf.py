@@ -49,7 +49,7 @@ suppress_warnings = ["myst.header", "myst.xref_missing"]
 # API reference: one page per public module, its __all__ in an autosummary table
 write_api_pages(Path(__file__).parent / "api")
 autosummary_generate = True
-autodoc_default_options = {"members": True, "inherited-members": False,
+autodoc_default_options = {"members": True,
                            "show-inheritance": False}
 autodoc_typehints = "none"
 numpydoc_show_class_members = False

@@ -93,7 +93,7 @@ def _pinned_precision(monkeypatch):
     """``precision="auto"`` is decided by timing the model on first use
     (:mod:`bertfeat.hardware`); tests pin it to fp32 so that nothing is timed and every
     result is the same on every machine. Tests of the decision itself delete this
-    variable and fake the clock (tests/test_precision_auto.py)."""
+    variable and fake the clock (tests/hardware/test_precision_auto.py)."""
     monkeypatch.setenv("BERTFEAT_PRECISION", "fp32")
     yield
 

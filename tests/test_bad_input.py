@@ -389,8 +389,9 @@ def test_catalogue_is_large_enough():
 
 
 #: the test modules whose cases the policy counts (tests/catalogue.py)
-CATALOGUE_MODULES = ("test_readers_faults", "test_export_faults", "test_finetune_faults",
-                     "test_store_probe_faults", "test_entry_points_faults")
+CATALOGUE_MODULES = ("io.test_readers_faults", "deploy.test_export_faults",
+                     "estimators.test_finetune_faults", "store.test_store_probe_faults",
+                     "cli.test_entry_points_faults")
 
 
 def test_catalogue_totals_match_the_policy():

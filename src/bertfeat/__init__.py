@@ -30,7 +30,7 @@ __version__ = "0.1.0"
 #: public name -> module that defines it
 _LAZY = {"BertFeaturizer": ".estimators.featurizer", "FeatureStore": ".store",
          "TextUnion": ".estimators.union", "BertWordFeaturizer": ".estimators.words",
-         "WordTagger": ".estimators.words", "BertClassifier": ".estimators.finetune",
+         "WordTagger": ".estimators.tagger", "BertClassifier": ".estimators.finetune",
          "BertRegressor": ".estimators.finetune"}
 
 #: module of the flat layout -> its home now (``bertfeat.X`` imports ``bertfeat.<home>``)
@@ -40,7 +40,7 @@ _MOVED = {
     "base": "estimators.base", "params": "estimators.params",
     "encoder": "engine.encoder", "wordencoder": "engine.wordencoder",
     "cached_pass": "engine.cached_pass", "text_pass": "engine.text_pass",
-    "word_pass": "engine.word_pass", "_linear": "engine.int8_linear",
+    "word_pass": "engine.word_pass", "_linear": "models.linear",
     "batching": "engine.batching", "progress": "engine.progress",
     "inputs": "io.inputs", "tables": "io.tables", "conll": "io.conll",
     "datasets": "io.datasets",

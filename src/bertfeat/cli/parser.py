@@ -143,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-save-model", action="store_true",
                    help="do not write best_pipeline.joblib")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
-    p.set_defaults(func=_cmd_probe)
+    p.set_defaults(func=_cmd_probe, probe_parser=p)
 
     r = sub.add_parser(
         "recommend", parents=[common],

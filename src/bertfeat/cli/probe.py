@@ -202,9 +202,8 @@ def _cmd_probe_words(args: argparse.Namespace) -> int:
 
     if args.data is not None or args.dataset:
         raise CliError("--words FILE replaces DATA and --dataset; give one of them")
-    from .parser import _parser  # the parser imports this module
-
-    defaults = _parser().parse_args(["probe"])
+    # the probe subcommand's own parser (set by the parser, which imports this module)
+    defaults = args.probe_parser.parse_args([])
     ignored = [flag for dest, flag in _NOT_FOR_WORDS
                if getattr(args, dest) != getattr(defaults, dest)]
     if ignored:

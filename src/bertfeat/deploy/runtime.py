@@ -11,17 +11,19 @@ featurizer's ``batch_size`` and a token budget, as :mod:`bertfeat.encoder` does,
 is padded only to its own longest text. The budget is the featurizer's, capped at
 :data:`BATCH_TOKENS` (smaller batches are padded less; measured faster here).
 
-This module imports nothing that needs torch, transformers or scikit-learn: on a machine
+The folder's manifest is read and checked by :mod:`bertfeat.deploy.manifest`, sessions
+made by :mod:`bertfeat.deploy.sessions`, a TF-IDF block computed by
+:mod:`bertfeat.deploy.tfidf` and ``long_text="chunk"`` windows pooled by
+:mod:`bertfeat.deploy.windows`; this module is the estimator-like face over them.
+
+None of them imports anything that needs torch, transformers or scikit-learn: on a machine
 with only ``pip install onnxruntime tokenizers numpy`` and ``pip install --no-deps
 bertfeat`` it runs as is.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
-import unicodedata
 import warnings
 from collections.abc import Iterable, KeysView, Mapping, Set
 from pathlib import Path
@@ -36,15 +38,19 @@ from ..engine.batching import (
     pad_batch,
     usable_cores,
 )
-from ..hardware import INT8_PATHS, cpu_flags
 from ..io.inputs import _LONE_SURROGATE
+from .manifest import (  # noqa: F401  (file_digest, manifest_digest: their old home)
+    MANIFEST,
+    file_digest,
+    manifest_digest,
+    read_manifest,
+)
+from .sessions import check_int8_cpu, session
+from .tfidf import TfidfBlock
+from .windows import keep_windows, pool_window_stats
 
 __all__ = ["load", "ExportedPipeline", "BATCH_TOKENS"]
 
-#: manifest format versions this runtime reads (1: no file digests, read with a warning)
-_FORMATS = (1, 2)
-#: the manifest's file name
-MANIFEST = "manifest.json"
 #: padded tokens per batch at most (unless ``load(max_batch_tokens=...)`` says otherwise):
 #: on SST-2 test (all-MiniLM-L6-v2, 2-core Xeon) 1,024 ran ~12% faster than the
 #: featurizer's default of 4,096, because length-sorted batches of fewer texts are padded
@@ -116,13 +122,13 @@ class ExportedPipeline:
         self.directory = Path(directory)
         self.manifest = read_manifest(self.directory)
         m = self.manifest
-        self._cores = int(threads) if threads else _cores()
+        self._cores = int(threads) if threads else usable_cores()
         head = m.get("head")
-        self._head = None if head is None else _session(self.directory / head["file"],
-                                                        self._cores)
+        self._head = None if head is None else session(self.directory / head["file"],
+                                                       self._cores)
         self._tfidf = None
         if m.get("tfidf"):
-            self._tfidf = _Tfidf(json.loads(
+            self._tfidf = TfidfBlock(json.loads(
                 (self.directory / m["tfidf"]).read_text(encoding="utf-8")))
         if head is not None and "classes" in head:
             dtype = head.get("classes_dtype")
@@ -133,7 +139,7 @@ class ExportedPipeline:
         if m.get("first_step") == "TfidfVectorizer":  # TF-IDF only: no encoder, no tokenizer
             return
         if m["precision"] == "int8":
-            _check_int8_cpu()
+            check_int8_cpu()
         self._tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
         self._tokenizer.no_padding()
         self._settings = m.get("settings") or {}
@@ -154,8 +160,8 @@ class ExportedPipeline:
         # one session, ``streams`` batches in flight (onnxruntime's Run is thread-safe),
         # each on its share of the cores: on 2 cores two one-thread batches beat one
         # two-thread batch, as in bertfeat.encoder
-        self._encoder = _session(self.directory / "encoder.onnx",
-                                 max(1, self._cores // self._streams))
+        self._encoder = session(self.directory / "encoder.onnx",
+                                max(1, self._cores // self._streams))
         width = self._encoder.get_outputs()[0].shape
         if len(width) != 2 or (isinstance(width[1], int) and width[1] != self._graph_width):
             raise ValueError(f"{self.directory / 'encoder.onnx'} gives features of shape "
@@ -233,50 +239,11 @@ class ExportedPipeline:
 
     def _pool_windows(self, encodings: list, n_texts: int) -> np.ndarray:
         """``long_text="chunk"``: every window of every text through the graph, then each
-        text's windows pooled as the encoder's chunked pass does (``cls``/``mean`` and the
-        pooler output token-weighted over windows, ``max`` the maximum) and its features
-        built as the featurizer does (pooling, layer combination, normalisation)."""
-        from ..pooling import build_pooling, combine_layers
-
-        st = self._settings
-        cap = int(st["max_chunks"])
-        head, tail = (cap + 1) // 2, cap - (cap + 1) // 2
-        windows, owner = [], []
-        for doc, e in enumerate(encodings):
-            kept = [e, *e.overflowing]
-            if len(kept) > cap:  # head + tail, as bertfeat.encoder.tokenize_chunks
-                kept = kept[:head] + kept[len(kept) - tail:]
-            windows.extend(w.ids for w in kept)
-            owner.extend([doc] * len(kept))
+        text's windows pooled and its features built (:mod:`bertfeat.deploy.windows`)."""
+        windows, owner = keep_windows(encodings, int(self._settings["max_chunks"]))
         raw = self._run_graph(windows)
-        owner_ = np.asarray(owner, dtype=np.int64)
-        weight = np.fromiter(map(len, windows), dtype=np.float32, count=len(windows))
-        starts = np.searchsorted(owner_, np.arange(n_texts))
-        ends = np.append(starts[1:], len(owner_))
-        if st["pooling"] == "pooler":
-            pooled = np.stack([raw[a] if b - a == 1 else
-                               (weight[a:b, None] * raw[a:b]).sum(0) / weight[a:b].sum()
-                               for a, b in zip(starts, ends)]).astype(np.float32)
-            features = pooled
-        else:
-            layers = list(st["stat_layers"])
-            per = raw.reshape(len(windows), len(layers), 3, -1)
-            texts = np.empty((n_texts, *per.shape[1:]), dtype=np.float32)
-            for doc, (a, b) in enumerate(zip(starts, ends)):
-                if b - a == 1:
-                    texts[doc] = per[a]
-                    continue
-                w = weight[a:b, None, None, None]
-                texts[doc, :, :2] = (w * per[a:b, :, :2]).sum(0) / weight[a:b].sum()
-                texts[doc, :, 2] = per[a:b, :, 2].max(0)
-            stats = {layer: texts[:, i] for i, layer in enumerate(layers)}
-            first = stats.get(int(st["first_layer"]))
-            features = combine_layers([build_pooling(stats[layer], st["pooling"], first)
-                                       for layer in st["layers"]], st["layer_combine"])
-        if st["normalize"]:
-            norms = np.linalg.norm(features, axis=1, keepdims=True)
-            features = features / np.maximum(norms, np.float32(1e-12))
-        return features.astype(np.float32, copy=False)
+        return pool_window_stats(raw, owner, [len(w) for w in windows], n_texts,
+                                 self._settings)
 
     def transform(self, texts: Iterable[str]) -> np.ndarray:
         """Features of the first step (``BertFeaturizer`` or ``TextUnion``), or the output
@@ -378,38 +345,6 @@ class ExportedPipeline:
         return np.concatenate(parts)
 
 
-def _session(path: Path, threads: int):
-    """An onnxruntime CPU session of the graph at ``path`` on ``threads`` threads."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def _cores() -> int:
-    return usable_cores()
-
-
-def _check_int8_cpu(flags: frozenset[str] | None = None) -> None:
-    """Refuse an int8 export on an x86 CPU without int8 dot-product instructions.
-
-    There onnxruntime's int8 kernels multiply-add pairs of bytes into 16-bit sums
-    (``vpmaddubsw``), which can saturate with full 8-bit weights: vectors would be wrong
-    without an error. The fidelity printed at export was measured on a CPU with VNNI/AMX.
-    """
-    flags = cpu_flags() if flags is None else flags
-    if "sse2" not in flags:  # not x86 (or unreadable): nothing known to be wrong
-        return
-    if not any(flag in flags for flag, _ in INT8_PATHS):
-        raise ValueError(
-            "this export is int8, and this CPU has no int8 dot-product instructions (AMX, "
-            "AVX512-VNNI or AVX-VNNI): onnxruntime's int8 kernels here can saturate and "
-            "change the vectors silently. Export with precision='fp32' (bertfeat export "
-            "--precision fp32) for this machine.")
-
-
 def _as_texts(texts: Any) -> list[str]:
     """The input as a list of ``str``: rows named on errors, as the featurizer does.
 
@@ -455,156 +390,3 @@ def _as_texts(texts: Any) -> list[str]:
                       f"{surrogates[0]}), which are not characters; each was replaced by "
                       "U+FFFD, as BertFeaturizer does", UserWarning, stacklevel=3)
     return out
-
-
-def file_digest(path: Path) -> str:
-    """The sha256 of a file's bytes, in hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def manifest_digest(manifest: dict[str, Any]) -> str:
-    """The sha256 of a manifest's settings (every key but ``manifest_sha256``)."""
-    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
-
-
-def read_manifest(directory: Path) -> dict[str, Any]:
-    """Read and check an export folder's manifest and the digests of its files.
-
-    Every error names the file: a missing or unreadable manifest, a manifest that is not
-    JSON (truncated), a setting edited after the export (its own digest), a file missing
-    or changed since the export (its sha256), a setting out of range.
-    """
-    path = directory / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(f"{directory} holds no exported pipeline (no {MANIFEST}); "
-                                "write one with `bertfeat export`")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); the file is damaged or "
-                         "truncated: export the pipeline again") from exc
-    if not isinstance(manifest, dict) or manifest.get("kind") != "bertfeat-export" or \
-            manifest.get("format") not in _FORMATS:
-        format_ = manifest.get("format") if isinstance(manifest, dict) else None
-        raise ValueError(f"{path}: not a bertfeat export of a format this runtime reads "
-                         f"(format {format_!r}, reads {_FORMATS})")
-    if manifest["format"] >= 2:
-        if manifest.get("manifest_sha256") != manifest_digest(manifest):
-            raise ValueError(f"{path} was changed after the export (its settings no longer "
-                             "match the digest it records); export the pipeline again")
-        needed = {"encoder.onnx", "tokenizer.json", (manifest.get("head") or {}).get("file"),
-                  manifest.get("tfidf")} - {None}
-        if manifest.get("first_step") == "TfidfVectorizer":  # no encoder, no tokenizer
-            needed -= {"encoder.onnx", "tokenizer.json"}
-        listed = manifest.get("files") or {}
-        for name in sorted(needed - set(listed)):
-            raise ValueError(f"{path} records no digest for {name}; export again")
-        for name, digest in sorted(listed.items()):
-            file = directory / name
-            if not file.is_file():
-                raise FileNotFoundError(f"{file} is missing: the export in {directory} is "
-                                        "incomplete; export the pipeline again")
-            if file_digest(file) != digest:
-                raise ValueError(f"{file} was changed after the export (its sha256 differs "
-                                 f"from the one {MANIFEST} records); export the pipeline "
-                                 "again")
-    else:
-        warnings.warn(f"{path} is format {manifest['format']} and records no file digests: "
-                      "its files cannot be checked; export the pipeline again with this "
-                      "bertfeat", UserWarning, stacklevel=3)
-    _check_settings(manifest, path)
-    return manifest
-
-
-def _check_settings(m: dict[str, Any], path: Path) -> None:
-    """Settings in range, or an error naming the manifest and the setting."""
-    def whole(name: str, low: int, high: int | None = None) -> int:
-        value = m.get(name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < low or (
-                high is not None and value > high):
-            bound = f"between {low} and {high}" if high is not None else f">= {low}"
-            raise ValueError(f"{path}: {name}={value!r} is out of range (a whole number "
-                             f"{bound}); export the pipeline again")
-        return value
-
-    whole("n_features", 1)
-    if m.get("first_step") == "TfidfVectorizer":  # no encoder: no encoder settings
-        return
-    limit = m.get("model_max_length")
-    whole("max_length", 1, limit if isinstance(limit, int) else None)
-    whole("batch_size", 1)
-    whole("max_batch_tokens", 1)
-    whole("pad_id", 0)
-    if m.get("precision") not in ("fp32", "int8"):
-        raise ValueError(f"{path}: precision={m.get('precision')!r} is neither 'fp32' nor "
-                         "'int8'; export the pipeline again")
-
-
-class _Tfidf:
-    """A fitted ``TfidfVectorizer`` (analyzer='word') and TextUnion's block scaling."""
-
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.spec = spec
-        self.vocab = spec["vocabulary"]
-        self.idf = None if spec["idf"] is None else np.asarray(spec["idf"], dtype=np.float64)
-        self.pattern = re.compile(spec["token_pattern"])
-        self.stop = frozenset(spec["stop_words"] or ())
-        if spec["scaler_mean"] is not None:
-            self.mean = np.asarray(spec["scaler_mean"], dtype=np.float64)
-            self.scale = np.asarray(spec["scaler_scale"], dtype=np.float64)
-
-    def _terms(self, text: str) -> list[str]:
-        s = self.spec
-        if s["lowercase"]:
-            text = text.lower()
-        if s["strip_accents"] == "unicode":
-            text = "".join(c for c in unicodedata.normalize("NFKD", text)
-                           if not unicodedata.combining(c))
-        elif s["strip_accents"] == "ascii":
-            text = unicodedata.normalize("NFKD", text).encode("ASCII", "ignore").decode("ASCII")
-        tokens = [t for t in self.pattern.findall(text) if t not in self.stop]
-        low, high = s["ngram_range"]
-        if high == 1:
-            return tokens
-        grams = list(tokens) if low == 1 else []
-        for n in range(max(low, 2), high + 1):
-            grams += [" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
-        return grams
-
-    def lexical(self, texts: list[str]) -> np.ndarray:
-        """The TF-IDF rows of ``texts`` as a dense float64 array."""
-        s = self.spec
-        out = np.zeros((len(texts), len(self.vocab)), dtype=np.float64)
-        for row, text in enumerate(texts):
-            for term in self._terms(text):
-                col = self.vocab.get(term)
-                if col is not None:
-                    out[row, col] += 1.0
-        if s["binary"]:
-            np.minimum(out, 1.0, out=out)
-        if s["sublinear_tf"]:
-            nonzero = out > 0
-            out[nonzero] = np.log(out[nonzero]) + 1.0
-        if self.idf is not None:
-            out *= self.idf
-        if s["norm"] == "l2":
-            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-300)
-        elif s["norm"] == "l1":
-            out /= np.maximum(np.abs(out).sum(axis=1, keepdims=True), 1e-300)
-        return out
-
-    def join(self, texts: list[str], dense: np.ndarray) -> np.ndarray:
-        """TextUnion's output: weighted TF-IDF block, then the scaled BERT block."""
-        s = self.spec
-        if s["scaler_mean"] is not None:
-            block = (dense - self.mean) / self.scale / np.sqrt(dense.shape[1])
-        else:
-            block = dense / np.maximum(np.linalg.norm(dense, axis=1, keepdims=True), 1e-12)
-        lexical = self.lexical(texts).astype(np.float32) * np.float32(s["tfidf_weight"])
-        block = block.astype(np.float32) * np.float32(s["bert_weight"])
-        return np.hstack([lexical, block])

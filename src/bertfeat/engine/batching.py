@@ -14,11 +14,35 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["encode_texts_fast", "make_batches", "flatten_ids", "pad_batch", "batch_padder",
+__all__ = ["DEFAULT_BATCH_TOKENS", "DEFAULT_BATCH_TOKENS_GPU", "encode_texts_fast",
+           "make_batches", "flatten_ids", "pad_batch", "batch_padder", "default_batch_tokens",
            "usable_cores"]
+
+#: padded tokens per forward pass when ``max_batch_tokens=None``, on a CPU: measured in
+#: benchmarks/bench_encode.py, 4096 beats 8192 and more (activations fall out of the caches)
+#: and 2048 or less (per-call overhead)
+DEFAULT_BATCH_TOKENS = 4096
+#: the same on a GPU, where bigger batches keep the device busy (not measured on a GPU yet)
+DEFAULT_BATCH_TOKENS_GPU = 8192
 
 #: texts below which tokenising in one thread is cheaper than starting more
 _TEXTS_PER_THREAD = 256
+
+
+def default_batch_tokens(device: str) -> int:
+    """The token budget of a forward pass on ``device`` when none is given.
+
+    Parameters
+    ----------
+    device : str
+        Concrete device (``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...).
+
+    Returns
+    -------
+    int
+        :data:`DEFAULT_BATCH_TOKENS` on the CPU, :data:`DEFAULT_BATCH_TOKENS_GPU` elsewhere.
+    """
+    return DEFAULT_BATCH_TOKENS if device == "cpu" else DEFAULT_BATCH_TOKENS_GPU
 
 
 def usable_cores() -> int:

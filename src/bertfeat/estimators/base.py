@@ -20,18 +20,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .. import models
+from ..engine import precision as auto_precision
+from ..engine.batching import DEFAULT_BATCH_TOKENS, DEFAULT_BATCH_TOKENS_GPU, default_batch_tokens
 from ..store import FeatureStore, StoreError
 
 __all__ = ["DEFAULT_BATCH_TOKENS", "DEFAULT_BATCH_TOKENS_GPU", "EncoderEstimatorMixin",
-           "EncoderSetup", "WeightsGuard", "usable_store"]
+           "EncoderSetup", "LayerFeaturesMixin", "WeightsGuard", "usable_store"]
 
-#: padded tokens per forward pass when ``max_batch_tokens=None``, on a CPU: measured in
-#: benchmarks/bench_encode.py, 4096 beats 8192 and more (activations fall out of the caches)
-#: and 2048 or less (per-call overhead)
-DEFAULT_BATCH_TOKENS = 4096
-#: the same on a GPU, where bigger batches keep the device busy (not measured on a GPU yet)
-DEFAULT_BATCH_TOKENS_GPU = 8192
+# DEFAULT_BATCH_TOKENS and DEFAULT_BATCH_TOKENS_GPU live in engine.batching (the runtime and
+# the calibration read them too); they are re-exported here, their home before.
 #: items to encode before ``show_progress="auto"`` shows a bar
 PROGRESS_MIN_ITEMS = 256
 
@@ -167,9 +167,10 @@ class EncoderEstimatorMixin:
     # ------------------------------------------------------------------------ model
     def _concrete_precision(self, device: str, info: models.ModelInfo) -> str:
         """The precision this estimator runs at on ``device`` (``"auto"``: measured once per
-        model, device, CPU and torch, :mod:`bertfeat.hardware`; fine-tuning overrides)."""
-        return models.resolve_precision(self.precision, device, info,
-                                        trust_remote_code=self.trust_remote_code)
+        model, device, CPU and torch, :mod:`bertfeat.engine.precision`; fine-tuning
+        overrides)."""
+        return auto_precision.resolve_precision(self.precision, device, info,
+                                                trust_remote_code=self.trust_remote_code)
 
     def _resolve_encoder(self) -> EncoderSetup:
         """Model (and its trust policy), device and precision, in this order."""
@@ -276,8 +277,7 @@ class EncoderEstimatorMixin:
         """Most padded tokens per forward pass."""
         if self.max_batch_tokens:
             return int(self.max_batch_tokens)
-        device = getattr(self, "device_", "cpu")
-        return DEFAULT_BATCH_TOKENS if device == "cpu" else DEFAULT_BATCH_TOKENS_GPU
+        return default_batch_tokens(getattr(self, "device_", "cpu"))
 
     def _show_progress(self, n_items: int) -> bool | str:
         """``show_progress`` resolved: ``"auto"`` for long runs (a bar in a terminal or a
@@ -288,3 +288,65 @@ class EncoderEstimatorMixin:
             return "auto" if n_items >= PROGRESS_MIN_ITEMS else False
         return bool(show)
 
+
+class LayerFeaturesMixin:
+    """What the featurizers of chosen layers share (:class:`~bertfeat.BertFeaturizer`,
+    :class:`~bertfeat.BertWordFeaturizer`), beside :class:`EncoderEstimatorMixin`: the length
+    limit checked against the model, the fitted shape, the store's description of an
+    encoding, and ``get_feature_names_out``.
+
+    A subclass defines ``_feature_names()`` (the column names of its fitted output).
+    """
+
+    def _checked_max_length(self, info: models.ModelInfo, minimum: int, room: str) -> int:
+        """``max_length`` checked against the model (``room``: what ``minimum`` leaves room
+        for, in the error); returns the limit in effect."""
+        if self.max_length is not None and self.max_length > info.max_length:
+            raise ValueError(
+                f"max_length={self.max_length} exceeds the limit of model {info.spec!r} "
+                f"({info.max_length} tokens)")
+        if self.max_length is not None and self.max_length < minimum:
+            raise ValueError(f"max_length must leave room for {room} (>= {minimum})")
+        return int(self.max_length or info.max_length)
+
+    @staticmethod
+    def _description(info: models.ModelInfo, max_length: int, precision: str,
+                     **extra: object) -> dict:
+        """What the store records about a fingerprint (``bertfeat cache info`` shows it)."""
+        return {"model": info.spec, "path": str(info.path), "revision": info.revision,
+                "model_type": info.model_type, "n_layers": info.n_layers,
+                "hidden_size": info.hidden_size, "max_length": max_length,
+                "precision": precision, **extra}
+
+    def _set_fitted_shape(self, info: models.ModelInfo, layers: list[int], max_length: int,
+                          device: str, precision: str) -> None:
+        """The fitted attributes both featurizers have, the feature names last."""
+        self.layers_ = layers
+        self.n_layers_ = info.n_layers
+        self.hidden_size_ = info.hidden_size
+        self.max_length_ = max_length
+        self.device_ = device
+        self.precision_ = precision
+        self.feature_names_out_ = self._feature_names()
+        self.n_features_out_ = len(self.feature_names_out_)
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """Names of the output columns, saying layer, pooling and dimension.
+
+        Parameters
+        ----------
+        input_features : None
+            Not used: the names depend on the fitted layers and pooling only.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str
+            ``L{layer}_{pooling}_{j}`` (absolute layer numbers); for ``layer_combine``
+            mean/sum over several layers ``L{combine}{l1+l2+...}_{pooling}_{j}``. Two-part
+            poolings (``mean_max``, ``first_last`` of word pieces) name their first part's
+            columns, then their second's.
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "feature_names_out_")
+        return self.feature_names_out_.copy()

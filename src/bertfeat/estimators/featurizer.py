@@ -11,10 +11,8 @@ This module holds no torch code: models live in :mod:`bertfeat.models`, batches 
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Iterator
-from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -23,10 +21,13 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .. import models
+from ..engine.batching import (  # noqa: F401  (re-exported: the batch-token defaults' old home)
+    DEFAULT_BATCH_TOKENS,
+    DEFAULT_BATCH_TOKENS_GPU,
+)
 from ..engine.text_pass import TextPass
-from ..io.inputs import BAD_INPUT_POLICIES, dedup, to_texts
+from ..io.inputs import check_column_name, dedup, to_texts
 from ..pooling import (
-    COMBINES,
     FIRST_LAYER,
     POOLINGS,
     build_pooling,
@@ -35,68 +36,22 @@ from ..pooling import (
     sentence_pooling,
 )
 from ..store import FeatureStore, text_digest
-from .base import (  # noqa: F401  (re-exported: the batch-token defaults' old home)
-    DEFAULT_BATCH_TOKENS,
-    DEFAULT_BATCH_TOKENS_GPU,
+from .base import (
     EncoderEstimatorMixin,
+    LayerFeaturesMixin,
     usable_store,
 )
-from .params import non_negative_int, positive_int
+from .params import (  # noqa: F401  (resolve_layers: re-exported from its old home)
+    layer_features_constraints,
+    non_negative_int,
+    positive_int,
+    resolve_layers,
+)
 
 __all__ = ["BertFeaturizer", "resolve_layers", "usable_store"]
 
-def resolve_layers(spec: Any, info: models.ModelInfo) -> list[int]:
-    """Absolute hidden-state indices of a ``layers`` parameter for a model.
 
-    Parameters
-    ----------
-    spec : int, list of int or "all"
-        The ``layers`` parameter (negative numbers count from the last layer).
-    info : ModelInfo
-        The resolved model (its number of layers bounds the indices).
-
-    Returns
-    -------
-    list of int
-        0 = embedding output, ``info.n_layers`` = last layer.
-    """
-    n = info.n_layers
-    if isinstance(spec, str):
-        if spec != "all":
-            raise ValueError(f"layers must be an int, a list of ints or 'all', got {spec!r}")
-        return list(range(n + 1))
-    items = [spec] if isinstance(spec, (Integral, np.integer)) else spec
-    if not isinstance(items, (list, tuple, np.ndarray)) or len(items) == 0:
-        raise ValueError(f"layers must be an int, a non-empty list of ints or 'all', "
-                         f"got {spec!r}")
-    resolved = []
-    for item in items:
-        if isinstance(item, bool) or not isinstance(item, (Integral, np.integer)):
-            raise TypeError(f"layers must hold ints, got {item!r}")
-        item = int(item)
-        if not -(n + 1) <= item <= n:
-            raise ValueError(
-                f"layers={spec!r}: layer {item} is out of range for model "
-                f"{info.spec!r}, which has {n} layers. Valid layers are 0..{n} "
-                f"(0 = embedding output, {n} = last layer) or -{n + 1}..-1 counting "
-                "from the end."
-            )
-        resolved.append(item if item >= 0 else n + 1 + item)
-    if len(set(resolved)) != len(resolved):
-        raise ValueError(f"layers={spec!r} names the same layer twice")
-    return resolved
-
-
-def _description(info: models.ModelInfo, max_length: int, precision: str, long_text: str,
-                 chunking: dict) -> dict:
-    """What the store records about a fingerprint (``bertfeat cache info`` shows it)."""
-    return {"model": info.spec, "path": str(info.path), "revision": info.revision,
-            "model_type": info.model_type, "n_layers": info.n_layers,
-            "hidden_size": info.hidden_size, "max_length": max_length,
-            "precision": precision, "long_text": long_text, **chunking}
-
-
-class BertFeaturizer(EncoderEstimatorMixin, TransformerMixin, BaseEstimator):
+class BertFeaturizer(EncoderEstimatorMixin, LayerFeaturesMixin, TransformerMixin, BaseEstimator):
     """Pooled embeddings from chosen layers of a BERT-family encoder, as features.
 
     Every text is encoded once per model (the vectors of every computed layer go to an
@@ -234,21 +189,9 @@ default="auto"
     # checked by scikit-learn in fit (_fit_context); checks that need the model are in
     # _check_against_model
     _parameter_constraints: dict = {
-        "model": [str, os.PathLike],
-        "layers": "no_validation",  # the range depends on the model
+        **layer_features_constraints(),
         "pooling": [StrOptions(set(POOLINGS))],
-        "layer_combine": [StrOptions(set(COMBINES))],
-        "max_length": [positive_int(), None],
-        "batch_size": [positive_int()],
-        "device": [str, None],  # the value is checked by models.resolve_device
-        "precision": [StrOptions(set(models.PRECISIONS))],
-        "revision": [str, None],
-        "cache": [StrOptions({"auto"}), str, os.PathLike, FeatureStore, "boolean", None],
         "normalize": [StrOptions({"auto"}), "boolean"],
-        "show_progress": [StrOptions({"auto"}), "boolean"],
-        "max_batch_tokens": [positive_int(), None],
-        "on_bad_input": [StrOptions(set(BAD_INPUT_POLICIES))],
-        "trust_remote_code": ["boolean"],
         "long_text": [StrOptions({"truncate", "chunk"})],
         "chunk_stride": [non_negative_int(), None],
         "max_chunks": [positive_int()],
@@ -353,12 +296,7 @@ default="auto"
                     f"use layers=-1 (got layers={self.layers!r}).")
         if self.pooling == "first_last" and info.n_layers < 1:
             raise ValueError("pooling='first_last' needs a model with at least one layer")
-        if self.max_length is not None and self.max_length > info.max_length:
-            raise ValueError(
-                f"max_length={self.max_length} exceeds the limit of model {info.spec!r} "
-                f"({info.max_length} tokens)")
-        if self.max_length is not None and self.max_length < 2:
-            raise ValueError("max_length must leave room for the special tokens (>= 2)")
+        self._checked_max_length(info, 2, "the special tokens")
         if self.long_text == "chunk" and self.max_length is not None and self.max_length < 3:
             raise ValueError(
                 f"long_text='chunk' with max_length={self.max_length}: a window holds the "
@@ -419,38 +357,15 @@ default="auto"
         self._take_fingerprint(
             info, store, {"max_length": max_length, "precision": precision,
                           "long_text": self.long_text, "extra": dict(chunking)},
-            _description(info, max_length, precision, self.long_text, chunking))
+            self._description(info, max_length, precision, long_text=self.long_text,
+                              **chunking))
         self.pooling_ = pooling
         self.normalize_ = normalize
-        self.layers_ = layers
-        self.n_layers_ = info.n_layers
-        self.hidden_size_ = info.hidden_size
-        self.max_length_ = max_length
-        self.device_ = device
-        self.precision_ = precision
-        self.feature_names_out_ = self._feature_names()
-        self.n_features_out_ = len(self.feature_names_out_)
+        self._set_fitted_shape(info, layers, max_length, device, precision)
         return self
 
     def _feature_names(self) -> np.ndarray:
         return feature_names(self.layers_, self.pooling_, self.hidden_size_, self.layer_combine)
-
-    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        """Names of the output columns, saying layer and pooling.
-
-        Parameters
-        ----------
-        input_features : ignored
-
-        Returns
-        -------
-        ndarray of str
-            ``L{layer}_{pooling}_{j}``; for ``layer_combine`` mean/sum over several
-            layers ``L{combine}{l1+l2+...}_{pooling}_{j}``. ``mean_max`` columns are named
-            ``..._mean_{j}`` then ``..._max_{j}``.
-        """
-        check_is_fitted(self, "feature_names_out_")
-        return self.feature_names_out_.copy()
 
     # ---------------------------------------------------------------------- transform
     @_fit_context(prefer_skip_nested_validation=True)
@@ -492,25 +407,9 @@ default="auto"
         ndarray of shape (n_texts, n_features_out_), float32
         """
         check_is_fitted(self, "layers_")
-        self._check_column_name(X)
+        check_column_name(getattr(self, "feature_names_in_", None), X, type(self).__name__)
         texts, _ = to_texts(X, self.on_bad_input)
         return self._transform_texts(texts)
-
-    def _check_column_name(self, X: Any) -> None:
-        """A DataFrame's text column must have the name seen in ``fit`` (as scikit-learn's
-        own transformers require of ``feature_names_in_``)."""
-        seen = getattr(self, "feature_names_in_", None)
-        columns = getattr(X, "columns", None)
-        if seen is None or columns is None or len(columns) != 1:
-            return
-        name = str(list(columns)[0])
-        if name != seen[0]:
-            raise ValueError(
-                "The feature names should match those that were passed during fit.\n"
-                f"Feature names unseen at fit time:\n- {name}\n"
-                f"Feature names seen at fit time, yet now missing:\n- {seen[0]}\n"
-                "BertFeaturizer was fitted on a DataFrame with the text column "
-                f"{seen[0]!r}; transform got column {name!r}.")
 
     def _transform_texts(self, texts: list[str]) -> np.ndarray:
         unique, inverse = dedup(texts)
@@ -548,8 +447,8 @@ default="auto"
         twin, _ = models.checked_fingerprint(
             info, persistent=store, max_length=self.max_length_, precision=self.precision_,
             long_text="truncate", extra=extra)
-        store.register(twin, _description(info, self.max_length_, self.precision_,
-                                          "truncate", {}))
+        store.register(twin, self._description(info, self.max_length_, self.precision_,
+                                                long_text="truncate"))
         self._rt_twin = (key, twin)
         return twin
 

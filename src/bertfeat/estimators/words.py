@@ -1,4 +1,4 @@
-"""Word-level features for tagging: ``BertWordFeaturizer`` and ``WordTagger``.
+"""Word-level features for tagging: ``BertWordFeaturizer``.
 
 The data path, one direction::
 
@@ -9,48 +9,44 @@ The data path, one direction::
 A tag list per word never meets a sub-word position: the pieces of each word are found
 with the fast tokenizer's word ids and pooled into one row per word, in order (see
 :mod:`bertfeat.wordencoder` for words without a piece and sentences longer than a window).
-This module holds no torch code.
+This module holds no torch code. The tagger over these features is
+:class:`~bertfeat.estimators.tagger.WordTagger`; tag lists per word are read by
+:mod:`bertfeat.io.tags`.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
-from sklearn.utils._param_validation import HasMethods, StrOptions
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .. import models
+from .._compat import forwarding
 from ..engine import wordencoder
 from ..engine.word_pass import WordPass
-from ..io.inputs import BAD_INPUT_POLICIES, _is_missing, to_sentences
-from ..pooling import (
-    COMBINES,
-    SUBWORD_POOLINGS,
-    combine_layers,
-    pool_subwords,
-    subword_width,
-)
-from ..stats.tagscore import entity_f1, is_bio, token_accuracy
+from ..io.inputs import dedup, to_sentences
+from ..io.tags import flatten_tags, sentence_ids, unflatten_tags
+from ..pooling import SUBWORD_POOLINGS, combine_layers, pool_subwords, subword_width
 from ..store import FeatureStore, sentence_digest
-from .base import EncoderEstimatorMixin, usable_store
-from .featurizer import resolve_layers
-from .params import non_negative_int, positive_int
+from .base import EncoderEstimatorMixin, LayerFeaturesMixin, usable_store
+from .params import layer_features_constraints, non_negative_int, resolve_layers
 
-__all__ = ["BertWordFeaturizer", "WordTagger", "flatten_tags", "sentence_ids",
-           "unflatten_tags"]
+__all__ = ["BertWordFeaturizer", "flatten_tags", "sentence_ids", "unflatten_tags"]
+
+# backwards compatibility only: WordTagger lived here before it had its own module (pickles
+# name bertfeat.estimators.words.WordTagger); the tagger imports this module, not the reverse
+__getattr__, __dir__ = forwarding(__name__, {"WordTagger": f"{__package__}.tagger"}, globals())
 
 #: version of the per-word encoding (pre-tokenised words, [UNK] for empty words, windows;
 #: 2: values beyond float16's range are kept as float32, never clamped)
 WORD_FORMAT = 2
 
 
-class BertWordFeaturizer(EncoderEstimatorMixin, TransformerMixin, BaseEstimator,
-                         auto_wrap_output_keys=None):
+class BertWordFeaturizer(EncoderEstimatorMixin, LayerFeaturesMixin, TransformerMixin,
+                         BaseEstimator, auto_wrap_output_keys=None):
     """One feature row per word of pre-tokenised sentences, from chosen encoder layers.
 
     Sentences are lists of words (as in CoNLL files). Each word's sub-word pieces are
@@ -147,21 +143,9 @@ class BertWordFeaturizer(EncoderEstimatorMixin, TransformerMixin, BaseEstimator,
     """
 
     _parameter_constraints: dict = {
-        "model": [str, os.PathLike],
-        "layers": "no_validation",  # the range depends on the model
+        **layer_features_constraints(),
         "subword_pooling": [StrOptions(set(SUBWORD_POOLINGS))],
-        "layer_combine": [StrOptions(set(COMBINES))],
-        "max_length": [positive_int(), None],
         "window_stride": [non_negative_int(), None],
-        "batch_size": [positive_int()],
-        "device": [str, None],
-        "precision": [StrOptions(set(models.PRECISIONS))],
-        "revision": [str, None],
-        "cache": [StrOptions({"auto"}), str, os.PathLike, FeatureStore, "boolean", None],
-        "show_progress": [StrOptions({"auto"}), "boolean"],
-        "max_batch_tokens": [positive_int(), None],
-        "on_bad_input": [StrOptions(set(BAD_INPUT_POLICIES))],
-        "trust_remote_code": ["boolean"],
     }
 
     def __init__(
@@ -216,13 +200,7 @@ class BertWordFeaturizer(EncoderEstimatorMixin, TransformerMixin, BaseEstimator,
         setup = self._resolve_encoder()
         info, device, precision = setup.info, setup.device, setup.precision
         layers = resolve_layers(self.layers, info)
-        if self.max_length is not None and self.max_length > info.max_length:
-            raise ValueError(f"max_length={self.max_length} exceeds the limit of model "
-                             f"{info.spec!r} ({info.max_length} tokens)")
-        if self.max_length is not None and self.max_length < 3:
-            raise ValueError("max_length must leave room for the special tokens and a "
-                             "piece (>= 3)")
-        max_length = int(self.max_length or info.max_length)
+        max_length = self._checked_max_length(info, 3, "the special tokens and a piece")
         stride = max_length // 2 if self.window_stride is None else int(self.window_stride)
         if X is not None:
             to_sentences(X, self.on_bad_input)
@@ -234,19 +212,10 @@ class BertWordFeaturizer(EncoderEstimatorMixin, TransformerMixin, BaseEstimator,
             info, store,
             {"max_length": max_length, "precision": precision, "long_text": "words",
              "extra": {"words": WORD_FORMAT, "window_stride": stride, "dtype": "float16"}},
-            {"kind": "words", "model": info.spec, "path": str(info.path),
-             "revision": info.revision, "model_type": info.model_type,
-             "n_layers": info.n_layers, "hidden_size": info.hidden_size,
-             "max_length": max_length, "window_stride": stride, "precision": precision})
-        self.layers_ = layers
-        self.n_layers_ = info.n_layers
-        self.hidden_size_ = info.hidden_size
-        self.max_length_ = max_length
+            self._description(info, max_length, precision, kind="words",
+                              window_stride=stride))
         self.window_stride_ = stride
-        self.device_ = device
-        self.precision_ = precision
-        self.feature_names_out_ = self._feature_names()
-        self.n_features_out_ = len(self.feature_names_out_)
+        self._set_fitted_shape(info, layers, max_length, device, precision)
         return self
 
     def _feature_names(self) -> np.ndarray:
@@ -261,20 +230,6 @@ class BertWordFeaturizer(EncoderEstimatorMixin, TransformerMixin, BaseEstimator,
             tag = f"L{self.layer_combine}{'+'.join(map(str, self.layers_))}"
             names = [f"{tag}_{part}" for part in parts]
         return np.asarray(names, dtype=object)
-
-    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        """Names of the output columns (layer, sub-word pooling, dimension).
-
-        Parameters
-        ----------
-        input_features : ignored
-
-        Returns
-        -------
-        ndarray of str
-        """
-        check_is_fitted(self, "feature_names_out_")
-        return self.feature_names_out_.copy()
 
     # ---------------------------------------------------------------------- transform
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
@@ -310,13 +265,9 @@ class BertWordFeaturizer(EncoderEstimatorMixin, TransformerMixin, BaseEstimator,
         """
         check_is_fitted(self, "layers_")
         sentences = to_sentences(X, self.on_bad_input)
-        digests = [sentence_digest(s) for s in sentences]
-        first: dict[str, int] = {}
-        inverse = np.array([first.setdefault(d, len(first)) for d in digests], dtype=np.int64)
-        unique = [None] * len(first)
-        for sentence, u in zip(sentences, inverse):
-            unique[u] = sentence
-        counts, vectors = self._pieces(unique, list(first))
+        digests, inverse = dedup([sentence_digest(s) for s in sentences])
+        first = np.unique(inverse, return_index=True)[1]  # each sentence's first row
+        counts, vectors = self._pieces([sentences[i] for i in first], digests)
         return self._assemble(counts, vectors, inverse)
 
     #: word records hold float16 (float32 beyond its range) whatever the store's dtype
@@ -354,233 +305,3 @@ class BertWordFeaturizer(EncoderEstimatorMixin, TransformerMixin, BaseEstimator,
                       else np.zeros((0, self.hidden_size_), np.float16))
             blocks.append(pool_subwords(pieces, all_counts, self.subword_pooling)[rows])
         return combine_layers(blocks, self.layer_combine)
-
-
-# ------------------------------------------------------------------- tags per word
-def flatten_tags(tags: Any, sentences: Any = None) -> np.ndarray:
-    """One tag per word, all sentences in order: the ``y`` of word-level features.
-
-    Parameters
-    ----------
-    tags : sequence of sequence
-        Tags per sentence (one per word).
-    sentences : sequence of list of str, optional
-        When given, every sentence must have as many tags as words; the error names the
-        first sentence that does not.
-
-    Returns
-    -------
-    ndarray of shape (n_words_total,)
-    """
-    tags = _tag_lists(tags)
-    if sentences is not None:
-        sentences = to_sentences(sentences, "empty")
-        if len(sentences) != len(tags):
-            raise ValueError(f"{len(sentences)} sentences but {len(tags)} tag lists")
-        for i, (s, t) in enumerate(zip(sentences, tags)):
-            if len(s) != len(t):
-                raise ValueError(f"Sentence {i} has {len(s)} words but {len(t)} tags.")
-    flat = [tag for sentence in tags for tag in sentence]
-    out = np.empty(len(flat), dtype=object)
-    out[:] = flat
-    if flat and all(isinstance(t, str) for t in flat):
-        return out.astype(str)
-    return out
-
-
-def sentence_ids(sentences: Any) -> np.ndarray:
-    """The sentence of every word, in order: ``groups`` for ``GroupKFold``.
-
-    Parameters
-    ----------
-    sentences : sequence of list of str
-
-    Returns
-    -------
-    ndarray of int64, shape (n_words_total,)
-    """
-    lengths = [len(s) for s in to_sentences(sentences, "empty")]
-    return np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
-
-
-def unflatten_tags(flat: Any, sentences: Any) -> list[list]:
-    """Inverse of :func:`flatten_tags`: per-word values back into per-sentence lists.
-
-    Parameters
-    ----------
-    flat : array-like of shape (n_words_total,)
-    sentences : sequence of list of str
-
-    Returns
-    -------
-    list of list
-    """
-    lengths = [len(s) for s in to_sentences(sentences, "empty")]
-    flat = np.asarray(flat)
-    if len(flat) != sum(lengths):
-        raise ValueError(f"{len(flat)} values for {sum(lengths)} words")
-    cuts = np.cumsum(lengths)[:-1] if lengths else []
-    return [part.tolist() for part in np.split(flat, cuts)] if lengths else []
-
-
-def _once(values: Any) -> Any:
-    """A one-shot iterator (generator, ``map`` ...) as a list; anything else as it is."""
-    if isinstance(values, Iterator):
-        return list(values)
-    return values
-
-
-def _tag_lists(tags: Any) -> list[list]:
-    if isinstance(tags, (str, bytes)) or tags is None:
-        raise TypeError("tags must be a sequence of per-sentence tag lists")
-    out = []
-    for i, sentence in enumerate(tags):
-        if isinstance(sentence, (str, bytes)) or not hasattr(sentence, "__len__"):
-            raise TypeError(f"Tags of sentence {i} must be a list (one tag per word), got "
-                            f"{type(sentence).__name__}.")
-        row = list(sentence.tolist() if isinstance(sentence, np.ndarray) else sentence)
-        for j, tag in enumerate(row):
-            if _is_missing(tag):
-                raise ValueError(f"Sentence {i}, word {j} has no tag ({tag!r}).")
-        out.append(row)
-    return out
-
-
-# ------------------------------------------------------------------------- tagger
-class WordTagger(BaseEstimator):
-    """A tagger over sentences: word features from a featurizer, any scikit-learn head.
-
-    ``fit(sentences, tags)`` and ``predict(sentences)`` take and return lists of per-word
-    tag lists; in between, every word is one row of ``featurizer`` features and one
-    sample of ``classifier``.
-
-    Parameters
-    ----------
-    featurizer : estimator, default=None
-        Turns sentences into one row per word; default ``BertWordFeaturizer()``.
-    classifier : estimator, default=None
-        Any scikit-learn classifier (LogisticRegression, LinearSVC, MLPClassifier, a
-        Pipeline ...); default ``LogisticRegression(max_iter=1000)``.
-    scoring : {"auto", "accuracy", "entity_f1"}, default="auto"
-        What :meth:`score` returns: token accuracy, or entity-level F1 of BIO/IOB2 tags
-        (micro-averaged, as seqeval's default mode). ``"auto"``: entity F1 when every
-        true tag is ``O``, ``B-X`` or ``I-X``, else accuracy.
-
-    Attributes
-    ----------
-    featurizer_ : estimator
-        The fitted clone of ``featurizer``.
-    classifier_ : estimator
-        The fitted clone of ``classifier``.
-    classes_ : ndarray
-        The tags seen in ``fit``.
-
-    Examples
-    --------
-    >>> from bertfeat import BertWordFeaturizer, WordTagger
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> tagger = WordTagger(BertWordFeaturizer(layers=3), LogisticRegression(max_iter=500))
-    >>> tagger.fit([["Dogs", "bark"]], [["NOUN", "VERB"]]).predict([["Cats", "sleep"]])
-    ... # doctest: +SKIP
-    [['NOUN', 'VERB']]
-    """
-
-    _parameter_constraints: dict = {
-        "featurizer": [HasMethods(["fit", "transform"]), None],
-        "classifier": [HasMethods(["fit", "predict"]), None],
-        "scoring": [StrOptions({"auto", "accuracy", "entity_f1"})],
-    }
-
-    def __init__(self, featurizer: Any = None, classifier: Any = None,
-                 scoring: str = "auto") -> None:
-        self.featurizer = featurizer
-        self.classifier = classifier
-        self.scoring = scoring
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        tags.target_tags.required = True
-        return tags
-
-    @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X: Any, y: Any) -> WordTagger:
-        """Fit the head on the words of ``X`` and their tags.
-
-        Parameters
-        ----------
-        X : sequence of list of str
-            Sentences, each a list of words.
-        y : sequence of list
-            Tags per sentence, one per word.
-
-        Returns
-        -------
-        self : WordTagger
-        """
-        from sklearn.linear_model import LogisticRegression
-
-        X, y = _once(X), _once(y)  # a generator is read once, here
-        sentences = to_sentences(X, "empty")
-        flat = flatten_tags(y, sentences)
-        featurizer = BertWordFeaturizer() if self.featurizer is None else self.featurizer
-        head = LogisticRegression(max_iter=1000) if self.classifier is None else self.classifier
-        fitted_featurizer = clone(featurizer)
-        features = fitted_featurizer.fit_transform(X)
-        if len(features) != len(flat):
-            raise ValueError(f"the featurizer returned {len(features)} rows for "
-                             f"{len(flat)} words; it must give one row per word")
-        classifier = clone(head).fit(features, flat)
-        # the fitted state changes only now, after everything succeeded: a failed or
-        # interrupted refit leaves the previous fit (or none) in place
-        self.featurizer_ = fitted_featurizer
-        self.classifier_ = classifier
-        self.classes_ = getattr(classifier, "classes_", np.unique(flat))
-        return self
-
-    def predict(self, X: Any) -> list[list]:
-        """Tags of every word.
-
-        Parameters
-        ----------
-        X : sequence of list of str
-            Sentences, each a list of words.
-
-        Returns
-        -------
-        list of list
-            One tag list per sentence, as long as the sentence.
-        """
-        check_is_fitted(self, "classifier_")
-        X = _once(X)  # a generator is read once, here
-        sentences = to_sentences(X, "empty")
-        features = self.featurizer_.transform(X)
-        if len(features) == 0:
-            return [[] for _ in sentences]
-        return unflatten_tags(self.classifier_.predict(features), sentences)
-
-    def score(self, X: Any, y: Any) -> float:
-        """Token accuracy or entity-level F1 (see ``scoring``) of the predicted tags.
-
-        Parameters
-        ----------
-        X : sequence of list of str
-            Sentences.
-        y : sequence of list
-            True tags per sentence.
-
-        Returns
-        -------
-        float
-        """
-        truth = _tag_lists(y)
-        predicted = self.predict(X)
-        if len(predicted) != len(truth):
-            raise ValueError(f"{len(predicted)} sentences but tags for {len(truth)}")
-        scoring = self.scoring
-        if scoring == "auto":
-            scoring = "entity_f1" if is_bio(truth) else "accuracy"
-        if scoring == "entity_f1":
-            return entity_f1(truth, predicted)
-        return token_accuracy(truth, predicted)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["to_texts", "to_sentences", "dedup", "BAD_INPUT_POLICIES"]
+__all__ = ["to_texts", "to_sentences", "dedup", "check_column_name", "BAD_INPUT_POLICIES"]
 
 BAD_INPUT_POLICIES = ("raise", "empty")
 
@@ -287,3 +287,34 @@ def to_sentences(X: Any, on_bad_input: str = "raise") -> list[list[str]]:
         warnings.warn(f"{surrogates} word(s) hold lone UTF-16 surrogates, which are not "
                       "characters; each was replaced by U+FFFD.", UserWarning, stacklevel=3)
     return sentences
+
+
+def check_column_name(seen: Any, X: Any, owner: str) -> None:
+    """A DataFrame's text column must have the name seen in ``fit`` (as scikit-learn's own
+    transformers require of ``feature_names_in_``).
+
+    Parameters
+    ----------
+    seen : ndarray of str or None
+        ``feature_names_in_`` of the fitted estimator (None: fitted on no DataFrame).
+    X : any
+        The input of ``transform``.
+    owner : str
+        The estimator's name, for the message.
+
+    Raises
+    ------
+    ValueError
+        ``X`` is a one-column DataFrame whose column has another name.
+    """
+    columns = getattr(X, "columns", None)
+    if seen is None or columns is None or len(columns) != 1:
+        return
+    name = str(list(columns)[0])
+    if name != seen[0]:
+        raise ValueError(
+            "The feature names should match those that were passed during fit.\n"
+            f"Feature names unseen at fit time:\n- {name}\n"
+            f"Feature names seen at fit time, yet now missing:\n- {seen[0]}\n"
+            f"{owner} was fitted on a DataFrame with the text column "
+            f"{seen[0]!r}; transform got column {name!r}.")

@@ -257,7 +257,7 @@ def probe(
         its test against it gives ``p >= alpha``.
     select : {"top", "cheapest-tied", "one-se", "stable-top"}, default="top"
         The selection rule (:data:`bertfeat.probe.selection.RULES`): the top mean; the
-        cheapest candidate tied with it (:data:`bertfeat.probe.stats.PICK_RULE`, also
+        cheapest candidate tied with it (:data:`bertfeat.probe.costs.PICK_RULE`, also
         ``"cheapest"``); the cheapest within one standard error of it; or the top mean
         among candidates whose fold scores are not an outlier in spread. The default
         (:data:`~bertfeat.probe.selection.DEFAULT_RULE`) won

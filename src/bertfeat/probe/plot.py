@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .candidates import SWEEP_POOLINGS, describe
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .result import ProbeResult
-
-__all__ = ["plot"]
+__all__ = ["PlotMixin"]
 
 #: marker of each head drawn off the lines (the lines are the screening head)
 _HEAD_MARKERS = {"svm": "s", "mlp": "^"}
@@ -33,9 +30,7 @@ def _errorbar(ax: Any, x: float, row: pd.Series, **style: Any) -> None:
                 capsize=2.5, elinewidth=0.9, linestyle="none", **style)
 
 
-def plot(result: ProbeResult, path: str | os.PathLike | None = None, ax: Any = None,
-         title: str | None = None):
-    """:meth:`ProbeResult.plot`: draw (and optionally write a PNG of) the probe's figure."""
+def _plot(result: PlotMixin, path: str | os.PathLike | None, ax: Any, title: str | None):
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
@@ -147,7 +142,7 @@ def plot(result: ProbeResult, path: str | os.PathLike | None = None, ax: Any = N
     return fig
 
 
-def _focus_y(result: ProbeResult, ax: Any, screen: pd.DataFrame, combo_x: dict) -> None:
+def _focus_y(result: PlotMixin, ax: Any, screen: pd.DataFrame, combo_x: dict) -> None:
     """Zoom the y axis on the informative range; name the points left below it.
 
     A degenerate feature set (e.g. the ``[CLS]`` vector of the embedding layer, the
@@ -174,3 +169,30 @@ def _focus_y(result: ProbeResult, ax: Any, screen: pd.DataFrame, combo_x: dict) 
     ax.text(0.99, 0.01, "below the axis: " + ", ".join(notes[:4])
             + (" ..." if len(notes) > 4 else ""), transform=ax.transAxes, fontsize=7,
             color="0.35", va="bottom", ha="right")
+
+
+class PlotMixin:
+    """:class:`~bertfeat.probe.result.ProbeResult`'s figure."""
+
+    def plot(self, path: str | os.PathLike | None = None, ax: Any = None,
+             title: str | None = None):
+        """Score per layer, one line per pooling, baselines as horizontal lines.
+
+        Lines show the screening head (the one that saw every layer), with a band of
+        ± one standard deviation across folds; layer combinations are drawn as points to
+        the right; the best configuration is starred.
+
+        Parameters
+        ----------
+        path : str or path, optional
+            Write a PNG there (no pyplot or global backend change is involved).
+        ax : matplotlib Axes, optional
+            Draw into this Axes instead of a new Figure.
+        title : str, optional
+            Figure title.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        return _plot(self, path, ax, title)

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .candidates import describe
+from .families.finetune import FROZEN_FAMILIES
 from .paper import format_p, report_table
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .result import ProbeResult
-
-__all__ = ["summary", "study_table"]
+__all__ = ["ReportMixin", "finetune_line", "PROPORTION_METRICS"]
 
 #: metrics in [0, 1] whose differences read as percentage points
 PROPORTION_METRICS = ("accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc",
@@ -23,8 +19,7 @@ def _vs_top(row, top_key: str) -> str:
     return f"{format_p(float(row['p_value']))}{' =' if row['tied'] else ''}"
 
 
-def summary(result: ProbeResult, top: int = 12) -> str:
-    """:meth:`ProbeResult.summary`: the ``top`` rows, the baselines, the tied group, the pick."""
+def _summary(result: ReportMixin, top: int) -> str:
     metric = result.scoring
     rec = result.recommendation
     level = f"{round(100 * rec.level)}%"
@@ -76,9 +71,7 @@ def summary(result: ProbeResult, top: int = 12) -> str:
     fam = result.families
     lines.append(f"best BERT (truncated): {fmt(fam['bert'])}   chunked long texts: "
                  f"{fmt(fam['chunked'])}   TF-IDF ⊕ best layer: {fmt(fam['union'])}")
-    from .families.finetune import summary_line
-
-    tuned = summary_line(result)
+    tuned = finetune_line(result)
     if tuned:
         lines.append(tuned)
     note = result.encoding.get("chunk")
@@ -126,7 +119,7 @@ def summary(result: ProbeResult, top: int = 12) -> str:
     return "\n".join(lines)
 
 
-def _gains(result: ProbeResult) -> list[str]:
+def _gains(result: ReportMixin) -> list[str]:
     """``last layer: +0.5 points, p=0.62 (not significant)`` per baseline that ran."""
     proportion = result.scoring.startswith(PROPORTION_METRICS)
     out = []
@@ -148,7 +141,7 @@ def _gains(result: ProbeResult) -> list[str]:
     return out
 
 
-def _nested_line(result: ProbeResult, nested: dict) -> str:
+def _nested_line(result: ReportMixin, nested: dict) -> str:
     metric = result.scoring
     picks = nested["picks"]
     common = max(set(picks), key=picks.count)
@@ -159,8 +152,7 @@ def _nested_line(result: ProbeResult, nested: dict) -> str:
             f"{picks.count(common)} of {len(picks)} times")
 
 
-def study_table(result: ProbeResult, fmt: str = "markdown", rows: int = 10) -> str:
-    """:meth:`ProbeResult.report`: the study's table for a paper (Markdown or LaTeX)."""
+def _study_table(result: ReportMixin, fmt: str, rows: int) -> str:
     rec = result.recommendation
     extra = [key for key in result.baseline_keys.values() if key is not None]
     note = (f"{result.scoring}: mean over {result.design} (the same splits for every row); "
@@ -177,3 +169,83 @@ def study_table(result: ProbeResult, fmt: str = "markdown", rows: int = 10) -> s
         note += f" Held-out estimate: {h['score']:.3f} ({h['n_test']:,} rows)."
     return report_table(result.table, fmt=fmt, describe=describe, scoring=result.scoring,
                         top=rec.top, pick=rec.pick, extra=extra, rows=rows, note=note)
+
+
+def finetune_line(result: ReportMixin) -> str | None:
+    """``fine-tuning: +3.1 points over the best frozen pipeline at 40× the fit time``.
+
+    The frozen pipeline's fit time per fold is its head's fit time plus the main encoder
+    pass scaled to a training fold (``encoding["seconds"]`` × (k - 1) / k): what fitting
+    it on raw texts costs without a store.
+
+    Parameters
+    ----------
+    result : ProbeResult
+        A result whose table may hold the ``finetune`` family's row.
+
+    Returns
+    -------
+    str or None
+        None when the fine-tuning family did not run.
+    """
+    table = result.table
+    tuned = table[table["family"] == "finetune"]
+    frozen = table[table["family"].isin(FROZEN_FAMILIES) & (table["stage"] != "control")]
+    if tuned.empty:
+        return None
+    row = tuned.iloc[0]
+    if frozen.empty:
+        return (f"fine-tuning: {result.scoring} {row['mean_score']:.4f} "
+                f"({row['fit_time']:.1f} s per fold); no frozen pipeline to compare with")
+    best = frozen.iloc[0]  # the table is sorted, best first
+    k = max(result.n_splits, 2)
+    frozen_fit = float(best["fit_time"]) + float(result.encoding.get("seconds") or 0.0) * (
+        k - 1) / k
+    diff = float(row["mean_score"] - best["mean_score"])
+    proportion = result.scoring.startswith(PROPORTION_METRICS)
+    gain = f"{100 * abs(diff):.1f} points" if proportion else f"{abs(diff):.4f}"
+    side = "over" if diff >= 0 else "below"
+    ratio = float(row["fit_time"]) / max(frozen_fit, 1e-9)
+    return (f"fine-tuning: {'+' if diff >= 0 else '-'}{gain} {side} the best frozen pipeline "
+            f"at {ratio:.0f}× the fit time "
+            f"({row['fit_time']:.1f} s vs {frozen_fit:.1f} s per fold, encoding included; "
+            f"{result.scoring} {row['mean_score']:.4f} vs {best['mean_score']:.4f})")
+
+
+class ReportMixin:
+    """:class:`~bertfeat.probe.result.ProbeResult`'s text reports (the result holds the
+    table, the recommendation and the settings they read)."""
+
+    def summary(self, top: int = 12) -> str:
+        """A readable report: the ``top`` rows (best first), baselines and the winner.
+
+        Parameters
+        ----------
+        top : int, default=12
+            Rows of the table to show (the baselines are always listed below it).
+
+        Returns
+        -------
+        str
+        """
+        return _summary(self, top)
+
+    def report(self, fmt: str = "markdown", rows: int = 10) -> str:
+        """The study's table for a paper: Markdown or LaTeX (booktabs).
+
+        The ``rows`` best rows, the recommendation and the baseline rows, with the mean,
+        the 95% interval, the p-value against the top row and whether the row is tied
+        with it; a note under the table states the design, the methods, the pick rule
+        and the nested (or held-out) estimate.
+
+        Parameters
+        ----------
+        fmt : {"markdown", "latex"}, default="markdown"
+        rows : int, default=10
+            Leading rows of the table to show.
+
+        Returns
+        -------
+        str
+        """
+        return _study_table(self, fmt, rows)

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from ..stats.cvstats import PairedTest
 from .candidates import Candidate, describe
-from .codegen import pipeline_code, pipeline_from_spec, pipeline_spec
+from .codegen import pipeline_code
+from .plot import PlotMixin
+from .report import ReportMixin
+from .saved import SavedMixin
 from .stats import Recommendation, compare
-
-#: version of the saved probe folder's ``probe.json``
-SAVE_FORMAT = 1
 
 __all__ = ["ProbeResult", "describe"]
 
 
-class ProbeResult:
+class ProbeResult(SavedMixin, ReportMixin, PlotMixin):
     """What :func:`probe` found.
 
     Attributes
@@ -310,243 +305,9 @@ class ProbeResult:
             self.best_estimator = self.candidate().fit_all(texts, y)
         return self.best_estimator
 
-    # -- saving ------------------------------------------------------------------------
-    def save(self, directory: str | os.PathLike, *, data: bool = True) -> Path:
-        """Write what re-selecting needs: ``probe.json`` (and ``data.json``).
-
-        ``probe.json`` holds the table, the fold scores, the statistics' settings and
-        each candidate's pipeline as a JSON spec (scikit-learn and bertfeat estimator
-        classes with their parameters; a candidate whose pipeline has a value JSON
-        cannot hold, such as a custom callable, is saved without one and cannot be
-        rebuilt). ``data.json`` holds the texts and labels the probe used, for a refit.
-        Nothing is pickled: :meth:`load` rebuilds pipelines from the spec only.
-
-        Parameters
-        ----------
-        directory : str or path
-            Created when missing.
-        data : bool, default=True
-            Also write ``data.json`` (needs a result that holds its texts).
-
-        Returns
-        -------
-        Path
-            The ``probe.json`` written.
-        """
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        specs = {}
-        for key in self.table["candidate"]:
-            try:
-                specs[key] = pipeline_spec(self.make_pipeline(key))
-            except (TypeError, ValueError):
-                specs[key] = None
-        rec = self.recommendation
-        record = {
-            "format": SAVE_FORMAT,
-            "task": self.task, "scoring": self.scoring, "n_splits": self.n_splits,
-            "n_layers": self.n_layers, "model": self.model, "design": self.design,
-            "head_order": self.head_order, "encoding": _jsonable(self.encoding),
-            "timings": _jsonable(self.timings), "control_rows": self._control_rows,
-            "recommendation": {"select": rec.select, "alpha": rec.alpha, "level": rec.level,
-                               "ratio": rec.ratio, "top": rec.top, "pick": rec.pick},
-            "table": _jsonable(self.table.to_dict(orient="records")),
-            "columns": list(self.table.columns),
-            "fold_scores": {"columns": list(self.fold_scores.columns),
-                            "rows": {str(k): [float(v) for v in row]
-                                     for k, row in self.fold_scores.iterrows()}},
-            "candidates": {key: {"spec": specs[key],
-                                 "recommendable": self.is_recommendable(key)}
-                           for key in self.table["candidate"]},
-            "nested": _jsonable(_without_splits(self.nested)),
-            "holdout": _jsonable(_without_splits(self.holdout)),
-        }
-        path = out / "probe.json"
-        path.write_text(json.dumps(record, indent=1), encoding="utf-8")
-        if data and self._data is not None:
-            texts, y = self._data
-            (out / "data.json").write_text(
-                json.dumps({"texts": list(texts), "y": _jsonable(np.asarray(y).tolist())}),
-                encoding="utf-8")
-        return path
-
-    @classmethod
-    def load(cls, directory: str | os.PathLike) -> ProbeResult:
-        """Read a result written by :meth:`save` (``bertfeat probe --out DIR``).
-
-        Nothing is unpickled and nothing is scored: the table, the fold scores and the
-        candidates' pipeline specs come from ``probe.json``, the texts (for
-        :meth:`refit`) from ``data.json`` when present.
-
-        Parameters
-        ----------
-        directory : str or path
-            A folder holding ``probe.json``.
-
-        Returns
-        -------
-        ProbeResult
-            With ``best_estimator`` None (see :meth:`refit`).
-        """
-        from .selection import recommend
-
-        folder = Path(directory)
-        path = folder / "probe.json"
-        if not path.is_file():
-            raise ValueError(f"{folder} holds no probe.json (written by `bertfeat probe "
-                             "--out DIR` or ProbeResult.save)")
-        record = json.loads(path.read_text(encoding="utf-8"))
-        if record.get("format") != SAVE_FORMAT:
-            raise ValueError(f"{path}: format {record.get('format')!r}, this bertfeat reads "
-                             f"format {SAVE_FORMAT}")
-        table = pd.DataFrame.from_records(record["table"], columns=record["columns"])
-        for column in ("layer_index", "n_features"):
-            if column in table:
-                table[column] = table[column].astype("Int64")
-        if "tied" in table:
-            table["tied"] = table["tied"].astype(bool)
-        folds = pd.DataFrame.from_dict(record["fold_scores"]["rows"], orient="index",
-                                       columns=record["fold_scores"]["columns"])
-        rows = table.set_index("candidate", drop=False)
-        candidates = {key: _saved_candidate(rows.loc[key], entry)
-                      for key, entry in record["candidates"].items()}
-        saved = record["recommendation"]
-        recommendable = [key for key in table["candidate"]
-                         if record["candidates"][key]["recommendable"]]
-        rec = recommend(table, folds, saved["ratio"], head_order=record["head_order"],
-                        recommendable=recommendable, rule=saved["select"],
-                        alpha=saved["alpha"], level=saved["level"], top=saved["top"])
-        data = None
-        if (folder / "data.json").is_file():
-            raw = json.loads((folder / "data.json").read_text(encoding="utf-8"))
-            data = (list(raw["texts"]), np.asarray(raw["y"]))
-        out = cls(table=table, candidates=candidates, task=record["task"],
-                  scoring=record["scoring"], n_splits=record["n_splits"],
-                  n_layers=record["n_layers"], model=record["model"],
-                  encoding=record["encoding"], timings=record["timings"],
-                  best_estimator=None, fold_scores=folds, recommendation=rec,
-                  design=record["design"], head_order=record["head_order"], data=data)
-        out._control_rows = record.get("control_rows")
-        out.nested = record.get("nested")
-        out.holdout = record.get("holdout")
-        return out
-
-    # -- reporting ---------------------------------------------------------------------
-    def summary(self, top: int = 12) -> str:
-        """A readable report: the ``top`` rows (best first), baselines and the winner.
-
-        Parameters
-        ----------
-        top : int, default=12
-            Rows of the table to show (the baselines are always listed below it).
-
-        Returns
-        -------
-        str
-        """
-        from .report import summary
-
-        return summary(self, top)
-
-    def report(self, fmt: str = "markdown", rows: int = 10) -> str:
-        """The study's table for a paper: Markdown or LaTeX (booktabs).
-
-        The ``rows`` best rows, the recommendation and the baseline rows, with the mean,
-        the 95% interval, the p-value against the top row and whether the row is tied
-        with it; a note under the table states the design, the methods, the pick rule
-        and the nested (or held-out) estimate.
-
-        Parameters
-        ----------
-        fmt : {"markdown", "latex"}, default="markdown"
-        rows : int, default=10
-            Leading rows of the table to show.
-
-        Returns
-        -------
-        str
-        """
-        from .report import study_table
-
-        return study_table(self, fmt, rows)
-
     @property
     def screen_head(self) -> str:
         """Name of the head that screened every feature set (``-`` when none ran;
         ``ridge`` for the closed-form screen, whose rows name their alpha)."""
         screen = self.table[self.table["stage"] == "screen"]
         return str(screen["head"].iloc[0]).split(" α=")[0] if len(screen) else "-"
-
-    def plot(self, path: str | os.PathLike | None = None, ax: Any = None,
-             title: str | None = None):
-        """Score per layer, one line per pooling, baselines as horizontal lines.
-
-        Lines show the screening head (the one that saw every layer), with a band of
-        ± one standard deviation across folds; layer combinations are drawn as points to
-        the right; the best configuration is starred.
-
-        Parameters
-        ----------
-        path : str or path, optional
-            Write a PNG there (no pyplot or global backend change is involved).
-        ax : matplotlib Axes, optional
-            Draw into this Axes instead of a new Figure.
-        title : str, optional
-            Figure title.
-
-        Returns
-        -------
-        matplotlib.figure.Figure
-        """
-        from .plot import plot
-
-        return plot(self, path=path, ax=ax, title=title)
-
-
-def _jsonable(value: Any) -> Any:
-    """``value`` with numpy and pandas scalars as Python ones (NA as None), for JSON."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, (int, float, str)):
-        return value
-    return str(value)
-
-
-def _without_splits(estimate: dict | None) -> dict | None:
-    if estimate is None:
-        return None
-    return {k: v for k, v in estimate.items() if k != "splits"}
-
-
-def _saved_candidate(row: pd.Series, entry: dict) -> Candidate:
-    """A candidate rebuilt from ``probe.json``: it builds its Pipeline from the spec."""
-    spec = entry["spec"]
-    key = str(row["candidate"])
-
-    def build() -> Pipeline:
-        if spec is None:
-            raise ValueError(f"candidate {key!r} was saved without a pipeline spec (a "
-                             "parameter JSON cannot hold, e.g. a custom head); run the "
-                             "probe again to fit it")
-        return pipeline_from_spec(spec)
-
-    layer_index = row.get("layer_index")
-    n_features = row.get("n_features")
-    return Candidate(
-        str(row["family"]), str(row["layer"]), str(row["pooling"]), str(row["head"]),
-        None, None, build, str(row["stage"]),
-        None if layer_index is None or pd.isna(layer_index) else int(layer_index),
-        None if n_features is None or pd.isna(n_features) else int(n_features),
-        recommendable=bool(entry["recommendable"]))

@@ -10,7 +10,7 @@ rule                      pick
 ========================= ==================================================================
 ``top``                   the highest mean
 ``cheapest-tied``         the cheapest candidate of the group tied with the top one
-                          (:data:`~bertfeat.probe.stats.PICK_RULE`; the rule before
+                          (:data:`~bertfeat.probe.costs.PICK_RULE`; the rule before
                           issue 25, also accepted as ``cheapest``)
 ``one-se``                the cheapest candidate whose mean is within one (corrected)
                           standard error of the top mean (Breiman's one-standard-error rule)
@@ -27,15 +27,53 @@ plain baselines); ``benchmarks/README.md`` has the table.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from ..stats.cvstats import cheapest, score_interval
-from .stats import PICK_RULE, Recommendation, candidate_cost
+from .costs import PICK_RULE, candidate_cost
 
-__all__ = ["RULES", "ALIASES", "DEFAULT_RULE", "Rule", "SelectionInput", "recommend",
-           "rule_name", "spread_outliers"]
+__all__ = ["RULES", "ALIASES", "DEFAULT_RULE", "Recommendation", "Rule", "SelectionInput",
+           "recommend", "rule_name", "spread_outliers"]
+
+
+@dataclass
+class Recommendation:
+    """What the statistics make of one probe table.
+
+    Attributes
+    ----------
+    top : str
+        Candidate key with the highest mean among the recommendable families.
+    pick : str
+        The recommended candidate under the rule ``select`` (see
+        :mod:`bertfeat.probe.selection`).
+    group : list of str
+        Recommendable candidates not distinguishable from ``top`` (corrected paired
+        test, two-sided, ``p >= alpha``), best first.
+    select : str
+        The rule's name (a key of :data:`bertfeat.probe.selection.RULES`).
+    alpha : float
+    level : float
+    rule : str
+        How ``pick`` was chosen, in words.
+    n_folds : int
+        Fold scores per candidate (repeats x folds).
+    ratio : float
+        ``n_test / n_train`` of the splits.
+    """
+
+    top: str
+    pick: str
+    group: list = field(default_factory=list)
+    select: str = "top"
+    alpha: float = 0.05
+    level: float = 0.95
+    rule: str = "the highest mean"
+    n_folds: int = 0
+    ratio: float = 0.0
+
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..estimators.words import WordTagger
+from ..estimators.tagger import WordTagger
 from .codegen import pipeline_code
 
 __all__ = ["WordProbeResult"]

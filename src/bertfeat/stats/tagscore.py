@@ -3,7 +3,7 @@
 :func:`entity_f1` follows the CoNLL-2000 ``conlleval`` reading of BIO tags, which is also
 the default (non-strict) mode of seqeval: an entity starts at ``B-X``, or at an ``I-X``
 that does not continue an entity of type ``X``; it continues over ``I-X``; entities never
-cross sentences. Tested against seqeval in ``tests/test_words.py``.
+cross sentences. Tested against seqeval in ``tests/estimators/test_words.py``.
 """
 
 from __future__ import annotations

@@ -1,38 +1,40 @@
 """The feature store: pooled vectors of every computed layer, keyed by (fingerprint, text).
 
-Layout (all rows live in one diskcache ``Cache``; every key is a ``str``, every value is
-``bytes``, ``str`` or ``int`` -- nothing is ever pickled or unpickled):
+The store owns one SQLite database, ``{directory}/store.db`` (WAL, a bounded busy
+timeout; its layout version in ``PRAGMA user_version``, see :mod:`.schema`). Every
+column holds text, an integer or raw bytes -- nothing is ever pickled or unpickled.
 
-``{fp}/t/{text digest}``
+``blocks (id, fp, depth, pooler, live, bytes)``
+    One written batch (of texts or of sentences): the unit of eviction, least recently
+    stored (smallest id) first. Deleting a block deletes its rows (a trigger).
+``vectors (block, layer, data)``
+    One batch's statistics for one layer: float32 (or float16) array (n, 3, hidden)
+    behind a small header (see :func:`encode_array`); layer ``-1`` holds the pooler
+    output (n, hidden).
+``texts (fp, digest, block, row, depth, flags)``
     Index row of one text: which block holds its vectors, at which row, how deep.
-``{fp}/b/{block id}/{layer}``
-    One encoder batch's statistics for one layer: float32 array (n, 3, hidden) behind a
-    small header (see :func:`encode_array`). Layer ``P`` holds the pooler output (n, hidden).
-
-Bookkeeping lives in three small tables of the same SQLite file, beside diskcache's
-``Cache`` table, so that eviction (which only ever removes ``Cache`` rows) never takes it:
-
-``bertfeat_counts (fp, name, value)``
-    Per fingerprint ``entries`` (index rows), ``encoded``, ``hits`` and ``misses``.
-    ``entries`` and ``encoded`` are kept by SQLite triggers on the index rows, so they
-    stay exact whatever removes a row (eviction, ``clear``, an interrupted ``clear``)
-    and :meth:`FeatureStore.stats` answers without scanning keys.
-``bertfeat_blocks (block, fp, depth, pooler, live)``
-    How many index rows point into each block (kept by the same triggers): a block
-    whose rows have all been overwritten is deleted, never orphaned.
-``bertfeat_meta (key, value)``
-    Model descriptions (``model/{fp}``) and remembered weight digests.
-``{fp}/w/...``
+``sentences (fp, digest, block, head)``, ``pieces (block, digest, layer, data)``
     Per-word records of :class:`~bertfeat.BertWordFeaturizer` (piece vectors of each
     sentence, see :meth:`FeatureStore.read_words`).
+``counts (fp, name, value)``
+    Per fingerprint ``entries``, ``encoded``, ``sentences`` and ``sentences_encoded``
+    (kept by SQLite triggers on the tables above, so they stay exact whatever removes a
+    row: eviction, ``clear``, an overwrite) and ``hits``/``misses``; the byte total of
+    all blocks (fingerprint ``""``), which eviction compares with the size limit.
+``meta (key, value)``
+    Model descriptions (``model/{fp}``) and remembered weight digests; never evicted.
 
 Blocks keep writes cheap (one row per layer per batch instead of per text) and reads
-cheap (one small index row per text, then a few large block reads).
+cheap (one small index row per text, then a few large block reads). A batch, its
+counters and any eviction it causes commit in one transaction.
 
-Encoding is coordinated across processes by one OS file lock per fingerprint
-(``locks/{fp}.lock``, see :meth:`FeatureStore.encode_lock`): the holder re-reads its
-misses, encodes the rest and writes them; the others wait in the kernel (no CPU) and
-then find the vectors stored. The OS releases the lock of a process that dies.
+Encoding is coordinated across processes by one file lock per fingerprint
+(``locks/{fp}.lock``, ``filelock.FileLock``, see :meth:`FeatureStore.encode_lock`): the
+holder re-reads its misses, encodes the rest and writes them; the others wait, then find
+the vectors stored. The OS releases the lock of a process that dies.
+
+A store written by bertfeat's first layout (a diskcache ``cache.db``) is migrated once,
+on first open (:mod:`.legacy`).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from .format import (
     sentence_digest,
     text_digest,
 )
-from .schema import StoreError, _bounded_cache_class, store_errors  # noqa: F401
+from .schema import StoreError, store_errors
 
 __all__ = [
     "FeatureStore",

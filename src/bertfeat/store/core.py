@@ -1,10 +1,10 @@
-"""``FeatureStore``: opening, locking, bookkeeping and clearing; text and word records
-come from :mod:`.texts` and :mod:`.words`."""
+"""``FeatureStore``: opening, recovery from damage, the encode lock and pickling; text and
+word records come from :mod:`.texts` and :mod:`.words`, counters and clearing from
+:mod:`.bookkeeping`."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import sqlite3
@@ -13,19 +13,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .bookkeeping import Bookkeeping
+from .database import Database, file_lock
 from .format import STORE_DTYPES
-from .schema import (
-    StoreError,
-    _bounded_cache_class,
-    _check_not_locked,
-    _ensure_schema,
-    _file_identity,
-    _is_corruption,
-    _lock_name,
-    _repair_lock,
-    _safe_disk_class,
-    _store_errors,
-)
+from .legacy import LEGACY_NAME, migrate_legacy
+from .schema import DB_NAME, StoreError, _is_corruption, _lock_name
 from .texts import TextRecords
 from .words import WordRecords
 
@@ -48,6 +40,14 @@ STORE_DEPTHS = ("full", "needed")
 
 
 
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
+
+
 def default_cache_dir() -> Path:
     """Per-user store directory; ``BERTFEAT_CACHE_DIR`` overrides it.
 
@@ -67,7 +67,7 @@ def default_cache_dir() -> Path:
 
 
 
-class FeatureStore(TextRecords, WordRecords):
+class FeatureStore(TextRecords, WordRecords, Bookkeeping):
     """On-disk store of pooled encoder outputs, shared safely by processes.
 
     Parameters
@@ -75,7 +75,8 @@ class FeatureStore(TextRecords, WordRecords):
     directory : str or Path, optional
         Where the store lives. Default: :func:`default_cache_dir`.
     size_limit : int, optional
-        Bytes on disk before the least recently stored entries are evicted. Default
+        Bytes (vectors plus index rows, counted as they are written: within a few percent
+        of the file's size) before the least recently stored batches are evicted. Default
         (``None``): half of the disk space available to the store (its database plus the
         free space) when the store opens, and at least 8 GiB (:data:`DEFAULT_SIZE_LIMIT`).
         A call whose texts need more than the limit warns once, with the numbers.
@@ -161,75 +162,38 @@ class FeatureStore(TextRecords, WordRecords):
 
     # -- plumbing ----------------------------------------------------------------------
     @property
-    def cache(self):
-        """The underlying ``diskcache.Cache`` (opened on first use).
+    def cache(self) -> Database:
+        """The store's database (opened on first use, in each thread and process).
 
         A database file that SQLite finds damaged ("file is not a database", "database
-        disk image is malformed") is moved aside to ``cache.db.corrupt-<time>-<pid>``
+        disk image is malformed") is moved aside to ``store.db.corrupt-<time>-<pid>``
         with a ``RuntimeWarning``, and an empty store takes its place. A database another
-        process keeps locked for longer than ``timeout`` raises :class:`StoreError`.
+        process keeps locked for longer than ``timeout`` raises :class:`StoreError`. A
+        store written by bertfeat's first layout (a diskcache ``cache.db``) is migrated
+        into the current one, once, on first open (:mod:`.legacy`).
         """
         if self._cache is None:
-            Path(self.directory).mkdir(parents=True, exist_ok=True)
+            directory = Path(self.directory)
+            directory.mkdir(parents=True, exist_ok=True)
+            self._db_identity = _file_identity(directory / DB_NAME)
+            database = Database(self.directory, self._timeout())
             try:
-                self._cache = self._open_when_free()
+                database.connection()
             except sqlite3.DatabaseError as exc:
                 if not _is_corruption(exc):
                     raise
                 self._recover(exc)
-                self._cache = self._open_when_free()
-        return self._cache
-
-    def _open_when_free(self):
-        """:meth:`_open`, tried again while another process's set-up holds the database.
-
-        Processes that open one store at the same moment (the workers of a search or a
-        Dask cluster) can meet a "database is locked" that SQLite returns at once rather
-        than after its busy timeout (a read transaction that must become a write one).
-        It is transient: the open is tried again, with short growing pauses, for at most
-        ``timeout`` seconds, then refused with :class:`StoreError`.
-        """
-        deadline = time.monotonic() + self._timeout()
-        pause = 0.01
-        while True:
-            try:
-                return self._open()
-            except sqlite3.OperationalError as exc:
-                message = str(exc).lower()
-                if "locked" not in message and "busy" not in message:
+                return self.cache
+            if self._db_identity is None:  # created just now
+                self._db_identity = _file_identity(directory / DB_NAME)
+            if (directory / LEGACY_NAME).exists():
+                try:
+                    migrate_legacy(database)
+                except BaseException:
+                    database.close()
                     raise
-                if time.monotonic() > deadline:
-                    raise StoreError(
-                        f"bertfeat store {self.directory}: the database has been locked by "
-                        f"another process for more than {self._timeout():g} s ({exc}); "
-                        "use another store (cache=<directory>) or cache=False") from exc
-                time.sleep(pause)
-                pause = min(2 * pause, 0.25)
-
-    def _open(self):
-
-        db = Path(self.directory) / "cache.db"
-        self._db_identity = _file_identity(db)
-        if self._db_identity is not None:
-            _check_not_locked(db, self._timeout())
-        cache = _bounded_cache_class()(
-            self.directory,
-            timeout=self._timeout(),
-            disk=_safe_disk_class(),
-            size_limit=self.limit,
-            disk_min_file_size=2**21,
-            eviction_policy="least-recently-stored",
-            statistics=False,
-            tag_index=True,
-        )
-        if self._db_identity is None:  # created just now
-            self._db_identity = _file_identity(db)
-        try:
-            _ensure_schema(cache)
-        except BaseException:
-            cache.close()
-            raise
-        return cache
+            self._cache = database
+        return self._cache
 
     def _timeout(self) -> float:
         return LOCK_TIMEOUT if self.timeout is None else self.timeout
@@ -243,8 +207,8 @@ class FeatureStore(TextRecords, WordRecords):
             directory = Path(self.directory)
             try:
                 free = shutil.disk_usage(directory).free
-                used = sum(directory.joinpath(f"cache.db{s}").stat().st_size
-                           for s in ("", "-wal") if directory.joinpath(f"cache.db{s}").exists())
+                used = sum(directory.joinpath(f"{DB_NAME}{s}").stat().st_size
+                           for s in ("", "-wal") if directory.joinpath(f"{DB_NAME}{s}").exists())
             except OSError:
                 free, used = 0, 0
             self._limit = max(DEFAULT_SIZE_LIMIT, int(AUTO_LIMIT_SHARE * (free + used)))
@@ -263,13 +227,13 @@ class FeatureStore(TextRecords, WordRecords):
                 self._cache.close()
             self._cache = None
         directory = Path(self.directory)
-        db = directory / "cache.db"
+        db = directory / DB_NAME
         moved = None
         try:
-            with _repair_lock(directory):
+            with file_lock(directory / ".repair.lock"):
                 if damaged is not None and _file_identity(db) == damaged:
                     stamp = time.strftime("%Y%m%d-%H%M%S")
-                    moved = db.with_name(f"cache.db.corrupt-{stamp}-{os.getpid()}")
+                    moved = db.with_name(f"{DB_NAME}.corrupt-{stamp}-{os.getpid()}")
                     for suffix in ("", "-wal", "-shm"):
                         source = Path(f"{db}{suffix}")
                         if source.exists():
@@ -325,62 +289,6 @@ class FeatureStore(TextRecords, WordRecords):
     def __hash__(self) -> int:
         return hash(self._key())
 
-    # -- small metadata ----------------------------------------------------------------
-    def _sql(self, statement: str, args: tuple = ()):
-        return self.cache._sql(statement, args)
-
-    def get_meta(self, key: str) -> Any:
-        """Read a small metadata value (str or int), or None (also when unreadable)."""
-        try:
-            row = self._sql("SELECT value FROM bertfeat_meta WHERE key = ?", (key,)).fetchone()
-        except (*_store_errors(), StoreError):
-            return None
-        value = row[0] if row else None
-        return value if isinstance(value, (str, int)) else None
-
-    def set_meta(self, key: str, value: str | int) -> None:
-        """Write a small metadata value; best effort (a full or read-only store skips it).
-
-        Metadata is never evicted by the size limit.
-        """
-        if not isinstance(value, (str, int)):
-            raise TypeError("bertfeat store metadata values are str or int")
-        with contextlib.suppress(*_store_errors(), StoreError):
-            self._sql("INSERT OR REPLACE INTO bertfeat_meta (key, value) VALUES (?, ?)",
-                      (key, value))
-
-    def register(self, fingerprint: str, description: dict) -> None:
-        """Remember what a fingerprint stands for (shown by :meth:`stats`); best effort.
-
-        The description is bookkeeping, never evicted by the size limit, so
-        ``clear(model=...)`` finds the model's entries however full the store is.
-        """
-        text = json.dumps(description, sort_keys=True)
-        if self.get_meta(f"model/{fingerprint}") != text:
-            self.set_meta(f"model/{fingerprint}", text)
-
-    def encoded_count(self, fingerprint: str) -> int:
-        """Texts encoded and written under ``fingerprint`` (the ``encoded`` counter).
-
-        Parameters
-        ----------
-        fingerprint : str
-            A featurizer's ``fingerprint_``.
-
-        Returns
-        -------
-        int
-            The counter :meth:`stats` reports as ``encoded``; 0 when nothing was stored.
-        """
-        return self.counts(fingerprint)["encoded"]
-
-    def _count(self, fingerprint: str, name: str, amount: int) -> None:
-        if amount:  # counters are best effort: never fail a read over them
-            with contextlib.suppress(*_store_errors(), StoreError):
-                self._sql("INSERT INTO bertfeat_counts (fp, name, value) VALUES (?, ?, ?) "
-                          "ON CONFLICT (fp, name) DO UPDATE SET value = value + excluded.value",
-                          (fingerprint, name, int(amount)))
-
     # -- cross-process coordination ------------------------------------------------------
     @contextlib.contextmanager
     def encode_lock(self, fingerprint: str):
@@ -388,189 +296,19 @@ class FeatureStore(TextRecords, WordRecords):
 
         Taken around "re-read the misses, encode the rest, write them", so that workers
         missing the same texts at the same time encode each of them once: the others
-        wait, then find the vectors stored. It is an OS file lock (``flock``) on
-        ``locks/{fingerprint}.lock`` in the store directory: waiting costs no CPU, and
-        the OS releases the lock of a process that dies, even by SIGKILL. Different
-        fingerprints have different locks and never wait for each other. Where the lock
-        cannot be taken (no ``fcntl``, e.g. Windows; a read-only directory) the call
-        proceeds without it: results are the same, a text may then be encoded twice.
-        """
-        handle = None
-        try:
-            import fcntl
-
-            folder = Path(self.directory) / "locks"
-            folder.mkdir(parents=True, exist_ok=True)
-            handle = open(folder / f"{_lock_name(fingerprint)}.lock", "a+b")  # noqa: SIM115
-        except (ImportError, OSError):
-            handle = None
-        if handle is None:
-            yield
-            return
-        with handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-    # -- housekeeping --------------------------------------------------------------------
-    def _models(self) -> dict[str, dict]:
-        models = {}
-        rows = self._sql("SELECT key, value FROM bertfeat_meta WHERE key >= 'model/' "
-                         "AND key < 'model0'").fetchall()
-        for key, value in rows:
-            try:
-                models[key[len("model/"):]] = json.loads(value or "{}")
-            except (TypeError, ValueError):
-                models[key[len("model/"):]] = {}
-        return models
-
-    def counts(self, fingerprint: str) -> dict[str, int]:
-        """``entries``, ``hits``, ``misses`` and ``encoded`` of one fingerprint (O(1)).
-
-        Raises
-        ------
-        StoreError
-            When the store cannot be read.
-        """
-        try:
-            rows = self._sql("SELECT name, value FROM bertfeat_counts WHERE fp = ?",
-                             (fingerprint,)).fetchall()
-        except _store_errors() as exc:
-            raise StoreError(f"bertfeat store {self.directory}: reading counters failed "
-                             f"({type(exc).__name__}: {exc})") from exc
-        values = dict.fromkeys(("entries", "hits", "misses", "encoded"), 0)
-        values.update({name: int(value) for name, value in rows if name in values})
-        return values
-
-    def stats(self) -> dict:
-        """Usage of the store, from counters (no key is scanned: O(models), not O(entries)).
-
-        Returns
-        -------
-        dict
-            ``directory``, ``size_limit`` (in effect), ``bytes`` (on disk), ``entries``
-            (texts stored, all models), ``dtype``, ``depth`` and ``models``: per
-            fingerprint its description, ``entries``, ``hits``, ``misses`` and ``encoded``
-            (texts sent through the encoder). A word-level fingerprint (description
-            ``kind == "words"``) also has ``sentences`` (stored: one count over its key
-            range, the only part that is not O(1)) and ``sentences_hits``,
-            ``sentences_misses``, ``sentences_encoded``.
-
-        Raises
-        ------
-        StoreError
-            When the store cannot be read (locked by a stuck process, damaged, I/O error):
-            the message says what is wrong.
-        """
-        try:
-            cache = self.cache
-            counts: dict[str, dict[str, int]] = {}
-            for fp, name, value in self._sql(
-                    "SELECT fp, name, value FROM bertfeat_counts").fetchall():
-                counts.setdefault(fp, {})[name] = int(value)
-            models = self._models()
-            volume = int(cache.volume())
-        except _store_errors() as exc:
-            raise StoreError(f"bertfeat store {self.directory}: reading its statistics "
-                             f"failed ({type(exc).__name__}: {exc})") from exc
-        per_model = {}
-        for fp in sorted(set(models) | {f for f, c in counts.items() if c.get("entries")}):
-            mine = counts.get(fp, {})
-            per_model[fp] = {
-                "model": models.get(fp, {}),
-                **{name: mine.get(name, 0) for name in ("entries", "hits", "misses",
-                                                        "encoded")},
-            }
-            if (models.get(fp) or {}).get("kind") == "words":
-                per_model[fp].update(self._sentence_stats(fp, mine))
-        return {
-            "directory": self.directory,
-            "size_limit": self.limit,
-            "bytes": volume,
-            "entries": sum(c.get("entries", 0) for c in counts.values()),
-            "dtype": self.dtype,
-            "depth": self.depth,
-            "models": per_model,
-        }
-
-    def _sentence_stats(self, fingerprint: str, counters: dict[str, int]) -> dict[str, int]:
-        """Sentences stored under a word-level fingerprint (their index rows) + counters."""
-        prefix = f"{fingerprint}/w/"
-        try:  # index rows are ``{fp}/w/{digest}``; ``{fp}/w/{digest}/{layer}`` are vectors
-            (stored,) = self._sql(
-                "SELECT count(*) FROM Cache WHERE key >= ? AND key < ? "
-                "AND instr(substr(key, ?), '/') = 0",
-                (prefix, f"{fingerprint}/w0", len(prefix) + 1)).fetchone()
-        except _store_errors() as exc:
-            raise StoreError(f"bertfeat store {self.directory}: counting sentences failed "
-                             f"({type(exc).__name__}: {exc})") from exc
-        return {"sentences": int(stored),
-                **{name: counters.get(name, 0) for name in (
-                    "sentences_hits", "sentences_misses", "sentences_encoded")}}
-
-    def _delete_index_rows(self, fingerprint: str) -> int:
-        """Delete a fingerprint's index rows (a key range), a thousand per transaction."""
-        cache = self.cache
-        removed = 0
-        while True:
-            with cache.transact():
-                rows = cache._sql(
-                    "SELECT rowid, filename FROM Cache WHERE key >= ? AND key < ? AND raw = 1 "
-                    "LIMIT 1000", (f"{fingerprint}/t/", f"{fingerprint}/t0")).fetchall()
-                if not rows:
-                    return removed
-                cache._sql(f"DELETE FROM Cache WHERE rowid IN ({','.join('?' * len(rows))})",
-                           tuple(r for r, _ in rows))
-            for _, filename in rows:
-                if filename is not None:
-                    cache._disk.remove(filename)
-            removed += len(rows)
-
-    def clear(self, model: str | None = None) -> int:
-        """Delete entries: all of them, or those of one model.
-
-        Index rows go first, then blocks, then counters and the model description, so
-        an interrupted ``clear`` leaves a store whose :meth:`stats` are exact, and a
-        second ``clear`` finishes the job.
+        wait, then find the vectors stored. It is a ``filelock.FileLock`` on
+        ``locks/{fingerprint}.lock`` in the store directory (an OS ``flock`` on POSIX): a
+        waiter polls every 50 ms (no measurable CPU), and the OS releases the lock of a
+        process that dies, even by SIGKILL. Different fingerprints have different locks
+        and never wait for each other. Where the lock cannot be taken (a read-only
+        directory) the call proceeds without it: results are the same, a text may then
+        be encoded twice.
 
         Parameters
         ----------
-        model : str, optional
-            A fingerprint (or a prefix of one of at least 6 characters), or the model
-            spec the entries were made with (``"default"``, a hub id, a directory).
-
-        Returns
-        -------
-        int
-            Number of rows removed.
+        fingerprint : str
+            The fingerprint whose misses are about to be encoded.
         """
-        cache = self.cache
-        if model is None:
-            removed = len(cache)
-            cache.clear()
-            with cache.transact():
-                for table in ("bertfeat_counts", "bertfeat_blocks"):
-                    cache._sql(f"DELETE FROM {table}")
-                cache._sql("DELETE FROM bertfeat_meta WHERE key >= 'model/' "
-                           "AND key < 'model0'")
-            return removed
-        models = self._models()
-        known = set(models) | {row[0] for row in self._sql(
-            "SELECT DISTINCT fp FROM bertfeat_counts").fetchall()}
-        targets = [fp for fp in known
-                   if models.get(fp, {}).get("model") == model
-                   or models.get(fp, {}).get("path") == model
-                   or (len(model) >= 6 and fp.startswith(model))]
-        removed = 0
-        for fp in targets:
-            removed += self._delete_index_rows(fp)
-            removed += cache.evict(fp)
-            for name in ("hits", "misses", "encoded"):  # rows of older bertfeat versions
-                cache.delete(f"stats/{fp}/{name}")
-            with cache.transact():
-                cache._sql("DELETE FROM bertfeat_counts WHERE fp = ?", (fp,))
-                cache._sql("DELETE FROM bertfeat_blocks WHERE fp = ?", (fp,))
-                cache._sql("DELETE FROM bertfeat_meta WHERE key = ?", (f"model/{fp}",))
-        return removed
+        path = Path(self.directory) / "locks" / f"{_lock_name(fingerprint)}.lock"
+        with file_lock(path):
+            yield

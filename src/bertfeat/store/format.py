@@ -30,6 +30,9 @@ _DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f2")}
 _DTYPE_CODES = {v: k for k, v in _DTYPES.items()}
 _INDEX = struct.Struct("<16sIHB")  # block id, row, depth, flags (1 pooler, 2 truncated)
 _READ_CHUNK = 2048
+#: bytes a stored text or sentence costs beyond its vectors (its index row), counted
+#: toward the size limit
+ROW_BYTES = _INDEX.size + 64
 
 
 class CorruptValue(ValueError):

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 import warnings
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import numpy as np
 
 from .format import (
-    _INDEX,
     _READ_CHUNK,
+    ROW_BYTES,
     CorruptValue,
     Lookup,
     _human,
@@ -24,12 +22,19 @@ from .schema import StoreError, _is_corruption, _store_errors
 
 __all__ = ["TextRecords"]
 
+#: ``vectors.layer`` of the pooler output
+POOLER = -1
+
 _warned_working_sets: set[tuple[str, str]] = set()
 
 
 class TextRecords:
-    """Text records of :class:`FeatureStore` (a mixin: the store supplies ``cache``)."""
+    """Text records of :class:`FeatureStore` (a mixin: the store supplies ``cache``).
 
+    A batch is one row of ``blocks``; ``vectors`` holds its arrays, one row per layer
+    (layer ``-1``: the pooler output); ``texts`` holds one index row per text
+    (fingerprint, digest -> block, row in the block, depth, flags).
+    """
 
     # -- layout --------------------------------------------------------------------------
     def bytes_per_text(self, depth: int, hidden_size: int, pooler: bool = False) -> int:
@@ -41,7 +46,7 @@ class TextRecords:
         """
         itemsize = np.dtype(self.dtype).itemsize
         values = (depth + 1) * 3 * hidden_size + (hidden_size if pooler else 0)
-        return values * itemsize + _INDEX.size + 64
+        return values * itemsize + ROW_BYTES
 
     def storable(self, array: np.ndarray) -> np.ndarray:
         """``array`` as a read will return it: float32, rounded through the storage dtype.
@@ -141,65 +146,39 @@ class TextRecords:
         layers = sorted(set(layers))
         n = len(digests)
         need_depth = max(layers) if layers else 0
-        found = np.zeros(n, dtype=bool)
         out = {layer: np.zeros((n, 3, hidden_size), dtype=np.float32) for layer in layers}
         pool_out = np.zeros((n, hidden_size), dtype=np.float32) if pooler else None
-        by_block: dict[bytes, list[tuple[int, int]]] = {}
-        truncated_rows: list[int] = []
+        wanted = [(layer, (3, hidden_size)) for layer in layers]
+        if pooler:
+            wanted.append((POOLER, (hidden_size,)))
+        by_block: dict[int, list[tuple[int, int]]] = {}
+        truncated = np.zeros(n, dtype=bool)
+        found_rows: list[int] = []
         corrupt = 0
-        for start in range(0, n, _READ_CHUNK):
-            stop = min(n, start + _READ_CHUNK)
-            keys = [f"{fingerprint}/t/{d}" for d in digests[start:stop]]
-            values = self._get_many(keys)
-            for i, value in enumerate(values, start):
-                if value is None:
-                    continue
-                if not isinstance(value, bytes) or len(value) != _INDEX.size:
+        with self.cache.read() as con:
+            for i, block, row, depth, flags in self._index_rows(con, fingerprint, digests):
+                if not all(isinstance(v, int) for v in (block, row, depth, flags)) or row < 0:
                     corrupt += 1
                     continue
-                block, row, depth, flags = _INDEX.unpack(value)
                 if depth < need_depth or (pooler and not flags & 1):
                     continue
                 by_block.setdefault(block, []).append((i, row))
-                if flags & 2:
-                    truncated_rows.append(i)
-        found_rows: list[int] = []
-        for block, members in by_block.items():
-            block_id = block.hex()
-            rows = np.fromiter((r for _, r in members), dtype=np.int64, count=len(members))
-            targets = np.fromiter((i for i, _ in members), dtype=np.int64, count=len(members))
-            wanted = [(layer, (3, hidden_size)) for layer in layers]
-            if pooler:
-                wanted.append(("P", (hidden_size,)))
-            blobs = self._get_many([f"{fingerprint}/b/{block_id}/{layer}" for layer, _ in wanted])
-            arrays = []
-            ok = True
-            for (_, trailing), blob in zip(wanted, blobs):
-                if blob is None:  # evicted: a plain miss
-                    ok = False
-                    break
-                try:
-                    array = decode_array(blob, trailing)
-                except CorruptValue:
-                    corrupt += 1
-                    ok = False
-                    break
-                if rows.max() >= array.shape[0]:
-                    corrupt += 1
-                    ok = False
-                    break
-                arrays.append(array)
-            if not ok:
-                continue
-            for (layer, _), array in zip(wanted, arrays):
-                if layer == "P":
-                    pool_out[targets] = array[rows]
-                else:
-                    out[layer][targets] = array[rows]
-            found_rows.extend(targets.tolist())
+                truncated[i] = bool(flags & 2)
+            for block, members in by_block.items():
+                arrays, damaged = self._block_arrays(con, block, wanted)
+                corrupt += damaged
+                if arrays is None:
+                    continue
+                size = min(array.shape[0] for array in arrays)
+                good = [(i, r) for i, r in members if r < size]
+                corrupt += len(members) - len(good)  # an index row pointing past its block
+                rows = np.fromiter((r for _, r in good), np.int64, len(good))
+                targets = np.fromiter((i for i, _ in good), np.int64, len(good))
+                for (layer, _), array in zip(wanted, arrays):
+                    (pool_out if layer == POOLER else out[layer])[targets] = array[rows]
+                found_rows.extend(targets.tolist())
+        found = np.zeros(n, dtype=bool)
         found[found_rows] = True
-        truncated = np.zeros(n, dtype=bool)
-        truncated[truncated_rows] = True
         truncated &= found
         if corrupt:
             warnings.warn(
@@ -208,17 +187,41 @@ class TextRecords:
                 stacklevel=4)
         if count:
             hits = int(found.sum())
-            self._count(fingerprint, "hits", hits)
-            self._count(fingerprint, "misses", n - hits)
+            self._count(fingerprint, hits=hits, misses=n - hits)
         return Lookup(found, out, pool_out, truncated)
 
-    def _get_many(self, keys: list[str]) -> list[Any]:
-        cache = self.cache
-        try:
-            with cache.transact():
-                return [cache.get(key) for key in keys]
-        except Exception:  # e.g. a read-only database cannot start a write transaction
-            return [cache.get(key) for key in keys]
+    @staticmethod
+    def _index_rows(con, fingerprint: str, digests: Sequence[str]):
+        """``(position, block, row, depth, flags)`` of each stored text among ``digests``."""
+        where: dict[str, list[int]] = {}
+        for i, digest in enumerate(digests):
+            where.setdefault(digest, []).append(i)
+        unique = list(where)
+        for start in range(0, len(unique), _READ_CHUNK):
+            chunk = unique[start:start + _READ_CHUNK]
+            for digest, *rest in con.execute(
+                    "SELECT digest, block, row, depth, flags FROM texts WHERE fp = ? AND "
+                    f"digest IN ({','.join('?' * len(chunk))})", (fingerprint, *chunk)):
+                for i in where.get(digest, ()):
+                    yield (i, *rest)
+
+    @staticmethod
+    def _block_arrays(con, block: int, wanted: list):
+        """The block's arrays for ``wanted`` (layer, trailing shape), or None, and how many
+        values were damaged. A missing layer (an older, shallower block) is a plain miss."""
+        blobs = dict(con.execute(
+            f"SELECT layer, data FROM vectors WHERE block = ? AND layer IN "
+            f"({','.join('?' * len(wanted))})", (block, *(layer for layer, _ in wanted))))
+        arrays = []
+        for layer, trailing in wanted:
+            if layer not in blobs:
+                return None, 0
+            try:
+                array = decode_array(blobs[layer], trailing)
+            except CorruptValue:
+                return None, 1
+            arrays.append(array)
+        return arrays, 0
 
     def write(self, fingerprint: str, digests: Sequence[str], stats: np.ndarray,
               pooler: np.ndarray | None = None,
@@ -270,37 +273,21 @@ class TextRecords:
         elif pooler is not None:
             pooler = np.asarray(pooler, dtype=np.float32)
         depth = stats.shape[1] - 1
-        block = uuid.uuid4().bytes
-        block_id = block.hex()
-        cache = self.cache
-        with cache.transact():
-            cache._sql("INSERT OR REPLACE INTO bertfeat_blocks (block, fp, depth, pooler, live) "
-                       "VALUES (?, ?, ?, ?, 0)",
-                       (block_id, fingerprint, depth, int(pooler is not None)))
-            # index rows first: eviction (oldest first) then takes a batch's index rows
-            # before its blocks, so no index row outlives the vectors it points to
-            base = 1 if pooler is not None else 0
-            for row, digest in enumerate(digests):
-                flags = base | (2 if truncated is not None and truncated[row] else 0)
-                cache.set(f"{fingerprint}/t/{digest}", _INDEX.pack(block, row, depth, flags),
-                          tag=fingerprint)
-            for layer in range(depth + 1):
-                cache.set(f"{fingerprint}/b/{block_id}/{layer}",
-                          encode_array(stats[:, layer]), tag=fingerprint)
-            if pooler is not None:
-                cache.set(f"{fingerprint}/b/{block_id}/P", encode_array(pooler),
-                          tag=fingerprint)
-            self._drop_dead_blocks(cache)
-
-    def _drop_dead_blocks(self, cache) -> None:
-        """Delete blocks no index row points into any more (all of them overwritten).
-
-        Runs inside the caller's transaction. Block ids and depths come from the
-        trigger-kept ``bertfeat_blocks`` table; no key is scanned.
-        """
-        dead = cache._sql("SELECT block, fp, depth, pooler FROM bertfeat_blocks "
-                          "WHERE live <= 0 LIMIT 256").fetchall()
-        for block_id, fingerprint, depth, pooler in dead:
-            for layer in [*range(int(depth) + 1), *(["P"] if pooler else [])]:
-                cache.delete(f"{fingerprint}/b/{block_id}/{layer}")
-            cache._sql("DELETE FROM bertfeat_blocks WHERE block = ?", (block_id,))
+        values = [(layer, encode_array(stats[:, layer])) for layer in range(depth + 1)]
+        if pooler is not None:
+            values.append((POOLER, encode_array(pooler)))
+        base = 1 if pooler is not None else 0
+        index = [(fingerprint, digest, row, depth,
+                  base | (2 if truncated is not None and truncated[row] else 0))
+                 for row, digest in enumerate(digests)]
+        size = sum(len(blob) for _, blob in values) + len(digests) * ROW_BYTES
+        with self.cache.write() as con:
+            block = self._new_block(con, fingerprint, depth, pooler is not None, size)
+            con.executemany("INSERT INTO vectors (block, layer, data) VALUES (?, ?, ?)",
+                            [(block, layer, blob) for layer, blob in values])
+            con.executemany(
+                "INSERT INTO texts (fp, digest, block, row, depth, flags) "
+                "VALUES (?1, ?2, ?6, ?3, ?4, ?5) ON CONFLICT (fp, digest) DO UPDATE SET "
+                "block = excluded.block, row = excluded.row, depth = excluded.depth, "
+                "flags = excluded.flags", [(*entry, block) for entry in index])
+            self._make_room(con, block)

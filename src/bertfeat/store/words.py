@@ -10,6 +10,7 @@ import numpy as np
 
 from .format import (
     _READ_CHUNK,
+    ROW_BYTES,
     CorruptValue,
     WordLookup,
     _decode_word_index,
@@ -27,19 +28,18 @@ class WordRecords:
     """Word records of :class:`FeatureStore` (a mixin: the store supplies ``cache``)."""
 
 
-    # -- per-word records (BertWordFeaturizer) ------------------------------------------
     # A namespace of its own, next to the per-text rows and sharing nothing with them but
-    # the database, the tags (``clear(model)`` removes both) and the array header:
+    # the database, the blocks (one per written batch: the unit of eviction) and the
+    # array header:
     #
-    # ``{fp}/w/{sentence digest}``
-    #     Index row of one sentence (:data:`_WORD_INDEX` header, then the pieces of each
-    #     word as uint32 and a flags byte per word).
-    # ``{fp}/w/{sentence digest}/{layer}``
+    # ``sentences (fp, digest, block, head)``
+    #     Index row of one sentence: the block holding it, and a head (:data:`_WORD_INDEX`
+    #     header, then the pieces of each word as uint32 and a flags byte per word).
+    # ``pieces (block, digest, layer, data)``
     #     float16 array (n_pieces, hidden): the vector of every piece of the sentence at
     #     that hidden state. Every sub-word pooling (first, last, mean, max ...) is built
     #     from these exactly, so a grid over layers and poolings is a read, not an encode.
-    # ``bertfeat_counts`` rows ``sentences_{hits|misses|encoded}``
-    #     Counters.
+    # ``counts`` rows ``sentences`` (stored) and ``sentences_{hits|misses|encoded}``.
 
     def read_words(self, fingerprint: str, digests: Sequence[str], layers: Iterable[int],
                    hidden_size: int, count: bool = True) -> WordLookup:
@@ -80,8 +80,7 @@ class WordRecords:
                                 {layer: [None] * n for layer in layers})
         if count:
             hits = int(lookup.found.sum())
-            self._count(fingerprint, "sentences_hits", hits)
-            self._count(fingerprint, "sentences_misses", n - hits)
+            self._count(fingerprint, sentences_hits=hits, sentences_misses=n - hits)
         return lookup
 
     def _read_words(self, fingerprint: str, digests: Sequence[str], layers: list[int],
@@ -92,44 +91,44 @@ class WordRecords:
         counts: list[np.ndarray | None] = [None] * n
         flags: list[np.ndarray | None] = [None] * n
         vectors: dict[int, list[np.ndarray | None]] = {layer: [None] * n for layer in layers}
+        where: dict[str, list[int]] = {}
+        for i, digest in enumerate(digests):
+            where.setdefault(digest, []).append(i)
+        unique = list(where)
         corrupt = 0
-        for start in range(0, n, _READ_CHUNK):
-            stop = min(n, start + _READ_CHUNK)
-            heads = self._get_many([f"{fingerprint}/w/{d}" for d in digests[start:stop]])
-            usable = []
-            for i, value in enumerate(heads, start):
-                if value is None:
-                    continue
-                try:
-                    depth, c, f = _decode_word_index(value)
-                except CorruptValue:
-                    corrupt += 1
-                    continue
-                if depth >= need_depth:
-                    usable.append((i, c, f))
-            blobs = self._get_many([f"{fingerprint}/w/{digests[i]}/{layer}"
-                                    for i, _, _ in usable for layer in layers])
-            for k, (i, c, f) in enumerate(usable):
-                arrays = []
-                for blob in blobs[k * len(layers):(k + 1) * len(layers)]:
-                    if blob is None:  # evicted: a plain miss
-                        break
+        with self.cache.read() as con:
+            for start in range(0, len(unique), _READ_CHUNK):
+                chunk = unique[start:start + _READ_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                heads = {digest: head for digest, head in con.execute(
+                    f"SELECT digest, head FROM sentences WHERE fp = ? AND digest IN ({marks})",
+                    (fingerprint, *chunk))}
+                blobs: dict[tuple[str, int], bytes] = {}
+                for digest, layer, data in con.execute(
+                        "SELECT p.digest, p.layer, p.data FROM sentences s JOIN pieces p "
+                        "ON p.block = s.block AND p.digest = s.digest WHERE s.fp = ? AND "
+                        f"s.digest IN ({marks}) AND p.layer IN "
+                        f"({','.join('?' * len(layers))})", (fingerprint, *chunk, *layers)):
+                    blobs[digest, layer] = data
+                for digest, head in heads.items():
                     try:
-                        array = decode_array(blob, (hidden_size,))
+                        depth, c, f = _decode_word_index(head)
                     except CorruptValue:
                         corrupt += 1
-                        break
-                    if array.shape[0] != int(c.sum()) or array.dtype not in (np.float16,
-                                                                              np.float32):
-                        corrupt += 1
-                        break
-                    arrays.append(array)
-                if len(arrays) != len(layers):
-                    continue
-                found[i] = True
-                counts[i], flags[i] = c, f
-                for layer, array in zip(layers, arrays):
-                    vectors[layer][i] = array
+                        continue
+                    if depth < need_depth:
+                        continue
+                    arrays, damaged = _piece_arrays(
+                        [blobs.get((digest, layer)) for layer in layers], int(c.sum()),
+                        hidden_size)
+                    corrupt += damaged
+                    if arrays is None:
+                        continue
+                    for i in where[digest]:
+                        found[i] = True
+                        counts[i], flags[i] = c, f
+                        for layer, array in zip(layers, arrays):
+                            vectors[layer][i] = array
         if corrupt:
             warnings.warn(
                 f"bertfeat store {self.directory}: {corrupt} damaged word record(s) ignored; "
@@ -162,25 +161,36 @@ class WordRecords:
         """
         if len(digests) == 0:
             return
+        heads = [_encode_word_index(v.shape[0] - 1, c, f)
+                 for c, f, v in zip(counts, flags, vectors)]
+        values = [(digest, layer, encode_array(_piece_array(v[layer])))
+                  for digest, v in zip(digests, vectors) for layer in range(v.shape[0])]
+        size = (sum(len(blob) for *_, blob in values) + sum(len(h) for h in heads)
+                + len(digests) * ROW_BYTES)
+        depth = max(v.shape[0] for v in vectors) - 1
         try:
-            cache = self.cache
-            with cache.transact():
-                for digest, c, f, v in zip(digests, counts, flags, vectors):
-                    depth = v.shape[0] - 1
-                    for layer in range(depth + 1):
-                        cache.set(f"{fingerprint}/w/{digest}/{layer}",
-                                  encode_array(_piece_array(v[layer])),
-                                  tag=fingerprint)
-                    cache.set(f"{fingerprint}/w/{digest}", _encode_word_index(depth, c, f),
-                              tag=fingerprint)
+            with self.cache.write() as con:
+                block = self._new_block(con, fingerprint, depth, False, size)
+                con.executemany("INSERT OR REPLACE INTO pieces (block, digest, layer, data) "
+                                "VALUES (?, ?, ?, ?)", [(block, *value) for value in values])
+                con.executemany(
+                    "INSERT INTO sentences (fp, digest, block, head) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (fp, digest) DO UPDATE SET block = excluded.block, "
+                    "head = excluded.head",
+                    [(fingerprint, digest, block, head) for digest, head in zip(digests, heads)])
+                self._make_room(con, block)
         except _store_errors() as exc:
             raise StoreError(
                 f"bertfeat store {self.directory}: writing failed "
                 f"({type(exc).__name__}: {exc})") from exc
-        self._count(fingerprint, "sentences_encoded", len(digests))
 
     def word_stats(self, fingerprint: str) -> dict[str, int]:
         """Counters of the per-word records of one fingerprint.
+
+        Parameters
+        ----------
+        fingerprint : str
+            Fingerprint of the word encoding.
 
         Returns
         -------
@@ -188,9 +198,24 @@ class WordRecords:
             ``sentences_hits``, ``sentences_misses`` and ``sentences_encoded`` (sentences
             sent through the encoder).
         """
-        names = ("sentences_hits", "sentences_misses", "sentences_encoded")
-        rows = self._sql("SELECT name, value FROM bertfeat_counts WHERE fp = ?",
-                         (fingerprint,)).fetchall()
-        values = dict.fromkeys(names, 0)
-        values.update({name: int(value) for name, value in rows if name in values})
-        return values
+        return self._counters(fingerprint, ("sentences_hits", "sentences_misses",
+                                            "sentences_encoded"))
+
+
+def _piece_arrays(blobs: list, pieces: int, hidden_size: int):
+    """Decoded piece arrays of one sentence, or None, and how many were damaged.
+
+    A missing layer (evicted, or an older shallower record) is a plain miss.
+    """
+    arrays = []
+    for blob in blobs:
+        if blob is None:
+            return None, 0
+        try:
+            array = decode_array(blob, (hidden_size,))
+        except CorruptValue:
+            return None, 1
+        if array.shape[0] != pieces or array.dtype not in (np.float16, np.float32):
+            return None, 1
+        arrays.append(array)
+    return arrays, 0
