@@ -237,11 +237,17 @@ FAMILY = TfidfUnion()
 
 
 def _best_sets(ctx: ProbeContext, top: int) -> list[FeatureSet]:
-    """The ``top`` best feature sets: after a closed-form ridge screen, by their best
-    fitted head (the ``refine`` stage, the union's kind of model), then by the screen
-    (truncated or chunked); with ``screen="head"`` by the screen. Each set once."""
+    """The ``top`` best feature sets: after a closed-form ridge screen, by the first
+    head's score in the ``refine`` stage (logistic regression, the union's kind of
+    model), then by the screen (truncated or chunked); with ``screen="head"`` by the
+    screen (the first head). Each set once."""
     out: list[FeatureSet] = []
-    fitted = ctx.ranked("refine") if ctx.options.screen == "ridge" else []
+    fitted = []
+    if ctx.options.screen == "ridge":  # ranked by the first head (the union's is linear)
+        first = ctx.screen_head[0]
+        rows = [(row, cand.features) for row, cand in ctx.scored
+                if cand.stage == "refine" and cand.head == first and cand.features is not None]
+        fitted = [fs for _, fs in sorted(rows, key=lambda rf: -rf[0]["mean_score"])]
     for fs in fitted + ctx.ranked("screen", "chunk"):
         if all(fs is not other for other in out):
             out.append(fs)
