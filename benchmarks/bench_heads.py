@@ -59,7 +59,7 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
-        result = probe(texts, y, verbose=False)
+        result = probe(texts, y, verbose=False, n_jobs=-1)  # as `bertfeat probe` (--n-jobs -1)
         record["probe_s"] = time.perf_counter() - t0
     if not args.encode_first:
         record["encode_fp32_s"] = encode()
