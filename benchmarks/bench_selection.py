@@ -120,9 +120,10 @@ def _stem(name: str, rows: int, seed: int) -> str:
 
 
 def run_set(name: str, out: Path, cache: str, rows: int, every: bool = False,
-            seed: int = 0) -> dict:
+            seed: int = 0, screen: str = "ridge") -> dict:
     """Probe, then fit and test each rule's pick (``every``: every recommendable
-    candidate, the rules' picks first); resumable from the JSON."""
+    candidate, the rules' picks first); resumable from the JSON. ``screen`` is the
+    probe's screen (``"head"``: the first head on every feature set)."""
     import joblib
     from sklearn.exceptions import ConvergenceWarning
 
@@ -140,13 +141,13 @@ def run_set(name: str, out: Path, cache: str, rows: int, every: bool = False,
         load0 = loadavg()
         t0 = time.perf_counter()
         result = probe(sub["text"], sub["label"], random_control=False, cache=cache,
-                       verbose=True, refit=False, random_state=seed,
+                       verbose=True, refit=False, random_state=seed, screen=screen,
                        **PROBE_OPTIONS.get(name, {}))
         record = {
             "set": name, "seed": seed, "n_train": len(train), "n_test": len(test),
             "n_probe": len(sub),
             "n_fit": len(fit), "fit_rows": FIT_ROWS.get(name, "train"),
-            "probe_options": PROBE_OPTIONS.get(name, {}),
+            "probe_options": PROBE_OPTIONS.get(name, {}), "screen": screen,
             "probe_seconds": time.perf_counter() - t0, "probe_load": [load0, loadavg()],
             "timings": result.timings, "design": result.design,
             "ratio": result.recommendation.ratio, "heads": result.head_order,
@@ -225,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all-candidates", action="store_true",
                         help="fit and test every recommendable candidate, not only the "
                              "rules' picks (the rules' picks first)")
+    parser.add_argument("--screen", default="ridge", choices=["ridge", "head"],
+                        help="the probe's screen: closed-form ridge (default) or the first "
+                             "head on every feature set (every head fitted, as before)")
     parser.add_argument("--report-only", action="store_true",
                         help="print the table from the JSON files, run nothing")
     args = parser.parse_args(argv)
@@ -241,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     if not args.report_only:
         for name in args.sets:
-            run_set(name, out, cache, args.rows, args.all_candidates, args.seed)
+            run_set(name, out, cache, args.rows, args.all_candidates, args.seed, args.screen)
     stems = [_stem(n, args.rows, args.seed) for n in args.sets]
     records = [json.loads((out / f"{n}.json").read_text()) for n in stems
                if (out / f"{n}.json").exists()]

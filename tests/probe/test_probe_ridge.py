@@ -150,14 +150,20 @@ def test_heads_fit_only_the_best_screened_sets(screened):
     screen = table[table.stage == "screen"]
     refine = table[table.stage == "refine"]
     keyed = screen.set_index(["layer", "pooling"])["mean_score"]
-    # the first head on the 2 x refine_top best screened sets (ties in scoring order)
+    # the first head on the 2 x refine_top best screened sets (ties in scoring order),
+    # and on the last layer's mean (the summary's baseline) wherever that one ranks
     logreg = refine[refine["head"] == "logreg"]
-    pool = set(zip(logreg["layer"], logreg["pooling"]))
-    assert len(logreg) == 4 and len(pool) == 4
-    assert min(keyed[list(pool)]) >= max(keyed.drop(list(pool)))
+    baseline = (f"L{res.n_layers}", "mean")
+    pool = set(zip(logreg["layer"], logreg["pooling"])) - {baseline}
+    assert len(pool) == 4 and len(logreg) == 4 + (baseline not in pool)
+    assert baseline in set(zip(logreg["layer"], logreg["pooling"]))
+    assert min(keyed[list(pool)]) >= max(keyed.drop(list(pool | {baseline})))
+    # the summary's last-layer baseline is that logreg row, not the ridge screen row
+    row = res.table.set_index("candidate").loc[res.baseline_keys["last_layer"]]
+    assert (row["layer"], row["pooling"], row["head"]) == (*baseline, "logreg")
     # the other heads on the refine_top of those that the first head scores best
     svm = refine[refine["head"] == "svm"]
-    assert len(svm) == 2 and set(zip(svm["layer"], svm["pooling"])) <= pool
+    assert len(svm) == 2 and set(zip(svm["layer"], svm["pooling"])) <= pool | {baseline}
     by_logreg = logreg.set_index(["layer", "pooling"])["mean_score"]
     chosen = list(zip(svm["layer"], svm["pooling"]))
     assert min(by_logreg[chosen]) >= max(by_logreg.drop(chosen))
@@ -193,7 +199,9 @@ def test_faked_screen_scores_choose_the_refined_sets(tiny_model, tmp_path, monke
     table = res.table
     assert len(seen) == len(table[table.stage == "screen"]) == 4 * 3
     refine = table[table.stage == "refine"]
-    assert set(zip(refine["layer"], refine["pooling"])) == {("L0", "max"), ("L2", "mean")}
+    # (and the last layer's mean: the baseline always gets the first head)
+    assert set(zip(refine["layer"], refine["pooling"])) == {
+        ("L0", "max"), ("L2", "mean"), (f"L{res.n_layers}", "mean")}
     assert set(refine["head"]) == {"logreg"}
 
 
@@ -237,7 +245,7 @@ def _lexical(n=60):
     return texts, np.array(["a", "b"] * (n // 2))
 
 
-@pytest.mark.parametrize("margin, lr_rows", [(1.0, 3), (-1.0, 0)])
+@pytest.mark.parametrize("margin, lr_rows", [(1.0, 3), (-1.0, 1)])
 def test_tfidf_logreg_only_when_ridge_is_close(tiny_model, tmp_path, monkeypatch, margin,
                                                lr_rows):
     from bertfeat.probe.families import tfidf
@@ -251,8 +259,9 @@ def test_tfidf_logreg_only_when_ridge_is_close(tiny_model, tmp_path, monkeypatch
     rows = res.table[res.table.family == "tfidf"]
     ridge_rows = rows[rows["head"].str.startswith("ridge α=")]
     assert len(ridge_rows) == 1 and len(rows) == 1 + lr_rows
+    # far below the best set: one LogisticRegression (C=10), so the baseline is TF-IDF + LR
     assert set(rows["head"]) - set(ridge_rows["head"]) == (
-        {"logreg C=1", "logreg C=10", "logreg C=100"} if lr_rows else set())
+        {"logreg C=1", "logreg C=10", "logreg C=100"} if lr_rows == 3 else {"logreg C=10"})
     # the ridge row is TfidfVectorizer + RidgeClassifier(alpha): its CV on raw texts
     key = ridge_rows["candidate"].item()
     pipe = res.make_pipeline(key)

@@ -72,7 +72,8 @@ class ProbeResult(SavedMixin, ReportMixin, PlotMixin):
     best_code : str
         Python lines that build the best Pipeline (unfitted).
     baselines : dict
-        ``last_layer`` (last layer, mean pooling, screening head), ``tfidf`` (best TF-IDF
+        ``last_layer`` (last layer, mean pooling, the first head; the screen's ridge row only
+        when that head was not fitted on it), ``tfidf`` (best TF-IDF
         row), ``random`` (best random-weights row); a value is None when not run.
     families : dict
         Best score per kind of candidate: ``bert`` (truncated texts), ``chunked``,
@@ -136,9 +137,14 @@ class ProbeResult(SavedMixin, ReportMixin, PlotMixin):
         self.top = rows.loc[recommendation.top]
         self.best = rows.loc[recommendation.pick]
         self.tied = table[table["candidate"].isin(set(recommendation.group))]
+        last = ((table["family"] == "bert") & (table["layer"] == f"L{n_layers}")
+                & (table["pooling"] == "mean"))
+        # the last layer with the first head (fitted in the screen or, after the
+        # closed-form screen, in the refine stage); a ridge screen row only without one
+        fitted = last & table["stage"].isin(["screen", "refine"]) & (
+            table["head"] == (self.head_order[0] if self.head_order else None))
         masks = {
-            "last_layer": (table["family"] == "bert") & (table["layer"] == f"L{n_layers}")
-            & (table["pooling"] == "mean") & (table["stage"] == "screen"),
+            "last_layer": fitted if fitted.any() else last & (table["stage"] == "screen"),
             "tfidf": table["family"] == "tfidf",
             "random": table["family"] == "random",
         }

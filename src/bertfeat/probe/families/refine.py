@@ -3,7 +3,10 @@
 After the closed-form ridge screen (``screen="ridge"``) no head has been fitted yet: the
 first head is fitted on the ``2 * refine_top`` best screened sets (ridge ranks feature
 sets well but not exactly as the heads do, least of all with many classes), and the other
-heads on the ``refine_top`` of those that the first head scores best. With
+heads on the ``refine_top`` of those that the first head scores best. The last layer's
+mean pooling always gets the first head too: it is the baseline the summary compares the
+pick with (the plain sentence embedding with the usual head), so it must not be a ridge
+score. With
 ``screen="head"`` the first head screened every set, and the other heads go to its
 ``refine_top`` best.
 """
@@ -31,8 +34,16 @@ class Refine(Family):
             return []
         if ctx.options.screen == "ridge":
             (first_name, first), others = heads[0], heads[1:]
-            pool = ctx.ranked("screen")[:FIRST_HEAD_POOL * top]
-            ctx.log(f"fitting {first_name} on the top {len(pool)} screened feature sets")
+            screened = ctx.ranked("screen")
+            pool = screened[:FIRST_HEAD_POOL * top]
+            baseline = next((fs for fs in screened if fs.layer_index == ctx.n_layers
+                             and fs.pooling == "mean"), None)
+            also = ""
+            if baseline is not None and not any(fs is baseline for fs in pool):
+                pool.append(baseline)
+                also = f" and on L{ctx.n_layers} mean (the last-layer baseline)"
+            ctx.log(f"fitting {first_name} on the top {FIRST_HEAD_POOL * top} screened "
+                    f"feature sets{also}")
             # scored here: the other heads go to the best of these by the first head
             for fs in pool:
                 ctx.score(bert_candidate(fs, first_name, first, "refine",

@@ -16,7 +16,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 
 from ..candidates import Candidate
 from ..context import ProbeContext
-from ..heads import RIDGE_ALPHAS, TFIDF_C, TFIDF_LR_MARGIN
+from ..heads import RIDGE_ALPHAS, TFIDF_BASELINE_C, TFIDF_C, TFIDF_LR_MARGIN
 from . import Family
 from .union import UnionData
 
@@ -80,13 +80,15 @@ class Tfidf(Family):
             return CachedTfidf(data, baseline_vectorizer())
 
         out = []
+        grid = TFIDF_C
         if ctx.task == "classification" and ctx.options.screen == "ridge":
-            if not _ridge_can_lose(ctx, data, rows):
-                return []  # far below the best screened feature set: no LR fits
-            ctx.log("TF-IDF is close to the best screened feature set: fitting "
-                    "LogisticRegression on it too")
+            if _ridge_can_lose(ctx, data, rows):
+                ctx.log("TF-IDF is close to the best screened feature set: fitting "
+                        "LogisticRegression on it for every C")
+            else:  # it cannot win: one LogisticRegression, so the baseline is TF-IDF + LR
+                grid = (TFIDF_BASELINE_C,)
         if ctx.task == "classification":
-            for C in TFIDF_C:
+            for C in grid:
                 def build(C=C) -> Pipeline:
                     return make_pipeline(baseline_vectorizer(),
                                          LogisticRegression(C=C, max_iter=1000))
