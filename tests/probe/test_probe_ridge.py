@@ -161,6 +161,7 @@ def test_heads_fit_only_the_best_screened_sets(screened):
     # the summary's last-layer baseline is that logreg row, not the ridge screen row
     row = res.table.set_index("candidate").loc[res.baseline_keys["last_layer"]]
     assert (row["layer"], row["pooling"], row["head"]) == (*baseline, "logreg")
+    assert f"last layer ({baseline[0]}, mean, logreg): {row['mean_score']:.4f}" in res.summary()
     # the other heads on the refine_top of those that the first head scores best
     svm = refine[refine["head"] == "svm"]
     assert len(svm) == 2 and set(zip(svm["layer"], svm["pooling"])) <= pool | {baseline}

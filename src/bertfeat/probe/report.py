@@ -66,7 +66,10 @@ def _summary(result: ReportMixin, top: int) -> str:
         control = (f"random-weights control (best, on {subset['rows']:,} of "
                    f"{subset['texts']:,} texts): {fmt(b['random'])} (the real model's best "
                    f"feature set on the same texts: {subset['score']:.4f})")
-    lines.append(f"last layer (L{result.n_layers}, mean, {result.screen_head}): "
+    last_key = result.baseline_keys["last_layer"]
+    last_head = (result.table.set_index("candidate").loc[last_key, "head"]
+                 if last_key is not None else result.screen_head)
+    lines.append(f"last layer (L{result.n_layers}, mean, {last_head}): "
                  f"{fmt(b['last_layer'])}   TF-IDF + linear: {fmt(b['tfidf'])}   {control}")
     fam = result.families
     lines.append(f"best BERT (truncated): {fmt(fam['bert'])}   chunked long texts: "
