@@ -165,23 +165,14 @@ def _write_record(path: Path, key: str, record: dict) -> None:
 
 @contextlib.contextmanager
 def _file_lock(path: Path):
-    """Hold an exclusive lock next to ``path`` (:mod:`filelock`), so that parallel processes
-    (joblib workers) calibrate once, one after another, not all at once. Where no lock
-    file can be made (a read-only cache folder) nothing is locked: the decision then lives
-    in each process only."""
-    from filelock import FileLock
+    """Hold the store's cross-process file lock beside ``path`` (``<name>.lock``), so that
+    parallel processes (joblib workers) calibrate once, one after another, not all at
+    once. Where no lock file can be made (a read-only cache folder) nothing is locked: the
+    decision then lives in each process only."""
+    from ..store.database import file_lock
 
-    lock = FileLock(str(path.with_name(path.name + ".lock")))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
-    except OSError:
+    with file_lock(path.with_name(path.name + ".lock")):
         yield
-        return
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def _from_record(key: str, record: Any, allowed: tuple[str, ...]) -> Decision | None:
