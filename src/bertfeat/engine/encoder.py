@@ -13,7 +13,10 @@ What keeps it fast (each measured in ``benchmarks/bench_encode.py``):
 * the statistics of every returned layer are pooled without copying hidden states: a
   length-sorted batch has few padded positions, which are overwritten in place before
   each reduction instead of masking whole tensors (see :func:`bertfeat.pooling.pool_layers`);
-* on a CPU, two batches run at once, each on half of the threads (:func:`cpu_streams`).
+* on a CPU, two batches run at once, each on half of the threads (:func:`cpu_streams`);
+* a bf16 BERT-shaped model on the CPU runs packed (:mod:`bertfeat.models.packed`): its
+  linear layers, LayerNorms and GELU see the real tokens only, attention of short batches
+  runs as two GEMMs around a float32 softmax.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..models import packed as _packed
 from ..pooling import pool_layers
 from .batching import (
     batch_padder,
@@ -148,6 +152,8 @@ def _forward_batches(model, tokenizer, input_ids: list[list[int]], *, depth: int
     flat, offsets, lengths = flatten_ids(input_ids)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     with_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ())
+    # bf16 BERT-shaped models on the CPU: every per-token step on the real tokens only
+    packed = None if want_pooler else _packed.packed_encoder(model)
 
     def run(positions: np.ndarray):
         ids, mask = pad_batch(flat, offsets, lengths, positions, pad_id)
@@ -158,8 +164,14 @@ def _forward_batches(model, tokenizer, input_ids: list[list[int]], *, depth: int
         if with_types:
             inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
         with torch.inference_mode():
-            out = model(**inputs, output_hidden_states=True, return_dict=True)
-            hidden = out.hidden_states
+            if packed is not None and int(lengths[positions].min()) >= 1:
+                out = None
+                hidden = packed.hidden_states(inputs["input_ids"], inputs["attention_mask"],
+                                              lengths[positions],
+                                              token_type_ids=inputs.get("token_type_ids"))
+            else:
+                out = model(**inputs, output_hidden_states=True, return_dict=True)
+                hidden = out.hidden_states
             if len(hidden) != depth + 1:
                 raise RuntimeError(
                     f"model returned {len(hidden)} hidden states, expected {depth + 1}"
