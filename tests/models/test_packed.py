@@ -1,7 +1,7 @@
 """The packed bf16 forward (bertfeat.models.packed): the same encoder, less work.
 
 Checked against transformers' own forward of the same bf16 weights and against fp32:
-every layer's pooled statistics within the bf16 cross-batch bound, on BERT and RoBERTa,
+every layer's pooled statistics within the bf16 cross-batch bound, on BERT, RoBERTa and XLM-R,
 through both attention paths; padding never read; weights changed in place seen; models
 it does not fit (fp32, DistilBERT, decoders, training mode) left to transformers; and the
 encoder and BertFeaturizer using it for bf16 CPU models only.
@@ -32,6 +32,8 @@ def _config(kind: str = "bert", **extra):
     common.update(extra)
     if kind == "roberta":
         return transformers.RobertaConfig(**common), transformers.RobertaModel
+    if kind == "xlm-roberta":
+        return transformers.XLMRobertaConfig(**common), transformers.XLMRobertaModel
     return transformers.BertConfig(**common), transformers.BertModel
 
 
@@ -75,7 +77,7 @@ def _flat(stats):
     return stats.reshape(-1, stats.shape[-1])
 
 
-@pytest.mark.parametrize("kind", ["bert", "roberta"])
+@pytest.mark.parametrize("kind", ["bert", "roberta", "xlm-roberta"])
 @pytest.mark.parametrize("math_max_len", [packed.MATH_ATTENTION_MAX_LEN, 0])
 def test_packed_matches_transformers_and_fp32(kind, math_max_len):
     """Both attention paths (GEMMs + softmax, fused SDPA) give transformers' statistics."""

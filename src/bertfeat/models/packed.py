@@ -45,7 +45,7 @@ __all__ = ["PackedEncoder", "packed_encoder", "MATH_ATTENTION_MAX_LEN", "PACKED_
 MATH_ATTENTION_MAX_LEN = 64
 
 #: model classes whose layers are BERT's post-LayerNorm layers, checked module by module
-PACKED_MODELS = frozenset({"BertModel", "RobertaModel", "XLMRobertaModel", "CamembertModel"})
+PACKED_MODELS = frozenset({"BertModel", "RobertaModel", "XLMRobertaModel"})
 
 
 def _linear(x, weight, bias, post: str = "none"):
