@@ -171,17 +171,18 @@ class PackedEncoder:
         h = emb.reshape(batch * width, hidden).index_select(0, pos)
         if width <= self.math_max_len:
             # additive key mask, float32, broadcast over heads and queries
-            key_mask = torch.zeros(batch, 1, 1, width, dtype=torch.float32)
-            key_mask.masked_fill_(~real[:, None, None, :], torch.finfo(torch.float32).min)
+            key_mask = torch.zeros(1, batch, 1, width, dtype=torch.float32)
+            key_mask.masked_fill_(~real[None, :, None, :], torch.finfo(torch.float32).min)
         else:
             key_mask = real[:, None, None, :]
         for p in self.layers:
             heads, size = p["heads"], p["head_size"]
             weight = torch.cat([p["query"].weight, p["key"].weight, p["value"].weight])
             bias = torch.cat([p["query"].bias, p["key"].bias, p["value"].bias])
-            qkv = _linear(h, weight, bias).index_select(0, pad_index)
-            qkv = qkv.view(batch, width, 3, heads, size).permute(2, 0, 3, 1, 4).contiguous()
-            q, k, v = qkv.unbind(0)  # (batch, heads, width, size) each
+            # one gather pads and splits heads: (3, heads, batch * width, size)
+            qkv = _linear(h, weight, bias).view(-1, 3, heads, size).permute(1, 2, 0, 3)
+            qkv = qkv.index_select(2, pad_index).view(3, heads, batch, width, size)
+            q, k, v = qkv.unbind(0)  # (heads, batch, width, size) each
             if width <= self.math_max_len:
                 scores = torch.matmul(q, k.transpose(-1, -2))
                 # scale and mask in float32 (one pass), softmax in float32
@@ -190,8 +191,11 @@ class PackedEncoder:
                 ctx = torch.matmul(probs, v)
             else:
                 ctx = torch.nn.functional.scaled_dot_product_attention(
-                    q, k, v, attn_mask=key_mask, scale=p["scaling"])
-            ctx = ctx.transpose(1, 2).reshape(batch * width, heads * size).index_select(0, pos)
+                    q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1),
+                    attn_mask=key_mask, scale=p["scaling"]).transpose(0, 1)
+            # (heads, batch * width, size) -> real tokens, heads side by side
+            ctx = ctx.reshape(heads, batch * width, size).transpose(0, 1).index_select(0, pos)
+            ctx = ctx.reshape(-1, heads * size)
             a = p["ln1"](_linear(ctx, p["out"].weight, p["out"].bias) + h)
             if p["fused_gelu"]:
                 inner = _linear(a, p["inter"].weight, p["inter"].bias, "gelu")
