@@ -136,8 +136,8 @@ def _parser() -> argparse.ArgumentParser:
                         "defaults: 3 epochs; slow on a CPU) and compare it with the best "
                         "frozen pipeline")
     p.add_argument("--n-jobs", type=int, default=-1,
-                   help="processes scoring the folds of a candidate (default -1: all cores; "
-                   "1: none)")
+                   help="threads scoring the candidates' folds (default -1: all cores; "
+                   "1: one)")
     p.add_argument("--seed", type=int, default=0, help="folds, subset and init seed")
     p.add_argument("--top", type=int, default=15, help="table rows to print")
     p.add_argument("--no-save-model", action="store_true",

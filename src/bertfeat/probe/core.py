@@ -224,7 +224,9 @@ def probe(
         texts (a ``control``-stage ``bert`` row, never recommended), and the summary
         compares those two.
     n_jobs : int, optional
-        Processes for each cross-validation (joblib).
+        Threads scoring the candidates (joblib's count: None is one, -1 every core).
+        Every fold of every candidate of a stage is one task on one pool
+        (:mod:`bertfeat.probe.scoring`), with one BLAS thread each.
     refit : bool, default=True
         Fit the best configuration on all the data (``result.best_estimator``).
     featurizer_params : dict, optional
@@ -418,8 +420,7 @@ def _run_stage(ctx: ProbeContext, stage: str, families: list) -> None:
     candidates: list[Candidate] = []
     for family in families:
         candidates.extend(family.candidates(ctx))
-    for cand in sorted(candidates, key=lambda c: c.group):
-        ctx.score(cand)
+    ctx.score_all(sorted(candidates, key=lambda c: c.group))
     spent = time.perf_counter() - t0 - (ctx.encode_seconds - encoding_before)
     ctx.timings[stage] = ctx.timings.get(stage, 0.0) + spent
 
