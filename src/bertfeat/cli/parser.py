@@ -117,8 +117,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="texts the random-weights control encodes: N (a stratified subset, "
                         "the same folds restricted to it), 'all', or 'auto' (default: a "
                         "subset taking at most 10%% of the main pass's encoder tokens)")
-    p.add_argument("--refine-top", type=int, default=3,
-                   help="feature sets the other heads are tried on (default 3)")
+    p.add_argument("--refine-top", type=int, default=2,
+                   help="feature sets the other heads are tried on (default 2)")
     p.add_argument("--scoring", default=None,
                    help="sklearn scoring name (default accuracy, or r2 for numbers)")
     p.add_argument("--task", default="auto", choices=["auto", "classification",

@@ -103,7 +103,7 @@ def probe(
     chunk: bool = True,
     finetune: bool | dict = False,
     screen: str = "ridge",
-    refine_top: int = 3,
+    refine_top: int = 2,
     union_top: int = 1,
     chunk_top: int = 2,
     task: str = "auto",
@@ -169,7 +169,8 @@ def probe(
         Layer combinations: ``True`` = the last four transformer layers concatenated and
         averaged.
     tfidf : bool, default=True
-        Score the TF-IDF (word 1-2 grams, sublinear tf) + LogisticRegression baseline
+        Score the TF-IDF (word 1-2 grams with ``min_df=2``, sublinear tf: the union's TF-IDF
+        block) + LogisticRegression baseline
         (C in 1, 10, 100; RidgeCV for regression).
     union : bool, optional
         Score TF-IDF ⊕ BERT unions: ``TextUnion(bert=<feature set>)`` +
@@ -200,7 +201,7 @@ def probe(
         is that model. The heads are then fitted on the ``refine_top`` best screened
         feature sets only. ``"head"``: the first head is fitted on every feature set (the
         older, slower screen) and the other heads on the ``refine_top`` best.
-    refine_top : int, default=3
+    refine_top : int, default=2
         Feature sets (by the screening score) that the heads are fitted on (with
         ``screen="head"``: the heads after the first).
     union_top : int, default=1

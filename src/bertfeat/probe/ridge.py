@@ -28,7 +28,6 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import linalg
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.metrics import check_scoring
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -114,7 +113,7 @@ def ridge_decisions(X_train: Any, y_train: np.ndarray, X_test: Any,
         # (x - m).(x' - m) with m the training mean: K - r 1' - 1 r' + g
         Kt = Kt - Kt.mean(axis=1, keepdims=True) - rows[None, :] + total
         K = K - rows[:, None] - rows[None, :] + total
-        lam, U = linalg.eigh(K, overwrite_a=True, check_finite=False, driver="evd")
+        lam, U = _eigh(K)
         return _decide(lam, Kt @ U, U.T @ T, t_mean, alphas), classes
     scaler = StandardScaler().fit(X_train)
     Z = np.asarray(scaler.transform(X_train), dtype=np.float64)
@@ -124,12 +123,19 @@ def ridge_decisions(X_train: Any, y_train: np.ndarray, X_test: Any,
     Zt -= offset
     n, d = Z.shape
     if d <= n:  # primal: (Z^T Z + a I)^-1 Z^T T = V diag(1 / (lam + a)) V^T Z^T T
-        lam, V = linalg.eigh(Z.T @ Z, overwrite_a=True, check_finite=False, driver="evd")
+        lam, V = _eigh(Z.T @ Z)
         A, B = Zt @ V, V.T @ (Z.T @ T)
     else:  # dual: Z^T (Z Z^T + a I)^-1 T = Z^T U diag(1 / (lam + a)) U^T T
-        lam, U = linalg.eigh(Z @ Z.T, overwrite_a=True, check_finite=False, driver="evd")
+        lam, U = _eigh(Z @ Z.T)
         A, B = (Zt @ Z.T) @ U, U.T @ T
     return _decide(lam, A, B, t_mean, alphas), classes
+
+
+def _eigh(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending) and eigenvectors of a symmetric matrix: numpy's (LAPACK
+    ``syevd``, as ``scipy.linalg.eigh(driver="evd")``), which releases the GIL, so the
+    probe's threads decompose several folds at once (scipy's wrapper holds it)."""
+    return np.linalg.eigh(M)
 
 
 def _decide(lam: np.ndarray, A: np.ndarray, B: np.ndarray, t_mean: np.ndarray,

@@ -10,9 +10,10 @@ Threads, not processes: the heads spend their time in BLAS, libsvm and scikit-le
 loss kernels, which release the GIL, so a task costs no pickling and no worker start, and
 what candidates share in memory (the cached vectors, each fold's TF-IDF vocabulary) is
 shared, not copied to every worker. Each task fits a ``clone`` of the candidate's
-estimator with one BLAS and one OpenMP thread (small matrices gain nothing from more, and threads x BLAS
-threads would oversubscribe the cores). The scores are those of ``cross_validate`` with
-``error_score="raise"`` on the same folds: the same fits in another order.
+estimator with one BLAS and one OpenMP thread (small matrices gain nothing from more,
+and threads x BLAS threads would oversubscribe the cores). The scores are those of
+``cross_validate`` with ``error_score="raise"`` on the same folds: the same fits in
+another order.
 """
 
 from __future__ import annotations
