@@ -126,3 +126,21 @@ def test_a_path_is_one_task_and_falls_back_to_the_fits_when_it_cannot_score():
     no_path = run_jobs([Job(_cand(X, head, path=Path()), y, splits, "accuracy",
                             use_path=False)])[0]
     assert Path.calls == 2 and no_path.scores["fold_scores"].shape == (3,)
+
+
+def test_costliest_tasks_start_first_and_fold_scores_stay_in_fold_order():
+    from bertfeat.probe.scoring import _costliest_first
+
+    X, y = _data(d=12)
+    splits = list(StratifiedKFold(3, shuffle=True, random_state=1).split(X, y))
+    narrow, wide = X[:, :3], X
+    head = make_pipeline(StandardScaler(), LogisticRegression(C=0.05))
+    cands = [_cand(narrow, head, "narrow"), _cand(wide, head, "wide")]
+    for cand in cands:
+        cand.n_features = cand.X.shape[1]
+    jobs = [Job(cand, y, splits, "accuracy") for cand in cands]
+    tasks = [(i, f) for i in range(2) for f in range(3)]
+    assert [t[0] for t in _costliest_first(jobs, tasks)] == [1, 1, 1, 0, 0, 0]
+    for outcome, cand in zip(run_jobs(jobs, 2), cands):
+        ref = cross_validate(head, cand.X, y, cv=splits)["test_score"]
+        np.testing.assert_array_equal(outcome.scores["fold_scores"], ref)  # fold by fold

@@ -106,24 +106,31 @@ def run_jobs(jobs: Sequence[Job], n_jobs: int | None = None) -> list[Outcome]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         with threadpool_limits(1), _Pool(workers(n_jobs)) as pool:
-            paths = [i for i, job in enumerate(jobs)
-                     if job.use_path and job.candidate.path is not None]
-            for i, result in zip(paths, pool.map(_run_path, [jobs[i] for i in paths])):
+            tasks = [(i, None) if job.use_path and job.candidate.path is not None else (i, f)
+                     for i, job in enumerate(jobs)
+                     for f in ([None] if job.use_path and job.candidate.path is not None
+                               else range(len(job.splits)))]
+            order = _costliest_first(jobs, tasks)
+            results = dict(zip(order, pool.map(lambda t: _run(jobs, t), order)))
+            retry = []
+            for i, job in enumerate(jobs):
+                result = results.get((i, None))
+                if result is None:
+                    continue
                 if isinstance(result, PATH_ERRORS):  # this scoring needs the real fits
-                    jobs[i] = Job(jobs[i].candidate, jobs[i].y, jobs[i].splits,
-                                  jobs[i].scoring, use_path=False)
+                    jobs[i] = Job(job.candidate, job.y, job.splits, job.scoring,
+                                  use_path=False)
+                    retry.extend((i, f) for f in range(len(job.splits)))
                 elif isinstance(result, Exception):
-                    outcomes[i] = Outcome(jobs[i].candidate, error=result)
+                    outcomes[i] = Outcome(job.candidate, error=result)
                 else:
                     outcomes[i] = Outcome(*result)
-            folds = [(i, f) for i, job in enumerate(jobs) if outcomes[i] is None
-                     for f in range(len(job.splits))]
-            results = pool.map(lambda t: _run_fold(jobs[t[0]], t[1]), folds)
+            results.update(zip(retry, pool.map(lambda t: _run(jobs, t), retry)))
     per_job: dict[int, list] = {}
-    for (i, _), result in zip(folds, results):
-        per_job.setdefault(i, []).append(result)
-    for i, results in per_job.items():
-        outcomes[i] = _collect(jobs[i].candidate, results)
+    for i, fold in sorted(t for t in results if t[1] is not None):  # in fold order
+        per_job.setdefault(i, []).append(results[(i, fold)])
+    for i, fold_results in per_job.items():
+        outcomes[i] = _collect(jobs[i].candidate, fold_results)
     for i, job in enumerate(jobs):
         if outcomes[i] is None:  # a job with no splits
             outcomes[i] = Outcome(job.candidate, error=ValueError("no splits to score on"))
@@ -148,6 +155,7 @@ class _Pool:
             self.executor.shutdown(wait=True, cancel_futures=True)
 
     def map(self, fn: Any, items: list) -> list:
+        """``[fn(item) for item in items]``, the items started in their order."""
         if self.executor is None or len(items) < 2:
             return [fn(item) for item in items]
         return list(self.executor.map(fn, items))
@@ -160,6 +168,25 @@ def _one_openmp_thread() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, user_api="openmp")
+
+
+def _costliest_first(jobs: list[Job], tasks: list[tuple]) -> list[tuple]:
+    """The tasks, longest first (so no core waits alone on a long task at the end): a
+    task's cost is taken as rows x features (x folds for a path); text candidates, whose
+    width is unknown before their vectorizer runs, count as the widest."""
+    widest = max((j.candidate.n_features or 0 for j in jobs), default=0) + 1
+
+    def cost(task: tuple) -> int:
+        job = jobs[task[0]]
+        width = job.candidate.n_features or widest
+        return width * len(job.y) * (len(job.splits) if task[1] is None else 1)
+
+    return sorted(tasks, key=cost, reverse=True)
+
+
+def _run(jobs: list[Job], task: tuple) -> Any:
+    i, fold = task
+    return _run_path(jobs[i]) if fold is None else _run_fold(jobs[i], fold)
 
 
 def _run_path(job: Job) -> Any:
