@@ -139,8 +139,27 @@ def test_costliest_tasks_start_first_and_fold_scores_stay_in_fold_order():
     for cand in cands:
         cand.n_features = cand.X.shape[1]
     jobs = [Job(cand, y, splits, "accuracy") for cand in cands]
-    tasks = [(i, f) for i in range(2) for f in range(3)]
+    tasks = [(i, f, "fit") for i in range(2) for f in range(3)]
     assert [t[0] for t in _costliest_first(jobs, tasks)] == [1, 1, 1, 0, 0, 0]
     for outcome, cand in zip(run_jobs(jobs, 2), cands):
         ref = cross_validate(head, cand.X, y, cv=splits)["test_score"]
         np.testing.assert_array_equal(outcome.scores["fold_scores"], ref)  # fold by fold
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_a_ridge_path_runs_fold_by_fold_and_chooses_as_its_cross_validate(n_jobs):
+    from bertfeat.probe.ridge import RidgePath
+
+    X, y = _data(d=20)
+    splits = list(StratifiedKFold(4, shuffle=True, random_state=2).split(X, y))
+
+    def make(name, head):
+        return _cand(X, head, name)
+
+    path = RidgePath("classification", make)
+    cand = _cand(X, None, "screen", path=path)
+    whole, whole_scores = path.cross_validate(cand, y, splits, "accuracy")
+    outcome = run_jobs([Job(cand, y, splits, "accuracy")], n_jobs)[0]
+    assert outcome.error is None and outcome.candidate.head == whole.head
+    np.testing.assert_array_equal(outcome.scores["fold_scores"], whole_scores["fold_scores"])
+    assert outcome.candidate.path is None  # the chosen pipeline, fitted as any candidate

@@ -1,10 +1,10 @@
 """Cross-validating many candidates at once, on one pool of threads.
 
 A stage of the probe scores many candidates on the same folds. Each fold of each
-candidate is one task (a closed-form path, which scores every fold from its own
-decompositions, is one task), and every task of a call goes to one pool of ``n_jobs``
-threads, so a stage's fits fill every core to the last one, instead of one
-``cross_validate`` per candidate whose last round of folds leaves cores idle.
+candidate is one task (for a closed-form path, its ``fold``: every alpha on that split;
+a path without one is one task), and every task of a call goes to one pool of ``n_jobs``
+threads, the costliest first, so a stage's fits fill every core to the last one, instead
+of one ``cross_validate`` per candidate whose last round of folds leaves cores idle.
 
 Threads, not processes: the heads spend their time in BLAS, libsvm and scikit-learn's
 loss kernels, which release the GIL, so a task costs no pickling and no worker start, and
@@ -102,39 +102,37 @@ def run_jobs(jobs: Sequence[Job], n_jobs: int | None = None) -> list[Outcome]:
     from threadpoolctl import threadpool_limits
 
     jobs = list(jobs)
-    outcomes: list[Outcome | None] = [None] * len(jobs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         with threadpool_limits(1), _Pool(workers(n_jobs)) as pool:
-            tasks = [(i, None) if job.use_path and job.candidate.path is not None else (i, f)
-                     for i, job in enumerate(jobs)
-                     for f in ([None] if job.use_path and job.candidate.path is not None
-                               else range(len(job.splits)))]
+            tasks = [t for i in range(len(jobs)) for t in _tasks(jobs, i)]
             order = _costliest_first(jobs, tasks)
             results = dict(zip(order, pool.map(lambda t: _run(jobs, t), order)))
             retry = []
             for i, job in enumerate(jobs):
-                result = results.get((i, None))
-                if result is None:
-                    continue
-                if isinstance(result, PATH_ERRORS):  # this scoring needs the real fits
+                mine = [results[t] for t in _tasks(jobs, i) if t[2] != _FIT]
+                if any(isinstance(r, PATH_ERRORS) for r in mine):  # needs the real fits
                     jobs[i] = Job(job.candidate, job.y, job.splits, job.scoring,
                                   use_path=False)
-                    retry.extend((i, f) for f in range(len(job.splits)))
-                elif isinstance(result, Exception):
-                    outcomes[i] = Outcome(job.candidate, error=result)
-                else:
-                    outcomes[i] = Outcome(*result)
+                    retry.extend(_tasks(jobs, i))
             results.update(zip(retry, pool.map(lambda t: _run(jobs, t), retry)))
-    per_job: dict[int, list] = {}
-    for i, fold in sorted(t for t in results if t[1] is not None):  # in fold order
-        per_job.setdefault(i, []).append(results[(i, fold)])
-    for i, fold_results in per_job.items():
-        outcomes[i] = _collect(jobs[i].candidate, fold_results)
-    for i, job in enumerate(jobs):
-        if outcomes[i] is None:  # a job with no splits
-            outcomes[i] = Outcome(job.candidate, error=ValueError("no splits to score on"))
-    return outcomes  # type: ignore[return-value]
+    # each job's tasks as it was finally scored, in fold order
+    return [_collect(job, [results[t] for t in _tasks(jobs, i)])
+            for i, job in enumerate(jobs)]
+
+
+#: task kinds: one fold of a fit, one fold of a path, a whole path (no per-fold method)
+_FIT, _PATH_FOLD, _PATH = "fit", "path fold", "path"
+
+
+def _tasks(jobs: list[Job], i: int) -> list[tuple]:
+    job = jobs[i]
+    path = job.candidate.path if job.use_path else None
+    if path is None:
+        return [(i, f, _FIT) for f in range(len(job.splits))]
+    if hasattr(path, "fold"):
+        return [(i, f, _PATH_FOLD) for f in range(len(job.splits))]
+    return [(i, 0, _PATH)]
 
 
 class _Pool:
@@ -179,18 +177,20 @@ def _costliest_first(jobs: list[Job], tasks: list[tuple]) -> list[tuple]:
     def cost(task: tuple) -> int:
         job = jobs[task[0]]
         width = job.candidate.n_features or widest
-        return width * len(job.y) * (len(job.splits) if task[1] is None else 1)
+        return width * len(job.y) * (len(job.splits) if task[2] == _PATH else 1)
 
     return sorted(tasks, key=cost, reverse=True)
 
 
 def _run(jobs: list[Job], task: tuple) -> Any:
-    i, fold = task
-    return _run_path(jobs[i]) if fold is None else _run_fold(jobs[i], fold)
-
-
-def _run_path(job: Job) -> Any:
+    i, fold, kind = task
+    job = jobs[i]
     try:
+        if kind == _FIT:
+            return _run_fold(job, fold)
+        if kind == _PATH_FOLD:
+            return job.candidate.path.fold(job.candidate, job.y, job.splits[fold],
+                                           job.scoring)
         return job.candidate.path.cross_validate(job.candidate, job.y, job.splits,
                                                  job.scoring)
     except Exception as exc:  # returned, so one failure stops nothing else
@@ -213,10 +213,19 @@ def _run_fold(job: Job, fold: int) -> tuple[float, float, float] | BaseException
         return exc
 
 
-def _collect(candidate: Candidate, results: list) -> Outcome:
+def _collect(job: Job, results: list) -> Outcome:
+    """A job's outcome from its tasks' results (in fold order)."""
+    candidate = job.candidate
+    if not results:
+        return Outcome(candidate, error=ValueError("no splits to score on"))
     for result in results:
         if isinstance(result, Exception):
             return Outcome(candidate, error=result)
+    path = candidate.path if job.use_path else None
+    if path is not None and not hasattr(path, "fold"):  # one task: (chosen, scores)
+        return Outcome(*results[0])
+    if path is not None:
+        return Outcome(*path.choose(candidate, results))
     scores = np.asarray([r[0] for r in results], dtype=float)
     return Outcome(candidate, {
         "fold_scores": scores,
