@@ -163,3 +163,20 @@ def test_a_ridge_path_runs_fold_by_fold_and_chooses_as_its_cross_validate(n_jobs
     assert outcome.error is None and outcome.candidate.head == whole.head
     np.testing.assert_array_equal(outcome.scores["fold_scores"], whole_scores["fold_scores"])
     assert outcome.candidate.path is None  # the chosen pipeline, fitted as any candidate
+
+
+def test_a_candidate_that_may_not_share_the_process_fits_its_folds_here_one_at_a_time():
+    X, y = _data()
+    splits = list(StratifiedKFold(3).split(X, y))
+    seen = []
+
+    class Spy(LogisticRegression):
+        def fit(self, X, y):
+            seen.append(threading.get_ident())
+            return super().fit(X, y)
+
+    cand = _cand(X, Spy())
+    cand.threads = False  # e.g. fine-tuning, which seeds torch's global generator
+    out = run_jobs([Job(cand, y, splits, "accuracy")], n_jobs=2)[0]
+    assert out.error is None and seen == [threading.get_ident()] * 3
+

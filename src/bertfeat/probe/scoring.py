@@ -106,8 +106,7 @@ def run_jobs(jobs: Sequence[Job], n_jobs: int | None = None) -> list[Outcome]:
         warnings.simplefilter("ignore", ConvergenceWarning)
         with threadpool_limits(1), _Pool(workers(n_jobs)) as pool:
             tasks = [t for i in range(len(jobs)) for t in _tasks(jobs, i)]
-            order = _costliest_first(jobs, tasks)
-            results = dict(zip(order, pool.map(lambda t: _run(jobs, t), order)))
+            results = _run_all(pool, jobs, _costliest_first(jobs, tasks))
             retry = []
             for i, job in enumerate(jobs):
                 mine = [results[t] for t in _tasks(jobs, i) if t[2] != _FIT]
@@ -115,7 +114,7 @@ def run_jobs(jobs: Sequence[Job], n_jobs: int | None = None) -> list[Outcome]:
                     jobs[i] = Job(job.candidate, job.y, job.splits, job.scoring,
                                   use_path=False)
                     retry.extend(_tasks(jobs, i))
-            results.update(zip(retry, pool.map(lambda t: _run(jobs, t), retry)))
+            results.update(_run_all(pool, jobs, retry))
     # each job's tasks as it was finally scored, in fold order
     return [_collect(job, [results[t] for t in _tasks(jobs, i)])
             for i, job in enumerate(jobs)]
@@ -180,6 +179,15 @@ def _costliest_first(jobs: list[Job], tasks: list[tuple]) -> list[tuple]:
         return width * len(job.y) * (len(job.splits) if task[2] == _PATH else 1)
 
     return sorted(tasks, key=cost, reverse=True)
+
+
+def _run_all(pool: _Pool, jobs: list[Job], tasks: list[tuple]) -> dict:
+    """Every task's result: on the pool, except those of candidates that may not share
+    the process with other fits (``Candidate.threads``), run here one at a time."""
+    shared = [t for t in tasks if jobs[t[0]].candidate.threads]
+    results = dict(zip(shared, pool.map(lambda t: _run(jobs, t), shared)))
+    results.update((t, _run(jobs, t)) for t in tasks if not jobs[t[0]].candidate.threads)
+    return results
 
 
 def _run(jobs: list[Job], task: tuple) -> Any:
