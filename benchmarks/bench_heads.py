@@ -6,8 +6,9 @@ one fp32 all-layer encode of the same texts is timed (``BertFeaturizer(layers="a
 precision="fp32", cache=False).fit_transform``, after one warm-up call on a few texts).
 "Heads" is the sum of the stage times that exclude encoding (screen, refine, union,
 baselines, chunk), as the demo prints it; ``cpu_s`` gives each stage's CPU seconds (every
-thread of the process), so CPU / wall is the stage's parallel efficiency. The probe reads its vectors from the default
-store when they are there (the heads do not depend on it).
+thread of the process), so CPU / wall is the stage's parallel efficiency. The probe
+reads its vectors from the default store when they are there (the heads do not depend
+on it).
 
 Run:  python benchmarks/bench_heads.py [--json FILE]
 """
