@@ -5,8 +5,10 @@ banking77, 77 classes, seed 0) is run with the CLI's options, and in the same pr
 one fp32 all-layer encode of the same texts is timed (``BertFeaturizer(layers="all",
 precision="fp32", cache=False).fit_transform``, after one warm-up call on a few texts).
 "Heads" is the sum of the stage times that exclude encoding (screen, refine, union,
-baselines, chunk), as the demo prints it. The probe reads its vectors from the default
-store when they are there (the heads do not depend on it).
+baselines, chunk), as the demo prints it; ``cpu_s`` gives each stage's CPU seconds (every
+thread of the process), so CPU / wall is the stage's parallel efficiency. The probe
+reads its vectors from the default store when they are there (the heads do not depend
+on it).
 
 Run:  python benchmarks/bench_heads.py [--json FILE]
 """
@@ -54,6 +56,17 @@ def main() -> None:
         feat.fit_transform(texts)
         return time.perf_counter() - t0
 
+    import bertfeat.probe.core as core
+
+    cpu: dict[str, float] = {}
+    run_stage = core._run_stage
+
+    def timed_stage(ctx, stage, families):  # CPU seconds of every thread, per stage
+        t0 = time.process_time()
+        run_stage(ctx, stage, families)
+        cpu[stage] = cpu.get(stage, 0.0) + time.process_time() - t0
+
+    core._run_stage = timed_stage
     if args.encode_first:
         record["encode_fp32_s"] = encode()
     with warnings.catch_warnings():
@@ -66,6 +79,8 @@ def main() -> None:
     t = result.timings
     record["timings"] = {k: round(float(v), 2) for k, v in t.items()}
     record["heads_s"] = sum(t.get(k, 0.0) for k in HEAD_STAGES)
+    record["cpu_s"] = {k: round(v, 2) for k, v in cpu.items() if k in HEAD_STAGES}
+    record["heads_cpu_s"] = sum(record["cpu_s"].values())
     record["ratio"] = record["heads_s"] / record["encode_fp32_s"]
     record["pick"] = result.recommendation.pick
     record["pick_score"] = float(result.table.set_index("candidate").loc[

@@ -74,14 +74,14 @@ def test_tidy_table(result):
     assert set(screen["pooling"]) == {"cls", "mean", "max"}
     widths = dict(zip(screen["layer"], screen["n_features"]))
     assert widths["L2"] == 32 and widths["L1-3 concat"] == 96 and widths["L1-3 avg"] == 32
-    # the first head on the 6 best screened feature sets (and on L3 mean, the last-layer
-    # baseline, when it is not among them), the others on 3 of those
+    # the first head on the 4 best screened feature sets (2 x refine_top; and on L3 mean, the
+    # last-layer baseline, when it is not among them), the others on 2 of those (refine_top)
     refine = table[table["stage"] == "refine"]
     refined = set(map(tuple, refine[["layer", "pooling"]].to_numpy())) - {("L3", "mean")}
-    assert len(refined) == 6 and set(refine["head"]) == {"logreg", "svm", "mlp"}
-    assert len(refine) == 6 + (("L3", "mean") not in refined) + 3 * 2
+    assert len(refined) == 4 and set(refine["head"]) == {"logreg", "svm", "mlp"}
+    assert len(refine) == 4 + 1 + 2 * 2
     keyed = screen.set_index(["layer", "pooling"])["mean_score"]
-    # a top 6 of the screen (ties broken in scoring order)
+    # a top 4 of the screen (ties broken in scoring order)
     assert min(keyed[list(refined)]) >= max(keyed.drop(list(refined | {("L3", "mean")})))
     # controls and baselines, every score a proportion
     assert len(table[table["family"] == "random"]) == 4 * 3

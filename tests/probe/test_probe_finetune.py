@@ -26,8 +26,10 @@ def test_finetune_row_is_scored_on_the_same_folds(tiny_model, tmp_path):
     assert "finetune" in FAMILIES
     texts, y = _toy(32)
     res = probe(texts, y, model=tiny_model, cache=tmp_path / "s", finetune=TINY, refit=False,
-                featurizer_params={"precision": "fp32"}, **LEAN)
+                featurizer_params={"precision": "fp32"}, n_jobs=2, **LEAN)
     row = res.table[res.table["family"] == "finetune"].iloc[0]
+    # fine-tuning seeds torch's global generator: its folds never share the process
+    assert res._candidates[row["candidate"]].threads is False
     assert (row["layer"], row["pooling"], row["head"], row["stage"]) == (
         "L1-3 tuned", "mean", "BertClassifier", "finetune")
     assert row["fit_time"] > 0 and "finetune" in res.timings

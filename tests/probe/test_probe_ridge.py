@@ -183,22 +183,22 @@ def test_faked_screen_scores_choose_the_refined_sets(tiny_model, tmp_path, monke
         X = BertFeaturizer(model=tiny_model, layers=layer, pooling=pooling, cache=store,
                            precision="fp32").fit_transform(texts)
         favourite[(layer, pooling)] = (X, value)
-    real = ridge.ridge_path_scores
+    real = ridge.ridge_fold_scores
     seen = []
 
-    def fake(X, yy, splits, scoring, alphas, task, *args):
-        scores, fit, score = real(X, yy, splits, scoring, alphas, task, *args)
+    def fake(X, yy, train, test, scoring, alphas, task, *args):  # one split of one set
+        scores, fit, score = real(X, yy, train, test, scoring, alphas, task, *args)
         seen.append(X.shape)
         value = next((v for F, v in favourite.values()
                       if F.shape == X.shape and np.array_equal(F, X)), 0.5)
         return np.full_like(scores, value), fit, score
 
-    monkeypatch.setattr(ridge, "ridge_path_scores", fake)
+    monkeypatch.setattr(ridge, "ridge_fold_scores", fake)
     res = probe(texts, y, model=tiny_model, cache=store, heads=("logreg",), refine_top=1,
                 random_control=False, tfidf=False, union=False, combos=False, cv=3,
                 verbose=False, featurizer_params={"precision": "fp32"}, refit=False)
     table = res.table
-    assert len(seen) == len(table[table.stage == "screen"]) == 4 * 3
+    assert len(seen) == 3 * len(table[table.stage == "screen"]) == 3 * 4 * 3  # 3 folds
     refine = table[table.stage == "refine"]
     # (and the last layer's mean: the baseline always gets the first head)
     assert set(zip(refine["layer"], refine["pooling"])) == {

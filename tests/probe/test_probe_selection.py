@@ -28,13 +28,14 @@ def _forbid_work(monkeypatch):
     """Spies: any cross-validation, head scoring or encoder call fails the test."""
     import bertfeat.encoder
     import bertfeat.probe.context
+    import bertfeat.probe.scoring
 
     def boom(*args, **kwargs):
         raise AssertionError("re-selecting must not score or encode")
 
     monkeypatch.setattr(bertfeat.encoder, "encode", boom)
     monkeypatch.setattr(bertfeat.encoder, "_forward_batches", boom)
-    monkeypatch.setattr(bertfeat.probe.context, "cross_validate", boom)
+    monkeypatch.setattr(bertfeat.probe.scoring, "run_jobs", boom)
     monkeypatch.setattr(bertfeat.probe.context, "cv_score", boom)
 
 

@@ -117,8 +117,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="texts the random-weights control encodes: N (a stratified subset, "
                         "the same folds restricted to it), 'all', or 'auto' (default: a "
                         "subset taking at most 10%% of the main pass's encoder tokens)")
-    p.add_argument("--refine-top", type=int, default=3,
-                   help="feature sets the other heads are tried on (default 3)")
+    p.add_argument("--refine-top", type=int, default=2,
+                   help="feature sets the other heads are tried on (default 2)")
     p.add_argument("--scoring", default=None,
                    help="sklearn scoring name (default accuracy, or r2 for numbers)")
     p.add_argument("--task", default="auto", choices=["auto", "classification",
@@ -136,8 +136,8 @@ def _parser() -> argparse.ArgumentParser:
                         "defaults: 3 epochs; slow on a CPU) and compare it with the best "
                         "frozen pipeline")
     p.add_argument("--n-jobs", type=int, default=-1,
-                   help="processes scoring the folds of a candidate (default -1: all cores; "
-                   "1: none)")
+                   help="threads scoring the candidates' folds (default -1: all cores; "
+                   "1: one)")
     p.add_argument("--seed", type=int, default=0, help="folds, subset and init seed")
     p.add_argument("--top", type=int, default=15, help="table rows to print")
     p.add_argument("--no-save-model", action="store_true",

@@ -96,6 +96,11 @@ class Candidate:
         to them (the random-weights control on a subset).
     recommendable : bool, default=True
         Whether the candidate may be the recommendation (a control may not).
+    threads : bool, default=True
+        Whether its folds may be fitted at once on the probe's threads
+        (:mod:`bertfeat.probe.scoring`); False for an estimator that uses process-wide
+        state while it fits, such as torch's global random generator in fine-tuning: its
+        folds are then fitted one at a time, in the calling thread.
     group : int, default=0
         Candidates of one stage are scored in order of ``group`` (then in the order the
         families gave them): the layer families give a pooling's position, so that a
@@ -123,6 +128,7 @@ class Candidate:
     recommendable: bool = True
     group: int = 0
     path: Any = None
+    threads: bool = True
 
     @property
     def key(self) -> str:

@@ -17,20 +17,19 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import cross_validate
 
 from ..estimators.featurizer import BertFeaturizer
 from ..store import FeatureStore, text_digest
+from . import scoring as _scoring
 from .candidates import Candidate, EncodedLayers, FeatureSet
 from .options import ProbeOptions
+from .scoring import Job
 
 __all__ = ["ProbeContext", "encode_all_layers", "cv_score", "restrict_splits", "logger",
            "token_lengths"]
 
 #: errors of a closed-form path that send its candidate to plain cross-validation (a
 #: scorer that needs predict_proba, which ridge has not)
-_PATH_ERRORS = (AttributeError, NotImplementedError)
 #: progress messages of the probe (``probe(verbose=True)`` shows them on stderr)
 logger = logging.getLogger("bertfeat.probe")
 
@@ -186,7 +185,7 @@ class ProbeContext:
         The arguments of :func:`~bertfeat.probe.probe` (``options.combos``,
         ``options.refine_top`` ...).
     n_jobs : int or None
-        Processes for each cross-validation.
+        Threads scoring the candidates (:func:`bertfeat.probe.scoring.run_jobs`).
     random_state : int
         Seed of the folds and heads.
     bert : EncodedLayers
@@ -313,29 +312,38 @@ class ProbeContext:
     # -- scoring ----------------------------------------------------------------------------
     def score(self, cand: Candidate) -> dict | None:
         """Cross-validate ``cand`` on the folds; its row, or None when it failed."""
-        try:
+        return self.score_all([cand])[0]
+
+    def score_all(self, cands: Sequence[Candidate]) -> list[dict | None]:
+        """Cross-validate every candidate on the folds, all their folds on one pool of
+        ``n_jobs`` threads (:mod:`bertfeat.probe.scoring`); their rows in order, None for
+        a candidate that failed (left out with a warning: one head failing on this data
+        must not end the probe). Rows are recorded in the order of ``cands``."""
+        from .candidates import describe
+
+        jobs = []
+        for cand in cands:
             y, splits = self.y, self.splits
             if cand.rows is not None:
                 y, splits = self.y[cand.rows], restrict_splits(self.splits, cand.rows, len(self.y))
-            scores = None
-            if cand.path is not None:
-                try:
-                    cand, scores = cand.path.cross_validate(cand, y, splits, self.scoring)
-                except _PATH_ERRORS:  # e.g. a scorer that needs predict_proba
-                    scores = None
-            if scores is None:
-                scores = cv_score(cand, y, splits, self.scoring, self.n_jobs)
-        except Exception as exc:  # one head failing on this data must not end the probe
-            from .candidates import describe
-
-            warnings.warn(f"probe: candidate {describe(vars(cand))} failed and is left "
-                          f"out ({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=3)
-            self.failures.append(cand.key)
-            return None
-        self.fold_scores[cand.key] = scores.pop("fold_scores")
-        row = _row(cand, scores)
-        self.scored.append((row, cand))
-        return row
+            jobs.append(Job(cand, y, splits, self.scoring))
+        rows: list[dict | None] = []
+        for outcome in _scoring.run_jobs(jobs, self.n_jobs):
+            cand = outcome.candidate
+            if outcome.error is not None:
+                exc = outcome.error
+                warnings.warn(f"probe: candidate {describe(vars(cand))} failed and is left "
+                              f"out ({type(exc).__name__}: {exc})", RuntimeWarning,
+                              stacklevel=3)
+                self.failures.append(cand.key)
+                rows.append(None)
+                continue
+            scores = dict(outcome.scores)
+            self.fold_scores[cand.key] = scores.pop("fold_scores")
+            row = _row(cand, scores)
+            self.scored.append((row, cand))
+            rows.append(row)
+        return rows
 
     def ranked(self, *stages: str) -> list[FeatureSet]:
         """Feature sets scored in ``stages``, best first (ties: in scoring order)."""
@@ -357,23 +365,15 @@ def restrict_splits(splits: list, rows: np.ndarray, n: int) -> list:
 
 
 def cv_score(candidate: Candidate, y: np.ndarray, splits: list, scoring: Any,
-              n_jobs: int | None) -> dict:
-    from threadpoolctl import threadpool_limits
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        # one BLAS thread per fit: small matrices gain nothing from threads, and on a
-        # busy machine oversubscribed BLAS is ten times slower
-        with threadpool_limits(1):
-            res = cross_validate(candidate.estimator, candidate.X, y, cv=splits,
-                                 scoring=scoring, n_jobs=n_jobs, error_score="raise")
-    return {
-        "fold_scores": np.asarray(res["test_score"], dtype=float),
-        "mean_score": float(np.mean(res["test_score"])),
-        "std_score": float(np.std(res["test_score"])),
-        "fit_time": float(np.mean(res["fit_time"])),
-        "score_time": float(np.mean(res["score_time"])),
-    }
+             n_jobs: int | None) -> dict:
+    """Cross-validate one candidate's estimator (no closed-form path) on ``splits``:
+    ``fold_scores``, ``mean_score``, ``std_score``, ``fit_time``, ``score_time``; raises
+    what a fold raised."""
+    outcome = _scoring.run_jobs([Job(candidate, y, splits, scoring, use_path=False)],
+                               n_jobs)[0]
+    if outcome.error is not None:
+        raise outcome.error
+    return dict(outcome.scores)
 
 
 def _row(candidate: Candidate, scores: dict) -> dict:

@@ -103,7 +103,7 @@ def probe(
     chunk: bool = True,
     finetune: bool | dict = False,
     screen: str = "ridge",
-    refine_top: int = 3,
+    refine_top: int = 2,
     union_top: int = 1,
     chunk_top: int = 2,
     task: str = "auto",
@@ -169,7 +169,8 @@ def probe(
         Layer combinations: ``True`` = the last four transformer layers concatenated and
         averaged.
     tfidf : bool, default=True
-        Score the TF-IDF (word 1-2 grams, sublinear tf) + LogisticRegression baseline
+        Score the TF-IDF (word 1-2 grams with ``min_df=2``, sublinear tf: the union's TF-IDF
+        block) + LogisticRegression baseline
         (C in 1, 10, 100; RidgeCV for regression).
     union : bool, optional
         Score TF-IDF ⊕ BERT unions: ``TextUnion(bert=<feature set>)`` +
@@ -200,7 +201,7 @@ def probe(
         is that model. The heads are then fitted on the ``refine_top`` best screened
         feature sets only. ``"head"``: the first head is fitted on every feature set (the
         older, slower screen) and the other heads on the ``refine_top`` best.
-    refine_top : int, default=3
+    refine_top : int, default=2
         Feature sets (by the screening score) that the heads are fitted on (with
         ``screen="head"``: the heads after the first).
     union_top : int, default=1
@@ -224,7 +225,9 @@ def probe(
         texts (a ``control``-stage ``bert`` row, never recommended), and the summary
         compares those two.
     n_jobs : int, optional
-        Processes for each cross-validation (joblib).
+        Threads scoring the candidates (joblib's count: None is one, -1 every core).
+        Every fold of every candidate of a stage is one task on one pool
+        (:mod:`bertfeat.probe.scoring`), with one BLAS thread each.
     refit : bool, default=True
         Fit the best configuration on all the data (``result.best_estimator``).
     featurizer_params : dict, optional
@@ -418,8 +421,7 @@ def _run_stage(ctx: ProbeContext, stage: str, families: list) -> None:
     candidates: list[Candidate] = []
     for family in families:
         candidates.extend(family.candidates(ctx))
-    for cand in sorted(candidates, key=lambda c: c.group):
-        ctx.score(cand)
+    ctx.score_all(sorted(candidates, key=lambda c: c.group))
     spent = time.perf_counter() - t0 - (ctx.encode_seconds - encoding_before)
     ctx.timings[stage] = ctx.timings.get(stage, 0.0) + spent
 

@@ -35,7 +35,7 @@ class ProbeOptions:
     chunk: bool = True
     finetune: bool | dict = False
     screen: str = "ridge"
-    refine_top: int = 3
+    refine_top: int = 2
     union_top: int = 1
     chunk_top: int = 2
     task: str = "auto"

@@ -28,7 +28,6 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import linalg
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.metrics import check_scoring
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -39,8 +38,8 @@ from .heads import RIDGE_ALPHAS
 if TYPE_CHECKING:  # pragma: no cover
     from .candidates import Candidate
 
-__all__ = ["ridge_decisions", "ridge_path_scores", "ridge_head", "ridge_name", "RidgePath",
-           "SCREEN_NAME"]
+__all__ = ["ridge_decisions", "ridge_path_scores", "ridge_fold_scores", "ridge_head",
+           "ridge_name", "RidgePath", "SCREEN_NAME"]
 
 #: how the table names the screening head (with the chosen alpha)
 SCREEN_NAME = "ridge"
@@ -114,7 +113,7 @@ def ridge_decisions(X_train: Any, y_train: np.ndarray, X_test: Any,
         # (x - m).(x' - m) with m the training mean: K - r 1' - 1 r' + g
         Kt = Kt - Kt.mean(axis=1, keepdims=True) - rows[None, :] + total
         K = K - rows[:, None] - rows[None, :] + total
-        lam, U = linalg.eigh(K, overwrite_a=True, check_finite=False, driver="evd")
+        lam, U = _eigh(K)
         return _decide(lam, Kt @ U, U.T @ T, t_mean, alphas), classes
     scaler = StandardScaler().fit(X_train)
     Z = np.asarray(scaler.transform(X_train), dtype=np.float64)
@@ -124,12 +123,19 @@ def ridge_decisions(X_train: Any, y_train: np.ndarray, X_test: Any,
     Zt -= offset
     n, d = Z.shape
     if d <= n:  # primal: (Z^T Z + a I)^-1 Z^T T = V diag(1 / (lam + a)) V^T Z^T T
-        lam, V = linalg.eigh(Z.T @ Z, overwrite_a=True, check_finite=False, driver="evd")
+        lam, V = _eigh(Z.T @ Z)
         A, B = Zt @ V, V.T @ (Z.T @ T)
     else:  # dual: Z^T (Z Z^T + a I)^-1 T = Z^T U diag(1 / (lam + a)) U^T T
-        lam, U = linalg.eigh(Z @ Z.T, overwrite_a=True, check_finite=False, driver="evd")
+        lam, U = _eigh(Z @ Z.T)
         A, B = (Zt @ Z.T) @ U, U.T @ T
     return _decide(lam, A, B, t_mean, alphas), classes
+
+
+def _eigh(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending) and eigenvectors of a symmetric matrix: numpy's (LAPACK
+    ``syevd``, as ``scipy.linalg.eigh(driver="evd")``), which releases the GIL, so the
+    probe's threads decompose several folds at once (scipy's wrapper holds it)."""
+    return np.linalg.eigh(M)
 
 
 def _decide(lam: np.ndarray, A: np.ndarray, B: np.ndarray, t_mean: np.ndarray,
@@ -203,31 +209,45 @@ def ridge_path_scores(X: Any, y: np.ndarray, splits: Sequence, scoring: Any,
         Mean seconds per split (the decomposition and every alpha's decision values; the
         scoring).
     """
+    folds = [ridge_fold_scores(X, y, train, test, scoring, alphas, task, scale, features)
+             for train, test in splits]
+    scores = np.stack([f[0] for f in folds], axis=1) if folds else np.empty((len(alphas), 0))
+    n = max(len(folds), 1)
+    return scores, sum(f[1] for f in folds) / n, sum(f[2] for f in folds) / n
+
+
+def ridge_fold_scores(X: Any, y: np.ndarray, train: np.ndarray, test: np.ndarray,
+                      scoring: Any, alphas: Sequence[float], task: str, scale: bool = True,
+                      features: Callable | None = None) -> tuple[np.ndarray, float, float]:
+    """One split of :func:`ridge_path_scores`: every alpha's score on ``test`` after
+    fitting on ``train``, and the seconds to fit (decompose and decide) and to score.
+
+    Returns
+    -------
+    scores : ndarray of shape (n_alphas,)
+    fit_time, score_time : float
+    """
+    train, test = np.asarray(train), np.asarray(test)
+    y = np.asarray(y)
+    t0 = time.perf_counter()
     if features is None:
         X = np.asarray(X)
-
-        def features(train: np.ndarray, test: np.ndarray) -> tuple[Any, Any]:
-            return X[train], X[test]
-    y = np.asarray(y)
+        X_train, X_test = X[train], X[test]
+    else:
+        X_train, X_test = features(train, test)
+    decisions, classes = ridge_decisions(X_train, y[train], X_test, alphas, task, scale)
+    t1 = time.perf_counter()
     kind = _DecidedClassifier if task == "classification" else _DecidedRegressor
-    scores = np.empty((len(alphas), len(splits)))
-    fit = score = 0.0
-    for j, (train, test) in enumerate(splits):
-        t0 = time.perf_counter()
-        X_train, X_test = features(np.asarray(train), np.asarray(test))
-        decisions, classes = ridge_decisions(X_train, y[train], X_test, alphas, task, scale)
-        t1 = time.perf_counter()
-        for i, decision in enumerate(decisions):
-            est = kind(decision, classes)
-            if scoring == "accuracy":  # accuracy_score without its checks, per alpha
-                scores[i, j] = float(np.mean(est.predict(None) == y[test]))
-                continue
-            scorer = check_scoring(est, scoring=scoring)
-            # the scorer reads only the decision values; X stands for the held-out rows
-            scores[i, j] = scorer(est, np.empty((len(test), 0)), y[test])
-        fit += t1 - t0
-        score += time.perf_counter() - t1
-    return scores, fit / len(splits), score / len(splits)
+    scores = np.empty(len(alphas))
+    for i, decision in enumerate(decisions):
+        est = kind(decision, classes)
+        if scoring == "accuracy":  # accuracy_score without its checks, per alpha
+            scores[i] = float(np.mean(est.predict(None) == y[test]))
+            continue
+        scorer = check_scoring(est, scoring=scoring)
+        # the scorer reads only the decision values; X stands for the held-out rows
+        scores[i] = scorer(est, np.empty((len(test), 0)), y[test])
+    return scores, t1 - t0, time.perf_counter() - t1
 
 
 @dataclass
@@ -263,9 +283,30 @@ class RidgePath:
         """
         from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(1):  # as the heads' cross-validation (context.cv_score)
+        with threadpool_limits(1):  # as the heads' cross-validation (probe.scoring)
             scores, fit, score = ridge_path_scores(cand.X, y, splits, scoring, self.alphas,
                                                    self.task, self.scale, self.features)
+        return self._chosen(cand, scores, fit, score)
+
+    def fold(self, cand: Candidate, y: np.ndarray, split: tuple, scoring: Any,
+             ) -> tuple[np.ndarray, float, float]:
+        """One split's scores of every alpha, and its fit and score seconds
+        (:func:`ridge_fold_scores`): what :mod:`bertfeat.probe.scoring` runs as one task."""
+        train, test = split
+        return ridge_fold_scores(cand.X, y, train, test, scoring, self.alphas, self.task,
+                                 self.scale, self.features)
+
+    def choose(self, cand: Candidate, folds: Sequence[tuple[np.ndarray, float, float]],
+               ) -> tuple[Candidate, dict]:
+        """The chosen alpha's candidate and scores from every split's :meth:`fold`, in
+        split order."""
+        scores = np.stack([f[0] for f in folds], axis=1)
+        n = len(folds)
+        return self._chosen(cand, scores, sum(f[1] for f in folds) / n,
+                            sum(f[2] for f in folds) / n)
+
+    def _chosen(self, cand: Candidate, scores: np.ndarray, fit: float, score: float,
+                ) -> tuple[Candidate, dict]:
         means = scores.mean(axis=1)
         best = max(range(len(self.alphas)), key=lambda i: (means[i], self.alphas[i]))
         alpha = self.alphas[best]

@@ -178,7 +178,7 @@ def probe_words(sentences: Any, tags: Any, *, model: str = "default", layers: An
     random_state : int, default=0
         Seed of the folds and of the random-weights model.
     n_jobs : int, optional
-        Processes for each cross-validation.
+        Threads for each cross-validation (one fold per task).
 
     Returns
     -------

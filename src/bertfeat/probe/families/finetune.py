@@ -55,8 +55,10 @@ class FineTune(Family):
         est = estimator[-1]
         ctx.log(f"fine-tuning {cls.__name__} on each of {len(ctx.splits)} training folds "
                 f"({est.epochs} epochs, learning rate {est.learning_rate:g})")
+        # torch's global random generator is seeded per fit: folds one at a time
         return [Candidate("finetune", f"L1-{ctx.n_layers} tuned", est.pooling,
-                          cls.__name__, ctx.text_array, estimator, build, "finetune")]
+                          cls.__name__, ctx.text_array, estimator, build, "finetune",
+                          threads=False)]
 
 
 FAMILY = FineTune()

@@ -45,9 +45,8 @@ class Refine(Family):
             ctx.log(f"fitting {first_name} on the top {FIRST_HEAD_POOL * top} screened "
                     f"feature sets{also}")
             # scored here: the other heads go to the best of these by the first head
-            for fs in pool:
-                ctx.score(bert_candidate(fs, first_name, first, "refine",
-                                         ctx.pipeline_params))
+            ctx.score_all([bert_candidate(fs, first_name, first, "refine",
+                                          ctx.pipeline_params) for fs in pool])
             ranked = [fs for fs in ctx.ranked("refine") if any(fs is p for p in pool)][:top]
         else:
             others = heads[1:]

@@ -10,6 +10,7 @@ candidates (:class:`UnionData`).
 from __future__ import annotations
 
 import hashlib
+import threading
 from numbers import Integral
 from typing import Any
 
@@ -47,6 +48,10 @@ class UnionData:
     def __deepcopy__(self, memo: dict) -> UnionData:
         return self
 
+    #: the probe scores folds on threads (:mod:`bertfeat.probe.scoring`): one fit of a
+    #: fold's vocabulary at a time, so that threads wait for it instead of repeating it
+    _lock = threading.RLock()
+
     @staticmethod
     def _key(tfidf: Any, rows: np.ndarray) -> tuple[str, str]:
         rows = np.ascontiguousarray(rows, dtype=np.int64)
@@ -63,6 +68,10 @@ class UnionData:
         IDF and matrices as fitting it on the fold's texts).
         """
         key = self._key(tfidf, rows)
+        with self._lock:
+            return self._fit(tfidf, rows, key)
+
+    def _fit(self, tfidf: BaseEstimator, rows: np.ndarray, key: tuple) -> tuple[tuple, Any, Any]:
         if key not in self._fits:
             counts = self._counts(tfidf)
             if counts is not None:
@@ -77,6 +86,10 @@ class UnionData:
     def transform(self, key: tuple, vec: Any, rows: np.ndarray) -> Any:
         """The rows' TF-IDF under the vocabulary fitted as ``key``."""
         tkey = (key, self._key(vec, rows)[1])
+        with self._lock:
+            return self._transform(key, vec, rows, tkey)
+
+    def _transform(self, key: tuple, vec: Any, rows: np.ndarray, tkey: tuple) -> Any:
         if tkey not in self._transforms:
             if isinstance(vec, FoldVocabulary):
                 counts = self._counts(vec.tfidf)[1]
