@@ -16,17 +16,12 @@ What keeps it fast (each measured in ``benchmarks/bench_encode.py``):
 * on a CPU, two batches run at once, each on half of the threads (:func:`cpu_streams`);
 * a bf16 BERT-shaped model on the CPU runs packed (:mod:`bertfeat.models.packed`): its
   linear layers, LayerNorms and GELU see the real tokens only, attention of short batches
-  runs as two GEMMs around a float32 softmax;
-* freed batch memory stays with the process for the next batch instead of being faulted
-  in again page by page (:func:`keep_freed_memory`).
+  runs as two GEMMs around a float32 softmax.
 """
 
 from __future__ import annotations
 
-import ctypes
 import itertools
-import os
-import sys
 import threading
 import weakref
 from collections import deque
@@ -49,7 +44,7 @@ from .batching import (
 
 __all__ = ["encode", "Tokenized", "tokenize", "tokenize_chunks", "make_batches",
            "pool_layers", "all_cores", "batch_padder", "flatten_ids", "pad_batch", "in_parallel",
-           "truncating_backend", "encode_texts_fast", "MIN_BATCHES_PER_STREAM", "keep_freed_memory"]
+           "truncating_backend", "encode_texts_fast", "MIN_BATCHES_PER_STREAM"]
 
 BatchCallback = Callable[[np.ndarray, np.ndarray, "np.ndarray | None", np.ndarray], None]
 
@@ -191,8 +186,6 @@ def _forward_batches(model, tokenizer, input_ids: list[list[int]], *, depth: int
         return np.asarray(positions), stats.cpu().numpy(), pooler, lengths[positions]
 
     batches = make_batches(lengths, batch_size, max_tokens)
-    if device == "cpu":
-        keep_freed_memory()
     streams, threads = cpu_streams() if device == "cpu" else (1, 0)
     if streams < 2 or len(batches) < MIN_BATCHES_PER_STREAM * streams:
         yield from map(run, batches)
@@ -206,54 +199,6 @@ class NonFiniteError(ValueError):
     Raised by the one cached pass (:mod:`bertfeat.cached_pass`) for every encoder-backed
     estimator, and by fine-tuning when a loss or an output is not finite.
     """
-
-
-#: glibc malloc thresholds set by :func:`keep_freed_memory`: allocations up to this size
-#: come from the heap, not from fresh ``mmap`` pages ...
-MALLOC_MMAP_THRESHOLD = 64 << 20
-#: ... and up to this much free memory at the top of a heap stays with the process
-MALLOC_TRIM_THRESHOLD = 256 << 20
-_MALLOC_TUNED: list[bool] = []  # one entry once tried (the result)
-_MALLOC_LOCK = threading.Lock()
-
-
-def keep_freed_memory() -> bool:
-    """Let glibc keep freed batch memory for the next batch (once per process, on Linux).
-
-    By default glibc serves large allocations with fresh ``mmap`` pages and hands free
-    memory at the top of a heap back to the kernel soon, so each batch's tensors (tens of
-    MB) are faulted in again, page by page, and zeroed by the kernel. Measured on a
-    2,000-sentence bf16 encode (all-MiniLM-L6-v2, 2 cores): 140,000-180,000 page faults and
-    0.35-0.43 s of kernel time per encode, about 5% of its CPU time; with the thresholds
-    raised to :data:`MALLOC_MMAP_THRESHOLD` and :data:`MALLOC_TRIM_THRESHOLD`, 300-24,000
-    faults and 0.01-0.05 s. The cost: up to ``MALLOC_TRIM_THRESHOLD`` of freed memory per
-    malloc arena stays with the process for reuse instead of going back to the system.
-    ``BERTFEAT_MALLOC=default`` leaves malloc as it is.
-
-    Returns
-    -------
-    bool
-        Whether the thresholds are set (False: not glibc, opted out, or refused).
-    """
-    with _MALLOC_LOCK:
-        if not _MALLOC_TUNED:
-            _MALLOC_TUNED.append(_set_malloc_thresholds())
-        return _MALLOC_TUNED[0]
-
-
-def _set_malloc_thresholds() -> bool:
-    if os.environ.get("BERTFEAT_MALLOC", "").strip().lower() == "default":
-        return False
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # no C library with mallopt to call
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-    return bool(mallopt(m_mmap_threshold, MALLOC_MMAP_THRESHOLD)
-                and mallopt(m_trim_threshold, MALLOC_TRIM_THRESHOLD))
 
 
 #: below this many batches per stream, the last round (some streams idle while others
