@@ -327,3 +327,24 @@ def test_cli_says_the_windows_served_the_truncated_rows(tiny_model, tmp_path, ca
     assert ("encoder passes: 36 of 36 unique texts encoded in windows, their first windows "
             "serving as the truncated encoding (0 more encoded truncated) this run") in printed
     assert "fine-tuning" not in printed  # not run: not reported
+
+
+def test_baseline_and_union_count_the_texts_once(tiny_model, tmp_path, monkeypatch):
+    # the TF-IDF baseline and the union share one vectorizer, so one count of the texts
+    # serves both (each fold's vocabulary is cut from it)
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    texts, y = _data(36)
+    counted = []
+    real = CountVectorizer.fit_transform
+
+    def spy(self, raw, y=None):
+        counted.append(len(raw))
+        return real(self, raw, y)
+
+    monkeypatch.setattr(CountVectorizer, "fit_transform", spy)
+    res = probe(texts, y, model=tiny_model, cache=tmp_path / "s", cv=3, combos=False,
+                poolings=("mean",), heads=("logreg",), random_control=False, refit=False,
+                featurizer_params={"precision": "fp32"})
+    assert {"tfidf", "union"} <= set(res.table["family"])
+    assert counted == [len(texts)]

@@ -201,6 +201,10 @@ class ProbeContext:
     fold_scores : dict of str -> ndarray
         Every scored candidate's score on each split (in ``splits`` order), by key: the
         paired samples of the statistics (:mod:`bertfeat.probe.stats`).
+    shared : dict
+        What families share within a run, by name (e.g. the texts' TF-IDF counts and
+        per-fold vocabularies: :func:`bertfeat.probe.families.union.text_data`); nested
+        studies share it too (its entries are keyed by the rows they were fitted on).
     """
 
     texts: list[str]
@@ -225,6 +229,7 @@ class ProbeContext:
     fold_scores: dict[str, np.ndarray] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     encode_seconds: float = 0.0
+    shared: dict = field(default_factory=dict, repr=False)
     _lengths: dict = field(default_factory=dict, repr=False)
 
     # -- shared data ----------------------------------------------------------------------

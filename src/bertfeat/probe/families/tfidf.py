@@ -19,7 +19,7 @@ from ..candidates import Candidate
 from ..context import ProbeContext
 from ..heads import RIDGE_ALPHAS, TFIDF_BASELINE_C, TFIDF_C, TFIDF_LR_MARGIN
 from . import Family
-from .union import UnionData
+from .union import UnionData, text_data
 
 __all__ = ["Tfidf", "FAMILY", "CachedTfidf", "baseline_vectorizer"]
 
@@ -78,7 +78,7 @@ class Tfidf(Family):
         if not ctx.options.tfidf:
             return []
         ctx.log("scoring the TF-IDF baseline (vocabulary fitted once per fold)")
-        data = UnionData(ctx.text_array)
+        data = text_data(ctx)
         rows = np.arange(len(ctx.texts)).reshape(-1, 1)
 
         def cached() -> CachedTfidf:

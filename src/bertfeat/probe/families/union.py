@@ -25,7 +25,8 @@ from ..context import ProbeContext
 from ..heads import RIDGE_ALPHAS, TFIDF_C
 from . import Family
 
-__all__ = ["UnionData", "FoldVocabulary", "CachedUnion", "union_candidates", "TfidfUnion"]
+__all__ = ["UnionData", "FoldVocabulary", "CachedUnion", "union_candidates", "TfidfUnion",
+           "text_data"]
 
 
 class UnionData:
@@ -116,6 +117,15 @@ class UnionData:
             counter = CountVectorizer(**counting)
             self._counters[key] = (counter, counter.fit_transform(list(self.texts)).tocsr())
         return self._counters[key]
+
+
+def text_data(ctx: ProbeContext) -> UnionData:
+    """The run's one :class:`UnionData`: the TF-IDF baseline and the union use the same
+    vectorizer, so between them the texts are counted once and each fold's vocabulary is
+    fitted once."""
+    if "union_data" not in ctx.shared:
+        ctx.shared["union_data"] = UnionData(ctx.text_array)
+    return ctx.shared["union_data"]
 
 
 class FoldVocabulary:
@@ -238,7 +248,7 @@ class TfidfUnion(Family):
     def candidates(self, ctx: ProbeContext) -> list[Candidate]:
         if not (ctx.options.union and ctx.options.union_top):
             return []
-        data = UnionData(ctx.text_array)
+        data = text_data(ctx)
         out = []
         for fs in _best_sets(ctx, ctx.options.union_top):
             ctx.log(f"scoring TF-IDF ⊕ {fs.layer} {fs.pooling} (vocabulary fitted per fold)")
